@@ -1,0 +1,327 @@
+// Package policy is the per-check state machine that decides when medic acts.
+//
+// A Machine is pure and deterministic: it takes events (a probe result, the
+// result of a remedy, the passing of time) together with the time they
+// happened, and returns the transitions they caused and the action to take.
+// It starts no goroutines, reads no clock and does no I/O; the runner in
+// package agent drives it. The model is Consul's StatusHandler
+// (agent/checks/check.go), with counters that start at zero so that medic never
+// acts on the first failure after it starts.
+//
+//	healthy ──(failures consecutive failed probes)──► failing ──► restarting ──► verifying ──► healthy
+//	                                                     │            ▲              │
+//	                                                     │            └── backoff ───┘ (job failed or verify timed out)
+//	                                                     └──► gave_up (restart budget spent; keeps probing;
+//	                                                                   budget renewed after retry_after)
+package policy
+
+import (
+	"fmt"
+	"time"
+)
+
+// State is the phase a check is in.
+type State string
+
+// The states of a check.
+const (
+	// Healthy: the probes pass, or fewer than Failures consecutive probes failed.
+	Healthy State = "healthy"
+	// Failing: Failures consecutive probes failed; an incident is open. With
+	// remedy action "none" a check stays here until the probes pass again.
+	Failing State = "failing"
+	// Restarting: a restart job is in flight, or the next attempt waits for its
+	// backoff delay to pass.
+	Restarting State = "restarting"
+	// Verifying: the job finished; the probes must pass Successes times
+	// within VerifyTimeout.
+	Verifying State = "verifying"
+	// GaveUp: the restart budget is spent. medic keeps probing and resolves the
+	// incident when the probes pass; after RetryAfter it renews the budget.
+	GaveUp State = "gave_up"
+)
+
+// Params are the thresholds and timings of one check. Durations are
+// wall-clock lengths measured with the monotonic clock of the times given to
+// the Machine.
+type Params struct {
+	// Failures is the failure threshold: consecutive failed probes before acting (>= 1).
+	Failures int
+	// Successes is the success threshold: consecutive passing probes that
+	// count as healthy again (>= 1).
+	Successes int
+	// Grace is the grace period after the Machine starts and after each
+	// restart during which failed probes are not counted.
+	Grace time.Duration
+	// Remediate is false for remedy action "none": the Machine never asks
+	// for a restart.
+	Remediate bool
+	// VerifyTimeout bounds the time from a finished restart job to the
+	// probes passing.
+	VerifyTimeout time.Duration
+	// MaxRestarts restarts are allowed within Window (the restart budget).
+	MaxRestarts int
+	// Window is the sliding window of the restart budget.
+	Window time.Duration
+	// Backoff is the delay before the second attempt of an incident; it
+	// doubles for each further attempt up to BackoffMax.
+	Backoff, BackoffMax time.Duration
+	// RetryAfter renews the budget this long after giving up; 0 means never.
+	RetryAfter time.Duration
+}
+
+// Transition is one change of state, as logged and handed to escalation.
+type Transition struct {
+	From, To State
+	// Reason says why, in words fit for a log line or an alert.
+	Reason string
+	// Attempt is the number of the restart within the current incident
+	// (1 for the first); 0 before any restart.
+	Attempt int
+	// At is when the event that caused the transition happened.
+	At time.Time
+	// Elapsed is the time since the incident's first failed probe, or zero
+	// when no incident is open.
+	Elapsed time.Duration
+}
+
+// Decision is what the driver must do after an event.
+type Decision struct {
+	// Transitions lists the state changes the event caused, in order.
+	Transitions []Transition
+	// Restart asks the driver to run the remedy now and report its result
+	// with JobDone.
+	Restart bool
+	// WakeAt, when not zero, is when the driver must call Tick at the
+	// latest (a backoff, verify deadline or budget renewal falls due).
+	WakeAt time.Time
+}
+
+// Machine is the state machine of one check. The zero value is not usable;
+// call New. A Machine is not safe for concurrent use.
+type Machine struct {
+	p Params
+
+	state     State
+	fails     int // consecutive failed probes
+	successes int // consecutive passing probes
+	lastErr   string
+
+	graceUntil   time.Time
+	failingSince time.Time   // first failed probe of the open incident; zero if none
+	attempt      int         // restarts in this incident
+	restarts     []time.Time // restarts inside the sliding window
+	jobInFlight  bool
+	nextAttempt  time.Time // restart falls due at this time (Restarting, not in flight)
+	verifyUntil  time.Time // deadline of Verifying
+	gaveUpAt     time.Time
+}
+
+// New returns a Machine in state Healthy whose grace period starts at now.
+func New(p Params, now time.Time) *Machine {
+	return &Machine{p: p, state: Healthy, graceUntil: now.Add(p.Grace)}
+}
+
+// State returns the current state.
+func (m *Machine) State() State { return m.state }
+
+// FailingSince returns the time of the open incident's first failed probe,
+// or the zero time when no incident is open.
+func (m *Machine) FailingSince() time.Time { return m.failingSince }
+
+// Attempt returns the number of restarts issued in the open incident.
+func (m *Machine) Attempt() int { return m.attempt }
+
+// RestartsInWindow returns how many restarts of the budget are used at now.
+func (m *Machine) RestartsInWindow(now time.Time) int {
+	m.prune(now)
+	return len(m.restarts)
+}
+
+// Probe feeds the result of one probe round: ok is true when every probe of
+// the check passed; reason describes the failure otherwise.
+func (m *Machine) Probe(now time.Time, ok bool, reason string) Decision {
+	var d Decision
+	if ok {
+		m.fails = 0
+		m.successes++
+	} else {
+		m.successes = 0
+		m.lastErr = reason
+	}
+	switch m.state {
+	case Healthy:
+		if ok {
+			break
+		}
+		if now.Before(m.graceUntil) {
+			break // in the grace period: not counted
+		}
+		if m.fails == 0 {
+			m.failingSince = now
+		}
+		m.fails++
+		if m.fails >= m.p.Failures {
+			m.to(&d, now, Failing, fmt.Sprintf("%d consecutive failed probes: %s", m.fails, reason))
+			m.act(&d, now)
+		}
+	case Failing, GaveUp:
+		if ok && m.successes >= m.p.Successes {
+			m.recover(&d, now, "probes pass again without a restart")
+		}
+	case Restarting:
+		if m.jobInFlight {
+			break // the outcome of the job decides; see JobDone
+		}
+		if ok && m.successes >= m.p.Successes {
+			m.recover(&d, now, "probes pass again while waiting for the next attempt")
+		}
+	case Verifying:
+		if ok && m.successes >= m.p.Successes {
+			m.recover(&d, now, fmt.Sprintf("verified: %d passing probe(s) after restart %d", m.successes, m.attempt))
+		}
+	}
+	m.wake(&d)
+	return d
+}
+
+// JobDone feeds the outcome of the restart that Decision.Restart asked for:
+// result is the systemd job result ("done", "failed", "canceled", "timeout",
+// "dependency", "skipped"), or "" with err set when the job could not be
+// queued at all (bus down, unit refused).
+func (m *Machine) JobDone(now time.Time, result string, err error) Decision {
+	var d Decision
+	if m.state != Restarting || !m.jobInFlight {
+		return d
+	}
+	m.jobInFlight = false
+	m.successes = 0
+	if err == nil && result == "done" {
+		m.graceUntil = now.Add(m.p.Grace)
+		m.verifyUntil = now.Add(m.p.VerifyTimeout)
+		m.to(&d, now, Verifying, fmt.Sprintf("restart job %s; probes must pass within %s", result, m.p.VerifyTimeout))
+	} else {
+		why := "restart job " + result
+		if err != nil {
+			why = "restart not possible: " + err.Error()
+		}
+		m.retry(&d, now, why)
+	}
+	m.wake(&d)
+	return d
+}
+
+// Tick tells the Machine that time has passed; it fires due backoffs,
+// verify deadlines and budget renewals.
+func (m *Machine) Tick(now time.Time) Decision {
+	var d Decision
+	switch m.state {
+	case Restarting:
+		if !m.jobInFlight && !now.Before(m.nextAttempt) {
+			m.act(&d, now)
+		}
+	case Verifying:
+		if !now.Before(m.verifyUntil) {
+			m.retry(&d, now, fmt.Sprintf("verify failed: probes did not pass within %s after restart %d (last: %s)", m.p.VerifyTimeout, m.attempt, m.lastErr))
+		}
+	case GaveUp:
+		if m.p.RetryAfter > 0 && !now.Before(m.gaveUpAt.Add(m.p.RetryAfter)) {
+			m.restarts = nil
+			m.attempt = 0
+			m.to(&d, now, Failing, fmt.Sprintf("restart budget renewed after %s", m.p.RetryAfter))
+			m.act(&d, now)
+		}
+	}
+	m.wake(&d)
+	return d
+}
+
+// act restarts now if the remedy is enabled and the budget allows, and gives
+// up otherwise. The Machine is in Failing or Restarting.
+func (m *Machine) act(d *Decision, now time.Time) {
+	if !m.p.Remediate {
+		return
+	}
+	if used := m.RestartsInWindow(now); used >= m.p.MaxRestarts {
+		m.gaveUpAt = now
+		m.to(d, now, GaveUp, fmt.Sprintf("restart budget spent: %d restarts within %s", used, m.p.Window))
+		return
+	}
+	m.attempt++
+	m.restarts = append(m.restarts, now)
+	m.jobInFlight = true
+	reason := "restart attempt " + fmt.Sprint(m.attempt)
+	if m.state == Restarting {
+		// A backoff ended; the state stays, the log says why we act.
+		d.Transitions = append(d.Transitions, Transition{From: Restarting, To: Restarting, Reason: reason + " after backoff", Attempt: m.attempt, At: now, Elapsed: m.elapsed(now)})
+	} else {
+		m.to(d, now, Restarting, reason)
+	}
+	d.Restart = true
+}
+
+// retry schedules the next attempt after its backoff, or gives up.
+func (m *Machine) retry(d *Decision, now time.Time, why string) {
+	if used := m.RestartsInWindow(now); used >= m.p.MaxRestarts {
+		m.gaveUpAt = now
+		m.to(d, now, GaveUp, fmt.Sprintf("%s; restart budget spent: %d restarts within %s", why, used, m.p.Window))
+		return
+	}
+	delay := m.backoff()
+	m.nextAttempt = now.Add(delay)
+	m.to(d, now, Restarting, fmt.Sprintf("%s; next attempt in %s", why, delay))
+}
+
+// backoff returns the delay before attempt m.attempt+1: Backoff doubled for
+// each attempt after the second, capped at BackoffMax.
+func (m *Machine) backoff() time.Duration {
+	b := m.p.Backoff
+	for i := 1; i < m.attempt && b < m.p.BackoffMax; i++ {
+		b *= 2
+	}
+	return min(b, m.p.BackoffMax)
+}
+
+func (m *Machine) recover(d *Decision, now time.Time, why string) {
+	m.to(d, now, Healthy, why)
+	m.fails = 0
+	m.failingSince = time.Time{}
+	m.attempt = 0
+	m.jobInFlight = false
+}
+
+func (m *Machine) to(d *Decision, now time.Time, s State, reason string) {
+	d.Transitions = append(d.Transitions, Transition{From: m.state, To: s, Reason: reason, Attempt: m.attempt, At: now, Elapsed: m.elapsed(now)})
+	m.state = s
+}
+
+func (m *Machine) elapsed(now time.Time) time.Duration {
+	if m.failingSince.IsZero() {
+		return 0
+	}
+	return now.Sub(m.failingSince)
+}
+
+func (m *Machine) prune(now time.Time) {
+	cut := 0
+	for cut < len(m.restarts) && !now.Before(m.restarts[cut].Add(m.p.Window)) {
+		cut++
+	}
+	m.restarts = m.restarts[cut:]
+}
+
+// wake sets d.WakeAt to the next time Tick has work.
+func (m *Machine) wake(d *Decision) {
+	switch m.state {
+	case Restarting:
+		if !m.jobInFlight {
+			d.WakeAt = m.nextAttempt
+		}
+	case Verifying:
+		d.WakeAt = m.verifyUntil
+	case GaveUp:
+		if m.p.RetryAfter > 0 {
+			d.WakeAt = m.gaveUpAt.Add(m.p.RetryAfter)
+		}
+	}
+}

@@ -1,0 +1,279 @@
+package policy
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+// step is one event fed to the Machine at t0+at.
+type step struct {
+	at    time.Duration
+	event string // "ok", "fail", "done", "failed", "err", "tick"
+
+	wantState   State
+	wantRestart bool
+	wantTo      []State // the To of each transition, in order; nil means none
+	wantWakeIn  time.Duration
+}
+
+var t0 = time.Date(2026, 11, 21, 8, 0, 0, 0, time.UTC)
+
+func params() Params {
+	return Params{
+		Failures: 3, Successes: 2, Grace: 10 * time.Second, Remediate: true,
+		VerifyTimeout: 30 * time.Second, MaxRestarts: 3, Window: 10 * time.Minute,
+		Backoff: 5 * time.Second, BackoffMax: 12 * time.Second, RetryAfter: time.Hour,
+	}
+}
+
+func run(t *testing.T, p Params, steps []step) {
+	t.Helper()
+	m := New(p, t0)
+	for i, s := range steps {
+		now := t0.Add(s.at)
+		var d Decision
+		switch s.event {
+		case "ok":
+			d = m.Probe(now, true, "")
+		case "fail":
+			d = m.Probe(now, false, "127.0.0.1:8080 connection refused")
+		case "done", "failed", "canceled":
+			d = m.JobDone(now, s.event, nil)
+		case "err":
+			d = m.JobDone(now, "", errors.New("bus down"))
+		case "tick":
+			d = m.Tick(now)
+		default:
+			t.Fatalf("step %d: unknown event %q", i, s.event)
+		}
+		var to []State
+		for _, tr := range d.Transitions {
+			to = append(to, tr.To)
+			if tr.Reason == "" {
+				t.Errorf("step %d: transition %s→%s has no reason", i, tr.From, tr.To)
+			}
+		}
+		if got := m.State(); got != s.wantState {
+			t.Errorf("step %d (%s at %s): state = %s, want %s", i, s.event, s.at, got, s.wantState)
+		}
+		if d.Restart != s.wantRestart {
+			t.Errorf("step %d (%s at %s): restart = %v, want %v", i, s.event, s.at, d.Restart, s.wantRestart)
+		}
+		if strings.Join(states(to), ",") != strings.Join(states(s.wantTo), ",") {
+			t.Errorf("step %d (%s at %s): transitions to %v, want %v", i, s.event, s.at, to, s.wantTo)
+		}
+		var wake time.Duration
+		if !d.WakeAt.IsZero() {
+			wake = d.WakeAt.Sub(now)
+		}
+		if wake != s.wantWakeIn {
+			t.Errorf("step %d (%s at %s): wake in %s, want %s", i, s.event, s.at, wake, s.wantWakeIn)
+		}
+	}
+}
+
+func states(s []State) []string {
+	out := make([]string, len(s))
+	for i, v := range s {
+		out[i] = string(v)
+	}
+	return out
+}
+
+func TestMachine(t *testing.T) {
+	sec := time.Second
+	tests := []struct {
+		name   string
+		params func(*Params)
+		steps  []step
+	}{
+		{
+			name: "failures in the start grace period are not counted",
+			steps: []step{
+				{at: 1 * sec, event: "fail", wantState: Healthy},
+				{at: 2 * sec, event: "fail", wantState: Healthy},
+				{at: 3 * sec, event: "fail", wantState: Healthy},
+				{at: 9 * sec, event: "fail", wantState: Healthy},
+				{at: 10 * sec, event: "fail", wantState: Healthy},
+				{at: 11 * sec, event: "fail", wantState: Healthy},
+				{at: 12 * sec, event: "fail", wantState: Restarting, wantRestart: true, wantTo: []State{Failing, Restarting}},
+			},
+		},
+		{
+			name: "a pass resets the failure count; no action on the first failure",
+			steps: []step{
+				{at: 20 * sec, event: "fail", wantState: Healthy},
+				{at: 21 * sec, event: "fail", wantState: Healthy},
+				{at: 22 * sec, event: "ok", wantState: Healthy},
+				{at: 23 * sec, event: "fail", wantState: Healthy},
+				{at: 24 * sec, event: "fail", wantState: Healthy},
+			},
+		},
+		{
+			name: "heal: failing, restart done, verified after the success threshold",
+			steps: []step{
+				{at: 20 * sec, event: "fail", wantState: Healthy},
+				{at: 21 * sec, event: "fail", wantState: Healthy},
+				{at: 22 * sec, event: "fail", wantState: Restarting, wantRestart: true, wantTo: []State{Failing, Restarting}},
+				{at: 22500 * time.Millisecond, event: "fail", wantState: Restarting}, // job in flight: ignored
+				{at: 23 * sec, event: "done", wantState: Verifying, wantTo: []State{Verifying}, wantWakeIn: 30 * sec},
+				{at: 24 * sec, event: "fail", wantState: Verifying, wantWakeIn: 29 * sec},
+				{at: 25 * sec, event: "ok", wantState: Verifying, wantWakeIn: 28 * sec},
+				{at: 26 * sec, event: "ok", wantState: Healthy, wantTo: []State{Healthy}},
+				// the grace period after the restart hides the next failures
+				{at: 27 * sec, event: "fail", wantState: Healthy},
+				{at: 28 * sec, event: "fail", wantState: Healthy},
+				{at: 29 * sec, event: "fail", wantState: Healthy},
+			},
+		},
+		{
+			name: "verify timeout retries with doubling backoff, then gives up on the budget",
+			steps: []step{
+				{at: 20 * sec, event: "fail", wantState: Healthy},
+				{at: 21 * sec, event: "fail", wantState: Healthy},
+				{at: 22 * sec, event: "fail", wantState: Restarting, wantRestart: true, wantTo: []State{Failing, Restarting}},
+				{at: 23 * sec, event: "done", wantState: Verifying, wantTo: []State{Verifying}, wantWakeIn: 30 * sec},
+				{at: 52 * sec, event: "tick", wantState: Verifying, wantWakeIn: 1 * sec},
+				{at: 53 * sec, event: "tick", wantState: Restarting, wantTo: []State{Restarting}, wantWakeIn: 5 * sec},
+				{at: 55 * sec, event: "tick", wantState: Restarting, wantWakeIn: 3 * sec},
+				{at: 58 * sec, event: "tick", wantState: Restarting, wantRestart: true, wantTo: []State{Restarting}},
+				{at: 59 * sec, event: "failed", wantState: Restarting, wantTo: []State{Restarting}, wantWakeIn: 10 * sec},
+				{at: 69 * sec, event: "tick", wantState: Restarting, wantRestart: true, wantTo: []State{Restarting}},
+				{at: 70 * sec, event: "done", wantState: Verifying, wantTo: []State{Verifying}, wantWakeIn: 30 * sec},
+				{at: 100 * sec, event: "tick", wantState: GaveUp, wantTo: []State{GaveUp}, wantWakeIn: time.Hour},
+				{at: 101 * sec, event: "fail", wantState: GaveUp, wantWakeIn: time.Hour - sec},
+				{at: 102 * sec, event: "tick", wantState: GaveUp, wantWakeIn: time.Hour - 2*sec},
+			},
+		},
+		{
+			name:   "backoff is capped at backoff_max",
+			params: func(p *Params) { p.MaxRestarts = 10 },
+			steps: []step{
+				{at: 20 * sec, event: "fail", wantState: Healthy},
+				{at: 21 * sec, event: "fail", wantState: Healthy},
+				{at: 22 * sec, event: "fail", wantState: Restarting, wantRestart: true, wantTo: []State{Failing, Restarting}},
+				{at: 22 * sec, event: "failed", wantState: Restarting, wantTo: []State{Restarting}, wantWakeIn: 5 * sec},
+				{at: 27 * sec, event: "tick", wantState: Restarting, wantRestart: true, wantTo: []State{Restarting}},
+				{at: 27 * sec, event: "failed", wantState: Restarting, wantTo: []State{Restarting}, wantWakeIn: 10 * sec},
+				{at: 37 * sec, event: "tick", wantState: Restarting, wantRestart: true, wantTo: []State{Restarting}},
+				{at: 37 * sec, event: "err", wantState: Restarting, wantTo: []State{Restarting}, wantWakeIn: 12 * sec},
+			},
+		},
+		{
+			name:   "gave up resolves when the probes pass, and the budget renews after retry_after",
+			params: func(p *Params) { p.MaxRestarts = 1; p.RetryAfter = 20 * time.Minute },
+			steps: []step{
+				{at: 20 * sec, event: "fail", wantState: Healthy},
+				{at: 21 * sec, event: "fail", wantState: Healthy},
+				{at: 22 * sec, event: "fail", wantState: Restarting, wantRestart: true, wantTo: []State{Failing, Restarting}},
+				{at: 23 * sec, event: "canceled", wantState: GaveUp, wantTo: []State{GaveUp}, wantWakeIn: 20 * time.Minute},
+				{at: 23*sec + 20*time.Minute, event: "tick", wantState: Restarting, wantRestart: true, wantTo: []State{Failing, Restarting}},
+				{at: 24*sec + 20*time.Minute, event: "done", wantState: Verifying, wantTo: []State{Verifying}, wantWakeIn: 30 * sec},
+				{at: 54*sec + 20*time.Minute, event: "tick", wantState: GaveUp, wantTo: []State{GaveUp}, wantWakeIn: 20 * time.Minute},
+				{at: 55*sec + 20*time.Minute, event: "ok", wantState: GaveUp, wantWakeIn: 20*time.Minute - sec},
+				{at: 56*sec + 20*time.Minute, event: "ok", wantState: Healthy, wantTo: []State{Healthy}},
+			},
+		},
+		{
+			name:   "retry_after 0 never renews the budget",
+			params: func(p *Params) { p.MaxRestarts = 1; p.RetryAfter = 0 },
+			steps: []step{
+				{at: 20 * sec, event: "fail", wantState: Healthy},
+				{at: 21 * sec, event: "fail", wantState: Healthy},
+				{at: 22 * sec, event: "fail", wantState: Restarting, wantRestart: true, wantTo: []State{Failing, Restarting}},
+				{at: 23 * sec, event: "failed", wantState: GaveUp, wantTo: []State{GaveUp}},
+				{at: 100 * time.Hour, event: "tick", wantState: GaveUp},
+			},
+		},
+		{
+			name:   "the budget slides: a new incident inside the window finds it spent",
+			params: func(p *Params) { p.MaxRestarts = 1; p.Successes = 1 },
+			steps: []step{
+				{at: 20 * sec, event: "fail", wantState: Healthy},
+				{at: 21 * sec, event: "fail", wantState: Healthy},
+				{at: 22 * sec, event: "fail", wantState: Restarting, wantRestart: true, wantTo: []State{Failing, Restarting}},
+				{at: 23 * sec, event: "done", wantState: Verifying, wantTo: []State{Verifying}, wantWakeIn: 30 * sec},
+				{at: 24 * sec, event: "ok", wantState: Healthy, wantTo: []State{Healthy}},
+				{at: 40 * sec, event: "fail", wantState: Healthy},
+				{at: 41 * sec, event: "fail", wantState: Healthy},
+				{at: 42 * sec, event: "fail", wantState: GaveUp, wantTo: []State{Failing, GaveUp}, wantWakeIn: time.Hour},
+				{at: 43 * sec, event: "ok", wantState: Healthy, wantTo: []State{Healthy}},
+				// 10 minutes after the first restart the window has room again
+				{at: 22*sec + 10*time.Minute, event: "fail", wantState: Healthy},
+				{at: 23*sec + 10*time.Minute, event: "fail", wantState: Healthy},
+				{at: 24*sec + 10*time.Minute, event: "fail", wantState: Restarting, wantRestart: true, wantTo: []State{Failing, Restarting}},
+			},
+		},
+		{
+			name:   "action none: failing until the probes pass, never a restart",
+			params: func(p *Params) { p.Remediate = false; p.Successes = 1 },
+			steps: []step{
+				{at: 20 * sec, event: "fail", wantState: Healthy},
+				{at: 21 * sec, event: "fail", wantState: Healthy},
+				{at: 22 * sec, event: "fail", wantState: Failing, wantTo: []State{Failing}},
+				{at: 23 * sec, event: "fail", wantState: Failing},
+				{at: 24 * sec, event: "tick", wantState: Failing},
+				{at: 25 * sec, event: "ok", wantState: Healthy, wantTo: []State{Healthy}},
+			},
+		},
+		{
+			name:   "recovery on its own during a backoff ends the incident",
+			params: func(p *Params) { p.Successes = 1 },
+			steps: []step{
+				{at: 20 * sec, event: "fail", wantState: Healthy},
+				{at: 21 * sec, event: "fail", wantState: Healthy},
+				{at: 22 * sec, event: "fail", wantState: Restarting, wantRestart: true, wantTo: []State{Failing, Restarting}},
+				{at: 23 * sec, event: "failed", wantState: Restarting, wantTo: []State{Restarting}, wantWakeIn: 5 * sec},
+				{at: 24 * sec, event: "ok", wantState: Healthy, wantTo: []State{Healthy}},
+				{at: 28 * sec, event: "tick", wantState: Healthy},
+			},
+		},
+		{
+			name: "a stray job result outside restarting changes nothing",
+			steps: []step{
+				{at: 20 * sec, event: "done", wantState: Healthy},
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := params()
+			if tt.params != nil {
+				tt.params(&p)
+			}
+			run(t, p, tt.steps)
+		})
+	}
+}
+
+func TestTransitionDetails(t *testing.T) {
+	m := New(params(), t0)
+	for i := range 2 {
+		m.Probe(t0.Add(time.Duration(20+i)*time.Second), false, "refused")
+	}
+	d := m.Probe(t0.Add(22*time.Second), false, "127.0.0.1:8080 connection refused")
+	if len(d.Transitions) != 2 {
+		t.Fatalf("got %d transitions, want 2", len(d.Transitions))
+	}
+	f, r := d.Transitions[0], d.Transitions[1]
+	if f.From != Healthy || f.To != Failing || !strings.Contains(f.Reason, "3 consecutive failed probes: 127.0.0.1:8080 connection refused") {
+		t.Errorf("first transition = %+v", f)
+	}
+	if r.Attempt != 1 || r.Elapsed != 2*time.Second {
+		t.Errorf("restart transition attempt=%d elapsed=%s, want 1 and 2s", r.Attempt, r.Elapsed)
+	}
+	if got := m.FailingSince(); !got.Equal(t0.Add(20 * time.Second)) {
+		t.Errorf("FailingSince = %s, want t0+20s", got)
+	}
+	m.JobDone(t0.Add(23*time.Second), "done", nil)
+	m.Probe(t0.Add(24*time.Second), true, "")
+	d = m.Probe(t0.Add(25*time.Second), true, "")
+	if len(d.Transitions) != 1 || d.Transitions[0].Elapsed != 5*time.Second {
+		t.Fatalf("recovery transitions = %+v, want one with elapsed 5s", d.Transitions)
+	}
+	if !m.FailingSince().IsZero() || m.Attempt() != 0 {
+		t.Errorf("after recovery FailingSince=%s Attempt=%d, want zero", m.FailingSince(), m.Attempt())
+	}
+}
