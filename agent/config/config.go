@@ -1,0 +1,683 @@
+// Package config holds medic's configuration: the types the TOML file decodes
+// into, their defaults, loading, and validation that reports every problem
+// with its file, line and key.
+//
+// A file is decoded on top of the Default* values, so a key left out keeps
+// its default; a check that does not set interval or timeout takes the
+// agent's. Unknown keys are errors. See config.example.toml at the root of
+// the repository for every option with its default.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"reflect"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/medic-watchdog/medic/probe"
+)
+
+// Config is the whole configuration file.
+type Config struct {
+	// File is the path the configuration was read from, as given to Load or
+	// Parse; it prefixes every Error.
+	File string `toml:"-"`
+	// Agent holds the settings of the agent itself (the [agent] table).
+	Agent Agent `toml:"agent"`
+	// Checks are the [[check]] tables, in file order.
+	Checks []Check `toml:"check"`
+	// Notifiers are the [[notifier]] tables, in file order.
+	Notifiers []Notifier `toml:"notifier"`
+
+	// loc finds the lines of keys in the source; nil when built in code.
+	// Because of it, two Configs parsed from different text are never
+	// reflect.DeepEqual: compare Agent, Checks and Notifiers instead.
+	loc *locator
+}
+
+// Agent is the [agent] table.
+type Agent struct {
+	// Bus is the systemd manager medic talks to: "system" (default) or
+	// "user" (the calling user's manager; used by tests and demos).
+	Bus string `toml:"bus"`
+	// Interval is the default time between two probes of a check (10s).
+	Interval Duration `toml:"interval"`
+	// Timeout is the default time one probe may take (2s); it must be
+	// shorter than Interval.
+	Timeout Duration `toml:"timeout"`
+	// Jitter spreads probes: each wait is changed by up to this fraction of
+	// the interval, at random. 0 to 0.5; default 0.1.
+	Jitter float64 `toml:"jitter"`
+	// StateDir holds the outbox and incident state (/var/lib/medic). It
+	// must be an absolute path; it need not exist when validating.
+	StateDir string `toml:"state_dir"`
+	// StatusSocket is the Unix socket that `medic status` reads
+	// (/run/medic/medic.sock). An absolute path; empty turns it off.
+	StatusSocket string `toml:"status_socket"`
+	// MetricsListen is the host:port of the Prometheus metrics endpoint,
+	// e.g. "127.0.0.1:9464"; empty (default) turns it off.
+	MetricsListen string `toml:"metrics_listen"`
+	// MaxConcurrentRemedies caps how many restarts medic runs at once
+	// across all checks (4, at least 1).
+	MaxConcurrentRemedies int `toml:"max_concurrent_remedies"`
+}
+
+// Check is one [[check]] table: a systemd unit, the probes that tell whether
+// it works, what to do when they fail and whom to tell.
+type Check struct {
+	// Name identifies the check in logs, alerts and metrics; required,
+	// unique, made of letters, digits, '.', '_' and '-'.
+	Name string `toml:"name"`
+	// Unit is the systemd unit to remedy, e.g. "my-app.service"; required
+	// unless Remedy.Action is "none". These are the only units medic acts on.
+	Unit string `toml:"unit"`
+	// Interval is the time between two probes; default the agent's.
+	Interval Duration `toml:"interval"`
+	// Timeout is the time one probe may take; default the agent's. It must
+	// be shorter than Interval.
+	Timeout Duration `toml:"timeout"`
+	// RetryInterval is the shorter delay before the next probe after a
+	// failed one; default min(1s, Interval). More than 0, at most Interval.
+	RetryInterval Duration `toml:"retry_interval"`
+	// Failures is the failure threshold: consecutive failed probes before
+	// medic acts (3, at least 1).
+	Failures int `toml:"failures"`
+	// Successes is the success threshold: consecutive good probes before a
+	// failing check counts as healthy again (1, at least 1).
+	Successes int `toml:"successes"`
+	// Grace is the grace period after medic starts and after each
+	// (re)start of the unit during which failures are not counted (10s, 0 or
+	// more).
+	Grace Duration `toml:"grace"`
+	// Probes are the [[check.probe]] tables; at least one. The check fails
+	// when any of them fails.
+	Probes []Probe `toml:"probe"`
+	// Remedy is the [check.remedy] table.
+	Remedy Remedy `toml:"remedy"`
+	// Escalate is the [check.escalate] table.
+	Escalate Escalate `toml:"escalate"`
+}
+
+// Probe is one [[check.probe]] table. Type selects the kind; each kind reads
+// only its own fields, and setting another kind's field is an error.
+type Probe struct {
+	// Type is "tcp", "unix" or "http" (which also covers https URLs).
+	Type string `toml:"type"`
+	// Address is host:port for tcp; the host may be a name.
+	Address string `toml:"address"`
+	// Path is the absolute path of the socket for unix.
+	Path string `toml:"path"`
+	// URL is the absolute http:// or https:// URL for http.
+	URL string `toml:"url"`
+	// Method is the HTTP request method for http; empty means GET.
+	Method string `toml:"method"`
+	// Headers are added to an http request; "Host" sets the Host header.
+	Headers map[string]string `toml:"headers"`
+	// ExpectStatus lists the accepted status codes for http: integers such
+	// as 200 or strings such as "200-299" or "2xx". Empty means 200-299.
+	// Read the parsed form with StatusRanges.
+	ExpectStatus []any `toml:"expect_status"`
+	// ExpectBody, when set, must occur in the first 64 KiB of an http body.
+	ExpectBody string `toml:"expect_body"`
+	// TLSSkipVerify turns certificate verification off for an https URL.
+	TLSSkipVerify bool `toml:"tls_skip_verify"`
+	// CAFile is an absolute path to a PEM bundle of extra roots for https.
+	CAFile string `toml:"ca_file"`
+	// ServerName overrides the name used for SNI and verification (https).
+	ServerName string `toml:"server_name"`
+}
+
+// Remedy is the [check.remedy] table: what medic does to a failing unit and
+// how often.
+type Remedy struct {
+	// Action is "restart" (default), "start" (only start the unit when it is
+	// not active) or "none" (only probe and escalate).
+	Action string `toml:"action"`
+	// VerifyTimeout is how long the probes may take to pass once the
+	// restart job is done (30s, more than 0).
+	VerifyTimeout Duration `toml:"verify_timeout"`
+	// MaxRestarts is the restart budget: restarts allowed within Window
+	// before medic gives up and escalates (3, at least 1 unless Action is
+	// "none").
+	MaxRestarts int `toml:"max_restarts"`
+	// Window is the sliding window of the restart budget (10m, more than 0).
+	Window Duration `toml:"window"`
+	// Backoff is the delay before the second attempt, doubling for each
+	// further one (5s, 0 or more).
+	Backoff Duration `toml:"backoff"`
+	// BackoffMax caps the backoff (5m, at least Backoff).
+	BackoffMax Duration `toml:"backoff_max"`
+	// RetryAfter renews the restart budget this long after medic gave up
+	// (1h); 0 means never: a human must act.
+	RetryAfter Duration `toml:"retry_after"`
+	// JobTimeout is how long medic waits for the result of systemd's job
+	// (90s, more than 0).
+	JobTimeout Duration `toml:"job_timeout"`
+}
+
+// Escalate is the [check.escalate] table: whom to tell about an incident.
+type Escalate struct {
+	// Notify names the notifiers that receive this check's incidents.
+	Notify []string `toml:"notify"`
+	// RepeatInterval is the time between reminders of an incident still
+	// open (4h); 0 sends no reminders.
+	RepeatInterval Duration `toml:"repeat_interval"`
+	// NotifyOnRecovery also sends a message when the incident is resolved
+	// (false).
+	NotifyOnRecovery bool `toml:"notify_on_recovery"`
+}
+
+// Notifier is one [[notifier]] table. Type selects the kind; each kind reads
+// the fields documented for it.
+type Notifier struct {
+	// Name is what checks' escalate.notify refers to; required, unique,
+	// made of letters, digits, '.', '_' and '-'.
+	Name string `toml:"name"`
+	// Type is "log", "email", "webhook" or "alertmanager".
+	Type string `toml:"type"`
+
+	// Host is the SMTP server (email; required).
+	Host string `toml:"host"`
+	// Port is the SMTP port (email): default 587, or 465 when TLS is "tls".
+	Port int `toml:"port"`
+	// TLS is the SMTP transport security (email): "starttls" (default;
+	// required, not opportunistic), "tls" (implicit TLS) or "none".
+	TLS string `toml:"tls"`
+	// Username is the SMTP AUTH user (email); no AUTH when empty.
+	Username string `toml:"username"`
+	// Password is the SMTP password written inline (email). Prefer
+	// PasswordFile or PasswordCredential; at most one of the three.
+	Password string `toml:"password"`
+	// PasswordFile is an absolute path to a file holding the SMTP password
+	// (email); read when sending, so it need not exist when validating.
+	PasswordFile string `toml:"password_file"`
+	// PasswordCredential names a systemd credential (LoadCredential=) in
+	// $CREDENTIALS_DIRECTORY holding the SMTP password (email).
+	PasswordCredential string `toml:"password_credential"`
+	// From is the sender address (email; required).
+	From string `toml:"from"`
+	// To are the recipient addresses (email; at least one).
+	To []string `toml:"to"`
+
+	// URL is the http(s) endpoint (webhook, alertmanager; required). For
+	// alertmanager it is the base URL, e.g. "http://127.0.0.1:9093".
+	URL string `toml:"url"`
+	// SecretFile is an absolute path to the HMAC-SHA256 signing secret
+	// (webhook; optional); read when sending.
+	SecretFile string `toml:"secret_file"`
+	// Format is the webhook body: "json" (default) or "slack".
+	Format string `toml:"format"`
+}
+
+// Defaults. A file is decoded on top of these; change them only together
+// with config.example.toml (a test compares the two).
+var (
+	// DefaultAgent is the [agent] table when the file leaves keys out.
+	DefaultAgent = Agent{
+		Bus:                   "system",
+		Interval:              Duration{10 * time.Second},
+		Timeout:               Duration{2 * time.Second},
+		Jitter:                0.1,
+		StateDir:              "/var/lib/medic",
+		StatusSocket:          "/run/medic/medic.sock",
+		MetricsListen:         "",
+		MaxConcurrentRemedies: 4,
+	}
+
+	// DefaultRemedy is a check's [check.remedy] table when left out.
+	DefaultRemedy = Remedy{
+		Action:        "restart",
+		VerifyTimeout: Duration{30 * time.Second},
+		MaxRestarts:   3,
+		Window:        Duration{10 * time.Minute},
+		Backoff:       Duration{5 * time.Second},
+		BackoffMax:    Duration{5 * time.Minute},
+		RetryAfter:    Duration{time.Hour},
+		JobTimeout:    Duration{90 * time.Second},
+	}
+
+	// DefaultEscalate is a check's [check.escalate] table when left out.
+	DefaultEscalate = Escalate{
+		RepeatInterval:   Duration{4 * time.Hour},
+		NotifyOnRecovery: false,
+	}
+
+	// DefaultCheck is a [[check]] table's defaults. Parse replaces Interval
+	// and Timeout with the agent's, and RetryInterval with min(1s, Interval),
+	// for a check that does not set them.
+	DefaultCheck = Check{
+		Interval:      DefaultAgent.Interval,
+		Timeout:       DefaultAgent.Timeout,
+		RetryInterval: Duration{time.Second},
+		Failures:      3,
+		Successes:     1,
+		Grace:         Duration{10 * time.Second},
+		Remedy:        DefaultRemedy,
+		Escalate:      DefaultEscalate,
+	}
+
+	// DefaultConfig is a file with only an empty [agent] table.
+	DefaultConfig = Config{Agent: DefaultAgent}
+)
+
+// Defaults of notifiers, applied by type.
+const (
+	DefaultEmailTLS      = "starttls" // Notifier.TLS when empty
+	DefaultEmailPort     = 587        // Notifier.Port with STARTTLS or none
+	DefaultEmailTLSPort  = 465        // Notifier.Port with implicit TLS
+	DefaultWebhookFormat = "json"     // Notifier.Format of a webhook when empty
+)
+
+// DefaultRetryInterval is the longest default retry_interval: a check's
+// default is min(DefaultRetryInterval, its interval).
+const DefaultRetryInterval = time.Second
+
+// tomlKeys returns the TOML names of the fields of the struct v.
+func tomlKeys(v any) []string {
+	t := reflect.TypeOf(v)
+	var out []string
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("toml"), ",")
+		if !f.IsExported() || name == "-" {
+			continue
+		}
+		if name == "" {
+			name = strings.ToLower(f.Name)
+		}
+		out = append(out, name)
+	}
+	return out
+}
+
+// Load reads the file at path and returns it parsed and validated, as Parse
+// does. It fails with a plain error when the file cannot be read, and with
+// Errors when its content is wrong.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("load config: %w", err)
+	}
+	return Parse(data, path)
+}
+
+// Parse decodes data on top of the defaults and validates the result. file
+// names the source in errors (it may be empty). On any problem it returns nil
+// and Errors holding every problem found: TOML syntax errors and values of
+// the wrong type, unknown keys, and everything Validate reports.
+func Parse(data []byte, file string) (*Config, error) {
+	d := decoder{
+		file: file,
+		loc:  newLocator(data),
+	}
+	cfg, err := d.decode(data)
+	if err != nil {
+		return nil, err
+	}
+	var verrs Errors
+	if err := cfg.Validate(); err != nil && !errors.As(err, &verrs) {
+		return nil, err // not reached: Validate returns only Errors
+	}
+	all := append(d.unknown, verrs...)
+	if len(all) > 0 {
+		sortErrors(all)
+		return nil, all
+	}
+	return cfg, nil
+}
+
+type decoder struct {
+	file    string
+	loc     *locator
+	errs    Errors // values that could not be decoded
+	unknown Errors // unknown keys
+}
+
+func (d *decoder) add(key, msg string) {
+	d.errs = append(d.errs, &Error{File: d.file, Line: d.loc.line(key), Key: key, Msg: msg})
+}
+
+// rawConfig decodes arrays of tables as Primitive values so that each element
+// decodes on its own: a wrong value is then reported with the element's index,
+// and the elements after it are still checked.
+type rawConfig struct {
+	Agent     Agent            `toml:"agent"`
+	Checks    []toml.Primitive `toml:"check"`
+	Notifiers []toml.Primitive `toml:"notifier"`
+}
+
+type rawCheck struct {
+	Check
+	Probes []toml.Primitive `toml:"probe"`
+}
+
+// decode returns the decoded config, or nil and Errors when the text cannot
+// be decoded. Unknown keys are left in d.errs.
+func (d *decoder) decode(data []byte) (*Config, error) {
+	raw := rawConfig{Agent: DefaultAgent}
+	md, err := toml.Decode(string(data), &raw)
+	if err != nil {
+		d.decodeError("", err)
+		sortErrors(d.errs)
+		return nil, d.errs
+	}
+	cfg := &Config{File: d.file, Agent: raw.Agent, loc: d.loc}
+	for i, p := range raw.Checks {
+		key := fmt.Sprintf("check[%d]", i)
+		rc := rawCheck{Check: DefaultCheck}
+		rc.Interval, rc.Timeout = cfg.Agent.Interval, cfg.Agent.Timeout
+		if err := md.PrimitiveDecode(p, &rc); err != nil {
+			d.decodeError(key, err)
+			continue
+		}
+		c := rc.Check
+		c.Probes = nil
+		for j, pp := range rc.Probes {
+			var pr Probe
+			if err := md.PrimitiveDecode(pp, &pr); err != nil {
+				d.decodeError(fmt.Sprintf("%s.probe[%d]", key, j), err)
+				continue
+			}
+			c.Probes = append(c.Probes, pr)
+		}
+		cfg.Checks = append(cfg.Checks, c)
+	}
+	for i, p := range raw.Notifiers {
+		n := Notifier{}
+		if err := md.PrimitiveDecode(p, &n); err != nil {
+			d.decodeError(fmt.Sprintf("notifier[%d]", i), err)
+			continue
+		}
+		cfg.Notifiers = append(cfg.Notifiers, n)
+	}
+	if len(d.errs) > 0 {
+		// A value of the wrong type stops the decoding of its element, which
+		// leaves the config half decoded: listing its other keys as unknown
+		// or validating it would only add noise.
+		sortErrors(d.errs)
+		return nil, d.errs
+	}
+	d.unknownKeys(md.Undecoded())
+	// Defaults that depend on other values. Decoding each check again into
+	// a map only tells which keys it sets; it must come after Undecoded,
+	// since it marks every key as decoded.
+	for i, p := range raw.Checks {
+		var set map[string]any
+		if err := md.PrimitiveDecode(p, &set); err != nil {
+			continue
+		}
+		if _, ok := set["retry_interval"]; !ok {
+			c := &cfg.Checks[i]
+			c.RetryInterval = Duration{DefaultRetryInterval}
+			if c.Interval.Duration > 0 && c.Interval.Duration < DefaultRetryInterval {
+				c.RetryInterval = c.Interval
+			}
+		}
+	}
+	for i := range cfg.Notifiers {
+		n := &cfg.Notifiers[i]
+		switch n.Type {
+		case "email":
+			if n.TLS == "" {
+				n.TLS = DefaultEmailTLS
+			}
+			if n.Port == 0 {
+				n.Port = DefaultEmailPort
+				if n.TLS == "tls" {
+					n.Port = DefaultEmailTLSPort
+				}
+			}
+		case "webhook":
+			if n.Format == "" {
+				n.Format = DefaultWebhookFormat
+			}
+		}
+	}
+	return cfg, nil
+}
+
+var (
+	tomlPrefixRE = regexp.MustCompile(`^toml: (?:line \d+ )?(?:\(last key "((?:[^"\\]|\\.)*)"\): )?`)
+	badTypeRE    = regexp.MustCompile(`^incompatible types: TOML value has type (\S+); destination has type (\S+)$`)
+)
+
+// decodeError records err from decoding the element at key ("" for the whole
+// file).
+func (d *decoder) decodeError(elem string, err error) {
+	var (
+		line    int
+		lastKey string
+		msg     = err.Error()
+	)
+	var pe toml.ParseError
+	if errors.As(err, &pe) {
+		line, lastKey, msg = pe.Position.Line, pe.LastKey, pe.Message
+	} else if m := tomlPrefixRE.FindStringSubmatch(msg); m != nil {
+		lastKey, msg = m[1], msg[len(m[0]):]
+	}
+	if m := badTypeRE.FindStringSubmatch(msg); m != nil {
+		got, want := tomlTypeName(m[1]), tomlTypeName(m[2])
+		msg = fmt.Sprintf("wrong type: got %s, want %s", got, want)
+		switch lastKey {
+		case "check", "notifier", "check.probe":
+			if got == "table" && want == "array" {
+				msg = fmt.Sprintf("wrong type: write [[%s]] (an array of tables), not [%s]", lastKey, lastKey)
+			}
+		}
+	}
+	if elem == "" {
+		// The whole file: a syntax error (whose line the parser knows) or
+		// a wrong value in [agent], where keys are not repeated.
+		key := lastKey
+		if len(d.loc.find(key)) == 0 {
+			key = ""
+		}
+		if line == 0 {
+			line = d.loc.line(key)
+		}
+		d.errs = append(d.errs, &Error{File: d.file, Line: line, Key: key, Msg: msg})
+		return
+	}
+	// Inside an element of an array of tables, the decoder's line is that
+	// of the last element with the same key: find the right one.
+	key := elem
+	plain := stripIndexes(elem)
+	if rel, ok := strings.CutPrefix(lastKey, plain+"."); ok {
+		key = elem + "." + rel
+	}
+	d.add(key, msg)
+}
+
+// tomlTypeName names a Go type from the decoder's messages as TOML does.
+func tomlTypeName(t string) string {
+	switch {
+	case t == "string":
+		return "string"
+	case strings.HasPrefix(t, "int") || strings.HasPrefix(t, "uint") || t == "integer":
+		return "integer"
+	case strings.HasPrefix(t, "float"):
+		return "float"
+	case t == "bool":
+		return "boolean"
+	case strings.HasPrefix(t, "map") || t == "struct" || t == "table":
+		return "table"
+	case strings.HasPrefix(t, "[]") || t == "slice" || t == "array":
+		return "array"
+	case t == "time.Time":
+		return "datetime"
+	}
+	return t
+}
+
+// unknownKeys records one error per key the file sets that medic does not
+// know, at every place the file sets it.
+func (d *decoder) unknownKeys(keys []toml.Key) {
+	undecoded := map[string]bool{}
+	for _, k := range keys {
+		undecoded[strings.Join(k, ".")] = true
+	}
+	for _, k := range keys {
+		plain := strings.Join(k, ".")
+		if len(k) > 1 && undecoded[strings.Join(k[:len(k)-1], ".")] {
+			continue // report the unknown table, not each key in it
+		}
+		msg := "unknown key"
+		if s := suggest(k); s != "" {
+			msg += fmt.Sprintf("; did you mean %q?", s)
+		}
+		found := d.loc.find(plain)
+		if len(found) == 0 {
+			// Set in an inline table: name the key without indexes, on
+			// the line of the nearest enclosing key the source names.
+			line := 0
+			for p := parentKey(plain); p != "" && line == 0; p = parentKey(p) {
+				if f := d.loc.find(p); len(f) > 0 {
+					line = f[0].line
+				}
+			}
+			d.unknown = append(d.unknown, &Error{File: d.file, Line: line, Key: plain, Msg: msg})
+			continue
+		}
+		for _, e := range found {
+			d.unknown = append(d.unknown, &Error{File: d.file, Line: e.line, Key: e.path, Msg: msg})
+		}
+	}
+}
+
+// suggest returns the known key closest to the last piece of the unknown key
+// k, or "" when none is close.
+func suggest(k toml.Key) string {
+	known := knownKeys[strings.Join(k[:len(k)-1], ".")]
+	last := k[len(k)-1]
+	best, bestDist := "", 3
+	for _, name := range known {
+		if dist := editDistance(strings.ToLower(last), name); dist < bestDist {
+			best, bestDist = name, dist
+		}
+	}
+	return best
+}
+
+// knownKeys lists the keys of each table, by its plain path.
+var knownKeys = map[string][]string{
+	"":               tomlKeys(Config{}),
+	"agent":          tomlKeys(Agent{}),
+	"check":          tomlKeys(Check{}),
+	"check.probe":    tomlKeys(Probe{}),
+	"check.remedy":   tomlKeys(Remedy{}),
+	"check.escalate": tomlKeys(Escalate{}),
+	"notifier":       tomlKeys(Notifier{}),
+}
+
+// editDistance is the Levenshtein distance between a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+// sortErrors orders errs by line, keeping the order of errors on one line;
+// errors without a line go last.
+func sortErrors(errs Errors) {
+	slices.SortStableFunc(errs, func(a, b *Error) int {
+		la, lb := a.Line, b.Line
+		if la == 0 {
+			la = int(^uint(0) >> 1)
+		}
+		if lb == 0 {
+			lb = int(^uint(0) >> 1)
+		}
+		return la - lb
+	})
+}
+
+// Spec converts p to the probe package's description of one probe. The
+// expect_status entries that do not parse are left out; Validate reports them.
+func (p Probe) Spec() probe.Spec {
+	ranges, _ := p.StatusRanges()
+	var headers map[string]string
+	if len(p.Headers) > 0 {
+		headers = make(map[string]string, len(p.Headers))
+		for k, v := range p.Headers {
+			headers[k] = v
+		}
+	}
+	return probe.Spec{
+		Type:    p.Type,
+		Address: p.Address,
+		Path:    p.Path,
+		HTTP: probe.HTTPOptions{
+			URL:                p.URL,
+			Method:             p.Method,
+			Headers:            headers,
+			ExpectStatus:       ranges,
+			ExpectBody:         p.ExpectBody,
+			InsecureSkipVerify: p.TLSSkipVerify,
+			CAFile:             p.CAFile,
+			ServerName:         p.ServerName,
+		},
+	}
+}
+
+// StatusRanges parses ExpectStatus. It returns the ranges that parse and,
+// when some do not, an error naming each of those.
+func (p Probe) StatusRanges() ([]probe.StatusRange, error) {
+	var (
+		out  []probe.StatusRange
+		errs []error
+	)
+	for i, v := range p.ExpectStatus {
+		r, err := parseStatus(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("expect_status[%d]: %w", i, err))
+			continue
+		}
+		out = append(out, r)
+	}
+	return out, errors.Join(errs...)
+}
+
+// parseStatus parses one expect_status entry: an integer code or a string
+// probe.ParseStatusRange accepts.
+func parseStatus(v any) (probe.StatusRange, error) {
+	switch v := v.(type) {
+	case int64:
+		return parseStatusCode(int(v))
+	case int:
+		return parseStatusCode(v)
+	case string:
+		r, err := probe.ParseStatusRange(v)
+		if err != nil {
+			return r, fmt.Errorf("invalid status %q: want a code like 200, a range like \"200-299\" or a class like \"2xx\" (100-599)", v)
+		}
+		return r, nil
+	}
+	return probe.StatusRange{}, fmt.Errorf("invalid status %v: want a code like 200, a range like \"200-299\" or a class like \"2xx\"", v)
+}
+
+func parseStatusCode(c int) (probe.StatusRange, error) {
+	if c < 100 || c > 599 {
+		return probe.StatusRange{}, fmt.Errorf("invalid status %d: want a code in 100-599", c)
+	}
+	return probe.StatusRange{Min: c, Max: c}, nil
+}

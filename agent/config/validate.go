@@ -1,0 +1,503 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/mail"
+	"net/url"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// validator collects problems with their keys and lines.
+type validator struct {
+	file string
+	loc  *locator
+	errs Errors
+}
+
+func (v *validator) errorf(key, format string, args ...any) {
+	v.errs = append(v.errs, &Error{File: v.file, Line: v.loc.line(key), Key: key, Msg: fmt.Sprintf(format, args...)})
+}
+
+// Validate checks c and returns Errors holding every problem found, or nil.
+// It does not touch the file system or the network: files named in c need not
+// exist yet. Parse calls it; call it yourself on a Config built in code.
+func (c *Config) Validate() error {
+	v := &validator{file: c.File, loc: c.loc}
+	v.agent("agent", &c.Agent)
+
+	notifiers := map[string]int{}
+	for i := range c.Notifiers {
+		n := &c.Notifiers[i]
+		key := fmt.Sprintf("notifier[%d]", i)
+		v.notifier(key, n)
+		if n.Name == "" {
+			continue
+		}
+		if j, dup := notifiers[n.Name]; dup {
+			v.errorf(key+".name", "duplicate notifier name %q (also notifier[%d])", n.Name, j)
+			continue
+		}
+		notifiers[n.Name] = i
+	}
+
+	checks := map[string]int{}
+	for i := range c.Checks {
+		ch := &c.Checks[i]
+		key := fmt.Sprintf("check[%d]", i)
+		v.check(key, ch, notifiers)
+		if ch.Name == "" {
+			continue
+		}
+		if j, dup := checks[ch.Name]; dup {
+			v.errorf(key+".name", "duplicate check name %q (also check[%d])", ch.Name, j)
+			continue
+		}
+		checks[ch.Name] = i
+	}
+
+	if len(v.errs) == 0 {
+		return nil
+	}
+	sortErrors(v.errs)
+	return v.errs
+}
+
+func (v *validator) agent(key string, a *Agent) {
+	if a.Bus != "system" && a.Bus != "user" {
+		v.errorf(key+".bus", "invalid bus %q: want \"system\" or \"user\"", a.Bus)
+	}
+	v.positive(key+".interval", a.Interval)
+	if v.positive(key+".timeout", a.Timeout) && a.Interval.Duration > 0 && a.Timeout.Duration >= a.Interval.Duration {
+		v.errorf(key+".timeout", "timeout (%s) must be shorter than interval (%s)", a.Timeout, a.Interval)
+	}
+	if a.Jitter < 0 || a.Jitter > 0.5 || a.Jitter != a.Jitter {
+		v.errorf(key+".jitter", "jitter %g out of range: want a fraction of the interval from 0 to 0.5", a.Jitter)
+	}
+	switch {
+	case a.StateDir == "":
+		v.errorf(key+".state_dir", "missing state directory")
+	case !filepath.IsAbs(a.StateDir):
+		v.errorf(key+".state_dir", "state directory %q is not an absolute path", a.StateDir)
+	}
+	if a.StatusSocket != "" {
+		v.socketPath(key+".status_socket", a.StatusSocket)
+	}
+	if a.MetricsListen != "" {
+		// An empty host (":9464") listens on every address.
+		_, port, err := net.SplitHostPort(a.MetricsListen)
+		if err != nil {
+			v.errorf(key+".metrics_listen", "invalid listen address %q: want host:port, e.g. \"127.0.0.1:9464\"", a.MetricsListen)
+		} else if msg := checkPort(port); msg != "" {
+			v.errorf(key+".metrics_listen", "%s", msg)
+		}
+	}
+	if a.MaxConcurrentRemedies < 1 {
+		v.errorf(key+".max_concurrent_remedies", "must be at least 1, got %d", a.MaxConcurrentRemedies)
+	}
+}
+
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
+
+func (v *validator) check(key string, c *Check, notifiers map[string]int) {
+	switch {
+	case c.Name == "":
+		v.errorf(key+".name", "missing check name")
+	case !nameRE.MatchString(c.Name):
+		v.errorf(key+".name", "invalid check name %q: use letters, digits, '.', '_' and '-'", c.Name)
+	}
+	switch {
+	case c.Unit == "" && c.Remedy.Action != "none":
+		v.errorf(key+".unit", "missing unit (required unless remedy.action = \"none\")")
+	case c.Unit != "":
+		if msg := checkUnitName(c.Unit); msg != "" {
+			v.errorf(key+".unit", "%s", msg)
+		}
+	}
+	v.positive(key+".interval", c.Interval)
+	if v.positive(key+".timeout", c.Timeout) && c.Interval.Duration > 0 && c.Timeout.Duration >= c.Interval.Duration {
+		v.errorf(key+".timeout", "timeout (%s) must be shorter than interval (%s)", c.Timeout, c.Interval)
+	}
+	if v.positive(key+".retry_interval", c.RetryInterval) && c.Interval.Duration > 0 && c.RetryInterval.Duration > c.Interval.Duration {
+		v.errorf(key+".retry_interval", "retry_interval (%s) must not be longer than interval (%s)", c.RetryInterval, c.Interval)
+	}
+	if c.Failures < 1 {
+		v.errorf(key+".failures", "must be at least 1, got %d", c.Failures)
+	}
+	if c.Successes < 1 {
+		v.errorf(key+".successes", "must be at least 1, got %d", c.Successes)
+	}
+	v.notNegative(key+".grace", c.Grace)
+	if len(c.Probes) == 0 {
+		v.errorf(key, "no probes: add at least one [[check.probe]]")
+	}
+	for i := range c.Probes {
+		v.probe(fmt.Sprintf("%s.probe[%d]", key, i), &c.Probes[i])
+	}
+	v.remedy(key+".remedy", &c.Remedy)
+
+	e := &c.Escalate
+	seen := map[string]bool{}
+	for i, name := range e.Notify {
+		k := fmt.Sprintf("%s.escalate.notify[%d]", key, i)
+		switch _, ok := notifiers[name]; {
+		case !ok:
+			v.errorf(k, "unknown notifier %q", name)
+		case seen[name]:
+			v.errorf(k, "notifier %q listed twice", name)
+		}
+		seen[name] = true
+	}
+	v.notNegative(key+".escalate.repeat_interval", e.RepeatInterval)
+}
+
+func (v *validator) remedy(key string, r *Remedy) {
+	switch r.Action {
+	case "restart", "start", "none":
+	default:
+		v.errorf(key+".action", "invalid action %q: want \"restart\", \"start\" or \"none\"", r.Action)
+	}
+	v.positive(key+".verify_timeout", r.VerifyTimeout)
+	if r.Action != "none" && r.MaxRestarts < 1 {
+		v.errorf(key+".max_restarts", "must be at least 1, got %d (use action = \"none\" to never restart)", r.MaxRestarts)
+	} else if r.MaxRestarts < 0 {
+		v.errorf(key+".max_restarts", "must not be negative, got %d", r.MaxRestarts)
+	}
+	v.positive(key+".window", r.Window)
+	if v.notNegative(key+".backoff", r.Backoff) && v.notNegative(key+".backoff_max", r.BackoffMax) && r.BackoffMax.Duration < r.Backoff.Duration {
+		v.errorf(key+".backoff_max", "backoff_max (%s) must not be shorter than backoff (%s)", r.BackoffMax, r.Backoff)
+	}
+	v.notNegative(key+".retry_after", r.RetryAfter)
+	v.positive(key+".job_timeout", r.JobTimeout)
+}
+
+// probeFields lists which probe types read each optional field.
+var probeFields = []struct {
+	name  string
+	types string
+	set   func(*Probe) bool
+}{
+	{"address", "tcp", func(p *Probe) bool { return p.Address != "" }},
+	{"path", "unix", func(p *Probe) bool { return p.Path != "" }},
+	{"url", "http", func(p *Probe) bool { return p.URL != "" }},
+	{"method", "http", func(p *Probe) bool { return p.Method != "" }},
+	{"headers", "http", func(p *Probe) bool { return len(p.Headers) > 0 }},
+	{"expect_status", "http", func(p *Probe) bool { return len(p.ExpectStatus) > 0 }},
+	{"expect_body", "http", func(p *Probe) bool { return p.ExpectBody != "" }},
+	{"tls_skip_verify", "http", func(p *Probe) bool { return p.TLSSkipVerify }},
+	{"ca_file", "http", func(p *Probe) bool { return p.CAFile != "" }},
+	{"server_name", "http", func(p *Probe) bool { return p.ServerName != "" }},
+}
+
+// methodRE matches an RFC 9110 token: a method or a header name.
+var methodRE = regexp.MustCompile(`^[!#$%&'*+.^_` + "`" + `|~0-9A-Za-z-]+$`)
+
+func (v *validator) probe(key string, p *Probe) {
+	switch p.Type {
+	case "tcp", "unix", "http":
+	case "":
+		v.errorf(key+".type", "missing probe type: want \"tcp\", \"unix\" or \"http\"")
+		return
+	default:
+		v.errorf(key+".type", "unknown probe type %q: want \"tcp\", \"unix\" or \"http\"", p.Type)
+		return
+	}
+	for _, f := range probeFields {
+		if f.types != p.Type && f.set(p) {
+			v.errorf(key+"."+f.name, "not used by a %s probe (only by %s)", p.Type, f.types)
+		}
+	}
+	switch p.Type {
+	case "tcp":
+		if p.Address == "" {
+			v.errorf(key+".address", "missing address: want host:port, e.g. \"127.0.0.1:8080\"")
+			return
+		}
+		if msg := checkHostPort(p.Address); msg != "" {
+			v.errorf(key+".address", "%s", msg)
+		}
+	case "unix":
+		if p.Path == "" {
+			v.errorf(key+".path", "missing socket path")
+			return
+		}
+		v.socketPath(key+".path", p.Path)
+	case "http":
+		v.httpProbe(key, p)
+	}
+}
+
+func (v *validator) httpProbe(key string, p *Probe) {
+	https := false
+	switch {
+	case p.URL == "":
+		v.errorf(key+".url", "missing url: want an http:// or https:// URL")
+	default:
+		if msg := checkHTTPURL(p.URL); msg != "" {
+			v.errorf(key+".url", "%s", msg)
+		} else {
+			https = strings.HasPrefix(strings.ToLower(p.URL), "https:")
+		}
+	}
+	if p.Method != "" && !methodRE.MatchString(p.Method) {
+		v.errorf(key+".method", "invalid method %q", p.Method)
+	}
+	for name, val := range p.Headers {
+		if !methodRE.MatchString(name) {
+			v.errorf(key+".headers", "invalid header name %q", name)
+		}
+		if strings.ContainsAny(val, "\r\n\x00") {
+			v.errorf(key+".headers", "header %q: value contains a line break or NUL", name)
+		}
+	}
+	for i, s := range p.ExpectStatus {
+		if _, err := parseStatus(s); err != nil {
+			v.errorf(fmt.Sprintf("%s.expect_status[%d]", key, i), "%v", err)
+		}
+	}
+	if p.URL != "" && !https {
+		for _, f := range []struct {
+			name string
+			set  bool
+		}{{"tls_skip_verify", p.TLSSkipVerify}, {"ca_file", p.CAFile != ""}, {"server_name", p.ServerName != ""}} {
+			if f.set {
+				v.errorf(key+"."+f.name, "only used with an https:// URL")
+			}
+		}
+	}
+	if p.CAFile != "" && !filepath.IsAbs(p.CAFile) {
+		v.errorf(key+".ca_file", "%q is not an absolute path", p.CAFile)
+	}
+}
+
+func (v *validator) notifier(key string, n *Notifier) {
+	switch {
+	case n.Name == "":
+		v.errorf(key+".name", "missing notifier name")
+	case !nameRE.MatchString(n.Name):
+		v.errorf(key+".name", "invalid notifier name %q: use letters, digits, '.', '_' and '-'", n.Name)
+	}
+	switch n.Type {
+	case "log":
+	case "email":
+		v.email(key, n)
+	case "webhook":
+		v.httpURL(key+".url", n.URL)
+		if n.SecretFile != "" && !filepath.IsAbs(n.SecretFile) {
+			v.errorf(key+".secret_file", "%q is not an absolute path", n.SecretFile)
+		}
+		switch n.Format {
+		case "", "json", "slack":
+		default:
+			v.errorf(key+".format", "invalid format %q: want \"json\" or \"slack\"", n.Format)
+		}
+	case "alertmanager":
+		v.httpURL(key+".url", n.URL)
+	case "":
+		v.errorf(key+".type", "missing notifier type: want \"log\", \"email\", \"webhook\" or \"alertmanager\"")
+	default:
+		v.errorf(key+".type", "unknown notifier type %q: want \"log\", \"email\", \"webhook\" or \"alertmanager\"", n.Type)
+	}
+}
+
+func (v *validator) email(key string, n *Notifier) {
+	if n.Host == "" {
+		v.errorf(key+".host", "missing SMTP host")
+	} else if strings.ContainsAny(n.Host, ":/ ") {
+		v.errorf(key+".host", "invalid SMTP host %q: a name or address without port (set port)", n.Host)
+	}
+	if n.Port < 0 || n.Port > 65535 {
+		v.errorf(key+".port", "invalid port %d: want 1-65535", n.Port)
+	}
+	switch n.TLS {
+	case "", "starttls", "tls", "none":
+	default:
+		v.errorf(key+".tls", "invalid tls %q: want \"starttls\", \"tls\" or \"none\"", n.TLS)
+	}
+	secrets := 0
+	for _, s := range []string{n.Password, n.PasswordFile, n.PasswordCredential} {
+		if s != "" {
+			secrets++
+		}
+	}
+	if secrets > 1 {
+		v.errorf(key+".password", "set only one of password, password_file and password_credential")
+	}
+	if secrets > 0 && n.Username == "" {
+		v.errorf(key+".username", "missing username for the password")
+	}
+	if n.PasswordFile != "" && !filepath.IsAbs(n.PasswordFile) {
+		v.errorf(key+".password_file", "%q is not an absolute path", n.PasswordFile)
+	}
+	if c := n.PasswordCredential; c != "" && (strings.ContainsRune(c, '/') || c == "." || c == "..") {
+		v.errorf(key+".password_credential", "invalid credential name %q: a name, not a path", c)
+	}
+	if n.From == "" {
+		v.errorf(key+".from", "missing sender address")
+	} else if _, err := mail.ParseAddress(n.From); err != nil {
+		v.errorf(key+".from", "invalid address %q: %v", n.From, err)
+	}
+	if len(n.To) == 0 {
+		v.errorf(key+".to", "missing recipients: want at least one address")
+	}
+	for i, to := range n.To {
+		if _, err := mail.ParseAddress(to); err != nil {
+			v.errorf(fmt.Sprintf("%s.to[%d]", key, i), "invalid address %q: %v", to, err)
+		}
+	}
+}
+
+func (v *validator) httpURL(key, u string) {
+	if u == "" {
+		v.errorf(key, "missing url: want an http:// or https:// URL")
+		return
+	}
+	if msg := checkHTTPURL(u); msg != "" {
+		v.errorf(key, "%s", msg)
+	}
+}
+
+// positive reports d unless it is more than zero, and tells whether it is.
+func (v *validator) positive(key string, d Duration) bool {
+	switch {
+	case d.Duration < 0:
+		v.errorf(key, "must not be negative, got %s", d)
+		return false
+	case d.Duration == 0:
+		v.errorf(key, "must be more than 0")
+		return false
+	}
+	return true
+}
+
+// notNegative reports d if it is negative, and tells whether it is not.
+func (v *validator) notNegative(key string, d Duration) bool {
+	if d.Duration < 0 {
+		v.errorf(key, "must not be negative, got %s", d)
+		return false
+	}
+	return true
+}
+
+// maxSocketPath is the longest path a Unix socket address holds on Linux
+// (sun_path is 108 bytes with the terminating NUL).
+const maxSocketPath = 107
+
+func (v *validator) socketPath(key, path string) {
+	switch {
+	case !filepath.IsAbs(path):
+		v.errorf(key, "%q is not an absolute path", path)
+	case len(path) > maxSocketPath:
+		v.errorf(key, "socket path is %d bytes long: at most %d fit in a Unix socket address", len(path), maxSocketPath)
+	}
+}
+
+// checkHostPort checks a tcp probe address and returns what is wrong, or "".
+func checkHostPort(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		var ae *net.AddrError
+		if errors.As(err, &ae) {
+			if strings.Contains(ae.Err, "missing port") {
+				return "missing port"
+			}
+			return fmt.Sprintf("invalid address %q: %s", addr, ae.Err)
+		}
+		return fmt.Sprintf("invalid address %q", addr)
+	}
+	if host == "" {
+		return "missing host"
+	}
+	return checkPort(port)
+}
+
+// checkPort returns what is wrong with a port number, or "".
+func checkPort(port string) string {
+	if port == "" {
+		return "missing port"
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 1 || n > 65535 {
+		return fmt.Sprintf("invalid port %q: want a number from 1 to 65535", port)
+	}
+	return ""
+}
+
+// checkHTTPURL returns what is wrong with an http(s) URL, or "".
+func checkHTTPURL(s string) string {
+	u, err := url.Parse(s)
+	if !strings.Contains(s, "://") {
+		return fmt.Sprintf("invalid URL %q: want an absolute http:// or https:// URL", s)
+	}
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return fmt.Sprintf("invalid URL: %v", err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return fmt.Sprintf("invalid URL %q: want an absolute http:// or https:// URL", s)
+	}
+	if u.Host == "" || u.Hostname() == "" {
+		return fmt.Sprintf("invalid URL %q: missing host", s)
+	}
+	if p := u.Port(); p != "" {
+		if msg := checkPort(p); msg != "" {
+			return fmt.Sprintf("invalid URL %q: %s", s, msg)
+		}
+	}
+	return ""
+}
+
+// unitSuffixes are the unit types medic can act on (systemd.unit(5)).
+var unitSuffixes = []string{
+	".service", ".socket", ".target", ".device", ".mount", ".automount",
+	".swap", ".timer", ".path", ".slice", ".scope",
+}
+
+var unitCharsRE = regexp.MustCompile(`^[A-Za-z0-9:_.\\-]+$`)
+
+// maxUnitName is systemd's UNIT_NAME_MAX minus the terminating NUL.
+const maxUnitName = 255
+
+// checkUnitName returns what is wrong with a systemd unit name, or "".
+// A name is prefix[@instance].suffix with the characters systemd allows; a
+// template without an instance ("app@.service") cannot be restarted.
+func checkUnitName(name string) string {
+	if len(name) > maxUnitName {
+		return fmt.Sprintf("invalid unit name: %d characters long, at most %d", len(name), maxUnitName)
+	}
+	dot := strings.LastIndexByte(name, '.')
+	if dot < 0 {
+		return fmt.Sprintf("invalid unit name %q: missing a suffix such as \".service\"", name)
+	}
+	suffix := name[dot:]
+	found := false
+	for _, s := range unitSuffixes {
+		if suffix == s {
+			found = true
+			break
+		}
+	}
+	if !found {
+		return fmt.Sprintf("invalid unit name %q: unknown unit type %q (want %s)", name, suffix, strings.Join(unitSuffixes, ", "))
+	}
+	stem := name[:dot]
+	prefix, instance, template := strings.Cut(stem, "@")
+	switch {
+	case prefix == "":
+		return fmt.Sprintf("invalid unit name %q: empty name before %q", name, suffix)
+	case !unitCharsRE.MatchString(prefix):
+		return fmt.Sprintf("invalid unit name %q: use letters, digits, ':', '-', '_', '.' and '\\'", name)
+	case template && instance == "":
+		return fmt.Sprintf("unit %q is a template: name an instance, e.g. %q", name, prefix+"@1"+suffix)
+	case template && !unitCharsRE.MatchString(instance):
+		return fmt.Sprintf("invalid unit name %q: instance may hold letters, digits, ':', '-', '_', '.' and '\\'", name)
+	}
+	return ""
+}

@@ -1,0 +1,343 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/medic-watchdog/medic/agent/config"
+	"github.com/medic-watchdog/medic/agent/policy"
+	"github.com/medic-watchdog/medic/notify"
+	"github.com/medic-watchdog/medic/probe"
+	"github.com/medic-watchdog/medic/remedy"
+)
+
+// jobResult is the outcome of one remedy, handed from the remedy goroutine
+// back to the runner's loop.
+type jobResult struct {
+	outcome remedy.Outcome
+	err     error
+}
+
+// runner drives one check: it owns the schedule, runs the probes, feeds the
+// policy Machine and carries out its decisions. Everything but the remedy
+// runs in the runner's own goroutine (see run); the Machine is never shared.
+// The model is kubelet's prober worker (pkg/kubelet/prober/worker.go).
+type runner struct {
+	check  config.Check
+	probes []probe.Prober
+	agent  *Agent
+	log    *zap.Logger
+
+	m       *policy.Machine
+	trigger chan string    // reasons to probe now; buffered, 1
+	jobDone chan jobResult // buffered, 1: at most one remedy is in flight
+
+	// lastOK is the result of the previous probe round.
+	lastOK bool
+	// escalated is true once the open incident was escalated.
+	escalated  bool
+	incidentID string
+
+	mu     sync.Mutex // guards status
+	status Status
+}
+
+func newRunner(a *Agent, c config.Check, probes []probe.Prober) *runner {
+	r := &runner{
+		check:   c,
+		probes:  probes,
+		agent:   a,
+		log:     a.log.With(zap.String("check", c.Name), zap.String("unit", c.Unit)),
+		trigger: make(chan string, 1),
+		jobDone: make(chan jobResult, 1),
+		lastOK:  true,
+	}
+	r.m = policy.New(policy.Params{
+		Failures:      c.Failures,
+		Successes:     c.Successes,
+		Grace:         c.Grace.Duration,
+		Remediate:     c.Remedy.Action != "none",
+		VerifyTimeout: c.Remedy.VerifyTimeout.Duration,
+		MaxRestarts:   c.Remedy.MaxRestarts,
+		Window:        c.Remedy.Window.Duration,
+		Backoff:       c.Remedy.Backoff.Duration,
+		BackoffMax:    c.Remedy.BackoffMax.Duration,
+		RetryAfter:    c.Remedy.RetryAfter.Duration,
+	}, a.now())
+	r.status = Status{Check: c.Name, Unit: c.Unit, State: string(policy.Healthy)}
+	return r
+}
+
+// Trigger asks the runner to probe now, e.g. because the unit changed state.
+// It never blocks; triggers that arrive while one is pending are merged.
+func (r *runner) Trigger(reason string) {
+	select {
+	case r.trigger <- reason:
+	default:
+	}
+}
+
+// run is the runner's loop. It returns when ctx is done, after the remedy
+// it may have started has returned.
+func (r *runner) run(ctx context.Context) {
+	var remedies sync.WaitGroup
+	defer remedies.Wait()
+
+	probeTimer := time.NewTimer(r.startDelay())
+	defer probeTimer.Stop()
+	wakeTimer := time.NewTimer(0)
+	if !wakeTimer.Stop() {
+		<-wakeTimer.C
+	}
+	defer wakeTimer.Stop()
+
+	apply := func(d policy.Decision) {
+		r.apply(d)
+		if d.Restart {
+			remedies.Add(1)
+			go func() {
+				defer remedies.Done()
+				r.jobDone <- r.remedy(ctx)
+			}()
+		}
+		wakeTimer.Stop()
+		if !d.WakeAt.IsZero() {
+			wakeTimer.Reset(max(0, d.WakeAt.Sub(r.agent.now())))
+		}
+	}
+
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-probeTimer.C:
+			apply(r.doProbe(ctx))
+			probeTimer.Reset(r.nextDelay())
+		case reason := <-r.trigger:
+			r.log.Info("probing now", zap.String("trigger", reason))
+			apply(r.doProbe(ctx))
+			probeTimer.Reset(r.nextDelay())
+		case <-wakeTimer.C:
+			apply(r.m.Tick(r.agent.now()))
+		case res := <-r.jobDone:
+			r.logOutcome(res)
+			result := res.outcome.JobResult
+			apply(r.m.JobDone(r.agent.now(), result, res.err))
+			// Start verifying at once rather than an interval later.
+			probeTimer.Reset(0)
+		}
+	}
+}
+
+// startDelay spreads the first probes of many checks over a fraction of the
+// interval, so that a thousand checks do not probe in the same millisecond.
+func (r *runner) startDelay() time.Duration {
+	spread := time.Duration(float64(r.check.Interval.Duration) * r.agent.cfg.Agent.Jitter)
+	if spread <= 0 {
+		return 0
+	}
+	return rand.N(spread)
+}
+
+// nextDelay is the retry interval after a failed probe while detection or
+// verification is under way, and the interval with jitter otherwise.
+func (r *runner) nextDelay() time.Duration {
+	s := r.m.State()
+	if !r.lastOK && (s == policy.Healthy || s == policy.Verifying || s == policy.Restarting) {
+		return r.check.RetryInterval.Duration
+	}
+	if s == policy.Verifying {
+		return r.check.RetryInterval.Duration
+	}
+	iv := r.check.Interval.Duration
+	if j := r.agent.cfg.Agent.Jitter; j > 0 {
+		span := time.Duration(float64(iv) * j)
+		if span > 0 {
+			iv += rand.N(span) - span/2
+		}
+	}
+	return iv
+}
+
+// doProbe runs every probe of the check at once, each bounded by the check's
+// timeout, and feeds the combined result to the Machine: the check fails
+// when any probe fails. A panicking probe counts as a failed probe.
+func (r *runner) doProbe(ctx context.Context) policy.Decision {
+	results := make([]probe.Result, len(r.probes))
+	var wg sync.WaitGroup
+	for i, p := range r.probes {
+		wg.Go(func() {
+			defer func() {
+				if v := recover(); v != nil {
+					results[i] = probe.Result{Class: probe.ClassOther, Err: fmt.Errorf("probe panicked: %v", v)}
+				}
+			}()
+			results[i] = p.Probe(ctx, r.check.Timeout.Duration)
+		})
+	}
+	wg.Wait()
+	now := r.agent.now()
+	if ctx.Err() != nil {
+		return policy.Decision{} // shutting down: a cancelled probe is no evidence
+	}
+
+	ok, failed := true, probe.Result{}
+	for _, res := range results {
+		if !res.OK {
+			ok, failed = false, res
+			break
+		}
+	}
+	r.lastOK = ok
+	reason := ""
+	if !ok {
+		reason = describe(failed)
+		lvl := r.log.Debug
+		if r.m.State() == policy.Healthy {
+			lvl = r.log.Info
+		}
+		lvl("probe failed", zap.String("target", failed.Target), zap.String("class", string(failed.Class)),
+			zap.Duration("duration", failed.Duration), zap.NamedError("cause", failed.Err))
+	}
+	r.setStatus(func(s *Status) {
+		s.LastProbe = now
+		s.LastOK = ok
+		s.LastError = reason
+	})
+	return r.m.Probe(now, ok, reason)
+}
+
+// describe renders a failed result as "127.0.0.1:8080: refused: dial tcp ...".
+func describe(res probe.Result) string {
+	msg := res.Target + ": " + string(res.Class)
+	if res.Err != nil {
+		msg += ": " + res.Err.Error()
+	}
+	return msg
+}
+
+// remedy runs the check's remedy action, bounded by the agent's limit on
+// concurrent remedies. It returns when the job finished or ctx is done.
+func (r *runner) remedy(ctx context.Context) jobResult {
+	select {
+	case r.agent.remedySlots <- struct{}{}:
+		defer func() { <-r.agent.remedySlots }()
+	case <-ctx.Done():
+		return jobResult{err: context.Cause(ctx)}
+	}
+	out, err := r.agent.remedier.Remedy(ctx, r.check.Unit, remedy.Action(r.check.Remedy.Action), r.check.Remedy.JobTimeout.Duration)
+	return jobResult{outcome: out, err: err}
+}
+
+func (r *runner) logOutcome(res jobResult) {
+	if res.err != nil {
+		lvl := r.log.Error
+		if errors.Is(res.err, context.Canceled) {
+			lvl = r.log.Info
+		}
+		lvl("remedy not carried out", zap.String("action", r.check.Remedy.Action), zap.Error(res.err))
+		return
+	}
+	o := res.outcome
+	r.log.Info("remedy finished",
+		zap.String("action", r.check.Remedy.Action),
+		zap.String("job_result", o.JobResult),
+		zap.Bool("waited_for_job", o.WaitedForJob),
+		zap.Bool("reset_failed", o.ResetFailed),
+		zap.Int64("job_ms", o.Duration.Milliseconds()),
+		zap.String("active_state", o.After.ActiveState),
+		zap.String("sub_state", o.After.SubState),
+		zap.String("result", o.After.Result),
+		zap.Uint32("main_pid", o.After.MainPID),
+		zap.Uint32("n_restarts", o.After.NRestarts),
+		zap.Uint32("old_main_pid", o.Before.MainPID),
+	)
+	r.setStatus(func(s *Status) { s.Restarts++ })
+}
+
+// apply logs the Decision's transitions, updates the status and raises
+// escalation events.
+func (r *runner) apply(d policy.Decision) {
+	for _, t := range d.Transitions {
+		r.log.Info("state change",
+			zap.String("from", string(t.From)),
+			zap.String("to", string(t.To)),
+			zap.String("reason", t.Reason),
+			zap.Int("attempt", t.Attempt),
+			zap.Int64("elapsed_ms", t.Elapsed.Milliseconds()),
+		)
+		r.escalate(t)
+	}
+	if len(d.Transitions) > 0 {
+		st := r.m.State()
+		r.setStatus(func(s *Status) {
+			s.State = string(st)
+			s.Since = d.Transitions[len(d.Transitions)-1].At
+			s.Reason = d.Transitions[len(d.Transitions)-1].Reason
+		})
+	}
+}
+
+// escalate turns transitions into incident events: one firing event when the
+// incident is escalated (a restart failed, verification failed, or the budget
+// is spent), one resolved event when an escalated incident ends, and a
+// recovered event for a quiet fix only when the check asks for it.
+func (r *runner) escalate(t policy.Transition) {
+	switch {
+	case t.From == policy.Healthy && t.To == policy.Failing:
+		r.incidentID = fmt.Sprintf("%s@%d", r.check.Name, r.m.FailingSince().Unix())
+		r.escalated = false
+		if r.check.Remedy.Action == "none" { // nothing medic can do: escalate now
+			r.escalated = true
+			r.agent.send(r.check, r.event(notify.Firing, t))
+		}
+	case t.To == policy.Healthy:
+		if r.incidentID == "" {
+			return
+		}
+		if r.escalated {
+			r.agent.send(r.check, r.event(notify.Resolved, t))
+		} else if r.check.Escalate.NotifyOnRecovery {
+			r.agent.send(r.check, r.event(notify.Recovered, t))
+		}
+		r.incidentID, r.escalated = "", false
+	case t.Escalate:
+		if !r.escalated && r.incidentID != "" {
+			r.escalated = true
+			r.agent.send(r.check, r.event(notify.Firing, t))
+		}
+	}
+}
+
+func (r *runner) event(k notify.Kind, t policy.Transition) notify.Event {
+	return notify.Event{
+		Kind:       k,
+		IncidentID: r.incidentID,
+		Check:      r.check.Name,
+		Unit:       r.check.Unit,
+		Host:       r.agent.host,
+		State:      string(t.To),
+		Reason:     t.Reason,
+		Since:      t.At.Add(-t.Elapsed),
+		At:         t.At,
+		Attempts:   r.m.Attempt(),
+	}
+}
+
+func (r *runner) setStatus(f func(*Status)) {
+	r.mu.Lock()
+	f(&r.status)
+	r.mu.Unlock()
+}
+
+func (r *runner) snapshot() Status {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.status
+}

@@ -1,0 +1,125 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/medic-watchdog/medic/agent"
+	"github.com/medic-watchdog/medic/agent/config"
+	"github.com/medic-watchdog/medic/remedy"
+)
+
+const defaultConfig = "/etc/medic/medic.toml"
+
+func newRunCmd() *cobra.Command {
+	var (
+		file      string
+		logFormat string
+		debug     bool
+	)
+	cmd := &cobra.Command{
+		Use:   "run",
+		Short: "Run the agent until SIGINT or SIGTERM",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := newLogger(logFormat, debug)
+			if err != nil {
+				return err
+			}
+			defer func() { _ = log.Sync() }()
+			cfg, err := config.Load(file)
+			if err != nil {
+				printConfigErrors(cmd.ErrOrStderr(), err)
+				return exitCode(1)
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return runAgent(ctx, cfg, log)
+		},
+	}
+	cmd.Flags().StringVarP(&file, "config", "c", defaultConfig, "configuration file")
+	cmd.Flags().StringVar(&logFormat, "log-format", "json", "log format: json or console")
+	cmd.Flags().BoolVar(&debug, "debug", false, "log every probe")
+	return cmd
+}
+
+// runAgent connects to systemd and runs the agent on cfg until ctx ends.
+func runAgent(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
+	units := make([]string, 0, len(cfg.Checks))
+	for _, c := range cfg.Checks {
+		if c.Unit != "" && c.Remedy.Action != "none" {
+			units = append(units, c.Unit)
+		}
+	}
+	rem := remedy.New(ctx, remedy.Dial(cfg.Agent.Bus), units, log.Named("remedy"))
+	defer rem.Close()
+	a, err := agent.New(cfg, log, rem, agent.BuildNotifiers(cfg, log))
+	if err != nil {
+		return err
+	}
+	return a.Run(ctx)
+}
+
+// newLogger builds the process logger: JSON lines for journald and log
+// shippers, or a console format for people.
+func newLogger(format string, debug bool) (*zap.Logger, error) {
+	var zc zap.Config
+	switch format {
+	case "json":
+		zc = zap.NewProductionConfig()
+		zc.EncoderConfig.EncodeTime = zapcore.RFC3339NanoTimeEncoder
+	case "console":
+		zc = zap.NewDevelopmentConfig()
+		zc.DisableStacktrace = true
+		zc.EncoderConfig.EncodeTime = zapcore.TimeEncoderOfLayout("15:04:05.000")
+	default:
+		return nil, fmt.Errorf("parse --log-format %q: want json or console", format)
+	}
+	zc.Sampling = nil // never drop a line of a watchdog's log
+	zc.DisableCaller = true
+	zc.Level = zap.NewAtomicLevelAt(zap.InfoLevel)
+	if debug {
+		zc.Level.SetLevel(zap.DebugLevel)
+	}
+	return zc.Build()
+}
+
+func newCheckConfigCmd() *cobra.Command {
+	var file string
+	cmd := &cobra.Command{
+		Use:   "check-config",
+		Short: "Load and validate the configuration, print every problem, exit 1 if any",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if _, err := config.Load(file); err != nil {
+				printConfigErrors(cmd.ErrOrStderr(), err)
+				return exitCode(1)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: configuration OK\n", file)
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&file, "config", "c", defaultConfig, "configuration file")
+	return cmd
+}
+
+// printConfigErrors prints one problem a line, as nginx -t does.
+func printConfigErrors(w interface{ Write([]byte) (int, error) }, err error) {
+	var list config.Errors
+	if errors.As(err, &list) {
+		for _, e := range list {
+			fmt.Fprintln(w, e.Error())
+		}
+		fmt.Fprintf(w, "configuration has %d problem(s)\n", len(list))
+		return
+	}
+	fmt.Fprintln(w, err)
+}
