@@ -19,8 +19,8 @@ type Class string
 // The failure classes, derived from the error the probe met.
 const (
 	ClassNone         Class = ""              // the probe passed
-	ClassRefused      Class = "refused"       // ECONNREFUSED: nothing listens on the port or socket
-	ClassTimeout      Class = "timeout"       // the deadline passed (handshake, request or body)
+	ClassRefused      Class = "refused"       // ECONNREFUSED, or ENOENT for a Unix socket: nothing listens on the port or socket
+	ClassTimeout      Class = "timeout"       // the deadline passed (handshake, request or body), or the accept queue is full
 	ClassDNS          Class = "dns"           // the host name did not resolve
 	ClassUnreachable  Class = "unreachable"   // EHOSTUNREACH / ENETUNREACH
 	ClassPermission   Class = "permission"    // EACCES / EPERM, e.g. on a Unix socket

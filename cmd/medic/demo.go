@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"sort"
 	"strings"
 	"syscall"
 	"time"
@@ -176,34 +177,47 @@ Restart=no
 	// Wait for medic to verify.
 	verified := time.Time{}
 	for end := time.Now().Add(15 * time.Second); time.Now().Before(end) && verified.IsZero(); time.Sleep(20 * time.Millisecond) {
-		for _, e := range logs.FilterMessage("state change").AllUntimed() {
+		for _, e := range logs.FilterMessage("state change").All() {
 			if e.ContextMap()["to"] == "healthy" && e.Time.After(killed) {
 				verified = e.Time
 			}
 		}
 	}
 
-	for _, e := range logs.AllUntimed() {
+	type line struct {
+		at   time.Time
+		text string
+	}
+	var timeline []line
+	for _, e := range logs.All() {
 		if e.Time.Before(killed) {
 			continue
 		}
 		f := e.ContextMap()
+		var text string
 		switch e.Message {
 		case "probe failed":
-			say("%s  probe failed: %v %v", stamp(e.Time, killed), f["target"], f["class"])
+			text = fmt.Sprintf("probe failed: %v %v", f["target"], f["class"])
 		case "state change":
-			say("%s  %v → %v: %v", stamp(e.Time, killed), f["from"], f["to"], f["reason"])
+			text = fmt.Sprintf("%v → %v: %v", f["from"], f["to"], f["reason"])
 		case "remedy finished":
-			say("%s  systemd restart job %v in %vms; unit %v/%v, main pid %v (was %v)",
-				stamp(e.Time, killed), f["job_result"], f["job_ms"], f["active_state"], f["sub_state"], f["main_pid"], f["old_main_pid"])
+			text = fmt.Sprintf("systemd restart job %v after %vms; unit %v/%v, main pid %v",
+				f["job_result"], f["job_ms"], f["active_state"], f["sub_state"], f["main_pid"])
 		case "remedy not carried out":
-			say("%s  remedy not carried out: %v", stamp(e.Time, killed), f["error"])
+			text = fmt.Sprintf("remedy not carried out: %v", f["error"])
+		default:
+			continue
 		}
+		timeline = append(timeline, line{e.Time, text})
 	}
 	if back.IsZero() {
 		return fmt.Errorf("the backend did not answer again within 30s of the kill")
 	}
-	say("%s  port %s answers again (seen by an outside client)", stamp(back, killed), addr)
+	timeline = append(timeline, line{back, fmt.Sprintf("port %s answers again (seen by an outside client)", addr)})
+	sort.SliceStable(timeline, func(i, j int) bool { return timeline[i].at.Before(timeline[j].at) })
+	for _, l := range timeline {
+		say("%s  %s", stamp(l.at, killed), l.text)
+	}
 	if verified.IsZero() {
 		return fmt.Errorf("medic did not verify the backend within 15s")
 	}
