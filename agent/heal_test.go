@@ -1,0 +1,236 @@
+package agent_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/medic-watchdog/medic/agent"
+	"github.com/medic-watchdog/medic/agent/config"
+	"github.com/medic-watchdog/medic/internal/systemdtest"
+	"github.com/medic-watchdog/medic/internal/usermanager"
+	"github.com/medic-watchdog/medic/remedy"
+)
+
+// healConfig is a check on one backend unit with fast timings, so that the
+// tests run in seconds; %[1]s is the unit, %[2]s the backend's address and
+// %[3]s extra [check.remedy] lines.
+const healConfig = `
+[agent]
+bus = "user"
+interval = "1s"
+timeout = "300ms"
+
+[[check]]
+name = "backend"
+unit = "%[1]s"
+retry_interval = "50ms"
+failures = 2
+successes = 1
+grace = "0s"
+
+  [[check.probe]]
+  type = "tcp"
+  address = "%[2]s"
+
+  [[check.probe]]
+  type = "http"
+  url = "http://%[2]s/health"
+  expect_body = "ok"
+
+  [check.remedy]
+%[3]s
+
+  [check.escalate]
+  notify = ["log"]
+
+[[notifier]]
+name = "log"
+type = "log"
+`
+
+// harness runs an agent in the background against a real user manager.
+type harness struct {
+	m     *usermanager.Manager
+	logs  *observer.ObservedLogs
+	agent *agent.Agent
+	rem   *remedy.Remediator
+	stop  func()
+}
+
+func startAgent(t *testing.T, m *usermanager.Manager, unit, addr, remedyExtra string) *harness {
+	t.Helper()
+	for _, kv := range m.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+	cfg, err := config.Parse([]byte(fmt.Sprintf(healConfig, unit, addr, remedyExtra)), "heal.toml")
+	if err != nil {
+		t.Fatalf("parse config: %v", err)
+	}
+	core, logs := observer.New(zapcore.DebugLevel)
+	log := zap.New(zapcore.NewTee(core, zaptest.NewLogger(t).Core()))
+
+	ctx, cancel := context.WithCancel(context.Background())
+	rem := remedy.New(ctx, remedy.Dial("user"), []string{unit}, log.Named("remedy"))
+	a, err := agent.New(cfg, log, rem, agent.BuildNotifiers(cfg, log))
+	if err != nil {
+		cancel()
+		t.Fatalf("new agent: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	h := &harness{m: m, logs: logs, agent: a, rem: rem}
+	var stopped bool
+	h.stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Errorf("Run did not return within 10s of cancel")
+		}
+		rem.Close()
+	}
+	t.Cleanup(h.stop)
+	return h
+}
+
+// transitions returns the logged state changes as "from→to".
+func (h *harness) transitions() []string {
+	var out []string
+	for _, e := range h.logs.FilterMessage("state change").AllUntimed() {
+		f := e.ContextMap()
+		out = append(out, fmt.Sprintf("%v→%v", f["from"], f["to"]))
+	}
+	return out
+}
+
+func (h *harness) count(msg string) int { return h.logs.FilterMessage(msg).Len() }
+
+func (h *harness) state() string { return h.agent.Statuses()[0].State }
+
+// TestHealKilledBackend kills a backend unit with SIGKILL and expects medic to
+// notice, restart it over D-Bus and verify that it answers again.
+func TestHealKilledBackend(t *testing.T) {
+	m := systemdtest.Start(t)
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+
+	bin := systemdtest.Backend(t)
+	addr := systemdtest.FreePort(t)
+	unit := "medic-heal-killed.service"
+	systemdtest.LinkUnit(t, m, unit, systemdtest.BackendUnit(bin, addr))
+	systemdtest.Systemctl(t, m, "start", unit)
+	systemdtest.WaitFor(t, 10*time.Second, func() bool { return systemdtest.Answers(addr) }, "the backend to answer")
+
+	// A unit running beside it that medic is not configured for.
+	bystander := "medic-heal-bystander.service"
+	otherAddr := systemdtest.FreePort(t)
+	systemdtest.LinkUnit(t, m, bystander, systemdtest.BackendUnit(bin, otherAddr))
+	systemdtest.Systemctl(t, m, "start", bystander)
+	bystanderInvocation := systemdtest.Prop(t, m, bystander, "InvocationID")
+
+	h := startAgent(t, m, unit, addr, `  verify_timeout = "5s"
+  max_restarts = 3
+  backoff = "200ms"`)
+	systemdtest.WaitFor(t, 10*time.Second, func() bool { return h.agent.Statuses()[0].LastOK }, "a first passing probe")
+
+	oldPID := systemdtest.Prop(t, m, unit, "MainPID")
+	killed := time.Now()
+	systemdtest.Systemctl(t, m, "kill", "--signal=KILL", unit)
+	systemdtest.WaitFor(t, 5*time.Second, func() bool { return !systemdtest.Answers(addr) }, "the killed backend to stop answering")
+	systemdtest.WaitFor(t, 20*time.Second, func() bool {
+		return systemdtest.Answers(addr) && h.count("remedy finished") > 0
+	}, "medic to restart the backend")
+	back := time.Since(killed)
+	systemdtest.WaitFor(t, 10*time.Second, func() bool { return h.state() == "healthy" && len(h.transitions()) >= 4 }, "medic to verify the backend")
+
+	want := []string{"healthy→failing", "failing→restarting", "restarting→verifying", "verifying→healthy"}
+	if got := h.transitions(); strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("transitions = %v, want %v", got, want)
+	}
+	if newPID := systemdtest.Prop(t, m, unit, "MainPID"); newPID == oldPID || newPID == "0" {
+		t.Errorf("MainPID = %s after the restart, was %s: no new process", newPID, oldPID)
+	}
+	if got := systemdtest.Prop(t, m, unit, "ActiveState"); got != "active" {
+		t.Errorf("ActiveState = %s, want active", got)
+	}
+	fin := h.logs.FilterMessage("remedy finished").AllUntimed()
+	if len(fin) != 1 || fin[0].ContextMap()["job_result"] != "done" {
+		t.Errorf("remedies = %d (%v), want one with job_result done", len(fin), fin)
+	}
+	t.Logf("kill → port answering again: %s", back.Round(time.Millisecond))
+
+	// The bystander was never touched, and the remedy refuses it outright.
+	if got := systemdtest.Prop(t, m, bystander, "InvocationID"); got != bystanderInvocation {
+		t.Errorf("bystander InvocationID changed from %s to %s", bystanderInvocation, got)
+	}
+	if _, err := h.rem.Remedy(context.Background(), bystander, remedy.Action("restart"), 5*time.Second); !errors.Is(err, remedy.ErrNotAllowed) {
+		t.Errorf("Remedy(%s) error = %v, want ErrNotAllowed", bystander, err)
+	}
+	if got := systemdtest.Prop(t, m, bystander, "InvocationID"); got != bystanderInvocation {
+		t.Errorf("bystander restarted by a refused remedy: InvocationID %s → %s", bystanderInvocation, got)
+	}
+	h.stop()
+}
+
+// TestGiveUpOnAlwaysFailingUnit runs a unit whose ExecStart always fails:
+// medic restarts it exactly max_restarts times, gives up, and restarts it no
+// more within the window.
+func TestGiveUpOnAlwaysFailingUnit(t *testing.T) {
+	m := systemdtest.Start(t)
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+
+	bin := systemdtest.Backend(t)
+	addr := systemdtest.FreePort(t)
+	unit := "medic-always-fails.service"
+	systemdtest.LinkUnit(t, m, unit, systemdtest.BackendUnit(bin, addr, "ExecStart=", "ExecStart="+bin+" -listen "+addr+" -fail"))
+
+	const maxRestarts = 2
+	window := 4 * time.Second
+	h := startAgent(t, m, unit, addr, fmt.Sprintf(`  max_restarts = %d
+  window = "%s"
+  verify_timeout = "1s"
+  backoff = "100ms"
+  retry_after = "1h"`, maxRestarts, window))
+
+	systemdtest.WaitFor(t, 30*time.Second, func() bool { return h.state() == "gave_up" }, "medic to give up")
+	gaveUp := time.Now()
+	if got := h.count("remedy finished"); got != maxRestarts {
+		t.Errorf("restarts before giving up = %d, want %d", got, maxRestarts)
+	}
+	// Keep probing through a whole window: no further restart.
+	time.Sleep(window + time.Second)
+	if got := h.count("remedy finished") + h.count("remedy not carried out"); got != maxRestarts {
+		t.Errorf("restarts %s after giving up = %d, want still %d", time.Since(gaveUp).Round(time.Second), got, maxRestarts)
+	}
+	if got := h.state(); got != "gave_up" {
+		t.Errorf("state a window after giving up = %s, want gave_up", got)
+	}
+	if st := h.agent.Statuses()[0]; st.LastProbe.Before(gaveUp.Add(window)) {
+		t.Errorf("last probe at %s: medic stopped probing after giving up", st.LastProbe)
+	}
+	tr := h.transitions()
+	if len(tr) == 0 || tr[len(tr)-1] != "verifying→gave_up" {
+		t.Errorf("transitions = %v, want them to end in verifying→gave_up", tr)
+	}
+	if n := h.logs.FilterMessage("incident firing").Len(); n != 1 {
+		t.Errorf("firing notifications = %d, want exactly 1", n)
+	}
+	h.stop()
+}
