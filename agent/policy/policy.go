@@ -83,6 +83,10 @@ type Transition struct {
 	// Elapsed is the time since the incident's first failed probe, or zero
 	// when no incident is open.
 	Elapsed time.Duration
+	// Escalate is true when the transition reports that remediation did not
+	// work: a restart job that was not "done" (or could not be queued), a
+	// verification that timed out, or a spent restart budget.
+	Escalate bool
 }
 
 // Decision is what the driver must do after an event.
@@ -245,6 +249,7 @@ func (m *Machine) act(d *Decision, now time.Time) {
 	if used := m.RestartsInWindow(now); used >= m.p.MaxRestarts {
 		m.gaveUpAt = now
 		m.to(d, now, GaveUp, fmt.Sprintf("restart budget spent: %d restarts within %s", used, m.p.Window))
+		d.Transitions[len(d.Transitions)-1].Escalate = true
 		return
 	}
 	m.attempt++
@@ -260,16 +265,18 @@ func (m *Machine) act(d *Decision, now time.Time) {
 	d.Restart = true
 }
 
-// retry schedules the next attempt after its backoff, or gives up.
+// retry schedules the next attempt after its backoff, or gives up. Either
+// transition escalates: the remedy did not work.
 func (m *Machine) retry(d *Decision, now time.Time, why string) {
 	if used := m.RestartsInWindow(now); used >= m.p.MaxRestarts {
 		m.gaveUpAt = now
 		m.to(d, now, GaveUp, fmt.Sprintf("%s; restart budget spent: %d restarts within %s", why, used, m.p.Window))
-		return
+	} else {
+		delay := m.backoff()
+		m.nextAttempt = now.Add(delay)
+		m.to(d, now, Restarting, fmt.Sprintf("%s; next attempt in %s", why, delay))
 	}
-	delay := m.backoff()
-	m.nextAttempt = now.Add(delay)
-	m.to(d, now, Restarting, fmt.Sprintf("%s; next attempt in %s", why, delay))
+	d.Transitions[len(d.Transitions)-1].Escalate = true
 }
 
 // backoff returns the delay before attempt m.attempt+1: Backoff doubled for

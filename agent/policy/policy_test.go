@@ -277,3 +277,36 @@ func TestTransitionDetails(t *testing.T) {
 		t.Errorf("after recovery FailingSince=%s Attempt=%d, want zero", m.FailingSince(), m.Attempt())
 	}
 }
+
+// TestEscalate checks which transitions say that remediation did not work.
+func TestEscalate(t *testing.T) {
+	p := params()
+	p.MaxRestarts = 2
+	m := New(p, t0)
+	var all []Transition
+	feed := func(d Decision) { all = append(all, d.Transitions...) }
+	for i := range 3 {
+		feed(m.Probe(t0.Add(time.Duration(20+i)*time.Second), false, "refused"))
+	}
+	feed(m.JobDone(t0.Add(23*time.Second), "failed", nil)) // restart job failed
+	feed(m.Tick(t0.Add(28 * time.Second)))                 // attempt 2 after backoff
+	feed(m.JobDone(t0.Add(29*time.Second), "done", nil))   // verifying
+	feed(m.Tick(t0.Add(59 * time.Second)))                 // verify failed: gave up
+	feed(m.Probe(t0.Add(60*time.Second), true, ""))        // one pass
+	feed(m.Probe(t0.Add(61*time.Second), true, ""))        // resolved
+	want := []struct {
+		to       State
+		escalate bool
+	}{
+		{Failing, false}, {Restarting, false}, {Restarting, true}, {Restarting, false},
+		{Verifying, false}, {GaveUp, true}, {Healthy, false},
+	}
+	if len(all) != len(want) {
+		t.Fatalf("got %d transitions %+v, want %d", len(all), all, len(want))
+	}
+	for i, w := range want {
+		if all[i].To != w.to || all[i].Escalate != w.escalate {
+			t.Errorf("transition %d: to %s escalate %v, want to %s escalate %v (%s)", i, all[i].To, all[i].Escalate, w.to, w.escalate, all[i].Reason)
+		}
+	}
+}
