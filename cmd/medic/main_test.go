@@ -1,0 +1,142 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func execute(args ...string) (stdout, stderr string, err error) {
+	var out, errb bytes.Buffer
+	cmd := newRootCmd()
+	cmd.SetOut(&out)
+	cmd.SetErr(&errb)
+	cmd.SetArgs(args)
+	err = cmd.Execute()
+	return out.String(), errb.String(), err
+}
+
+func TestCheckConfigOK(t *testing.T) {
+	out, _, err := execute("check-config", "-c", "../../config.example.toml")
+	if err != nil {
+		t.Fatalf("check-config on the example: %v", err)
+	}
+	if !strings.Contains(out, "configuration OK") {
+		t.Errorf("output %q, want it to say configuration OK", out)
+	}
+}
+
+// TestCheckConfigReportsEveryProblem wants every problem of a bad file, each
+// with file, line and key, and exit status 1, as nginx -t does.
+func TestCheckConfigReportsEveryProblem(t *testing.T) {
+	_, stderr, err := execute("check-config", "-c", "testdata/bad.toml")
+	var ec exitCode
+	if !errors.As(err, &ec) || ec != 1 {
+		t.Fatalf("error = %v, want exit status 1", err)
+	}
+	for _, want := range []string{
+		"testdata/bad.toml:7: check[0].unit:",
+		"testdata/bad.toml:10: check[0].probe[0].address: missing port",
+		"testdata/bad.toml:13: check[1].name:",
+		"testdata/bad.toml:15: check[1].timeout:",
+		"testdata/bad.toml:18: check[1].probe[0].url:",
+		"testdata/bad.toml:20: check[1].escalate.notify[0]:",
+	} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("output lacks %q:\n%s", want, stderr)
+		}
+	}
+	if strings.Contains(stderr, "configuration OK") {
+		t.Errorf("bad configuration reported OK")
+	}
+}
+
+func TestVersion(t *testing.T) {
+	out, _, err := execute("version")
+	if err != nil || out != "medic "+version+"\n" {
+		t.Errorf("version = %q, %v", out, err)
+	}
+}
+
+// TestRunStopsOnSIGTERM runs the built binary and sends it SIGTERM: it must
+// exit 0, promptly, after logging that it stopped.
+func TestRunStopsOnSIGTERM(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "medic")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	cfg := filepath.Join(dir, "medic.toml")
+	if err := os.WriteFile(cfg, []byte(`
+[agent]
+bus = "user"
+[[check]]
+name = "web"
+interval = "1s"
+timeout = "500ms"
+  [[check.probe]]
+  type = "tcp"
+  address = "127.0.0.1:1"
+  [check.remedy]
+  action = "none"
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stderr syncBuffer
+	cmd := exec.Command(bin, "run", "-c", cfg)
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(stderr.String(), "medic started") {
+		if time.Now().After(deadline) {
+			_ = cmd.Process.Kill()
+			t.Fatalf("medic did not start:\n%s", stderr.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	waited := make(chan error, 1)
+	go func() { waited <- cmd.Wait() }()
+	select {
+	case err := <-waited:
+		if err != nil {
+			t.Fatalf("medic run exited with %v after SIGTERM:\n%s", err, stderr.String())
+		}
+	case <-time.After(10 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatalf("medic run still running 10s after SIGTERM")
+	}
+	if !strings.Contains(stderr.String(), "medic stopped") {
+		t.Errorf("log lacks 'medic stopped':\n%s", stderr.String())
+	}
+}
+
+// syncBuffer is a bytes.Buffer that a child's output copier and the test
+// can use at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
