@@ -127,8 +127,11 @@ func (r *runner) run(ctx context.Context) {
 			apply(r.m.Tick(r.agent.now()))
 		case res := <-r.jobDone:
 			r.logOutcome(res)
-			result := res.outcome.JobResult
-			apply(r.m.JobDone(r.agent.now(), result, res.err))
+			now := r.agent.now()
+			if res.outcome.ResetFailed {
+				r.m.ChargeRestart(now)
+			}
+			apply(r.m.JobDone(now, res.outcome.JobResult, res.err))
 			// Start verifying at once rather than an interval later.
 			probeTimer.Reset(0)
 		}
@@ -245,10 +248,15 @@ func (r *runner) logOutcome(res jobResult) {
 		return
 	}
 	o := res.outcome
+	if o.ResetFailed {
+		r.log.Warn("systemd refused the restart (start-limit-hit): reset the unit's failed state and retried once; both count against the restart budget",
+			zap.Int("attempts", o.Attempts))
+	}
 	r.log.Info("remedy finished",
 		zap.String("action", r.check.Remedy.Action),
 		zap.String("job_result", o.JobResult),
 		zap.Bool("waited_for_job", o.WaitedForJob),
+		zap.Bool("job_result_inferred", o.JobResultInferred),
 		zap.Bool("reset_failed", o.ResetFailed),
 		zap.Int64("job_ms", o.Duration.Milliseconds()),
 		zap.String("active_state", o.After.ActiveState),
@@ -257,6 +265,10 @@ func (r *runner) logOutcome(res jobResult) {
 		zap.Uint32("main_pid", o.After.MainPID),
 		zap.Uint32("n_restarts", o.After.NRestarts),
 		zap.Uint32("old_main_pid", o.Before.MainPID),
+		zap.String("old_active_state", o.Before.ActiveState),
+		zap.String("old_result", o.Before.Result),
+		zap.Int32("old_exec_main_code", o.Before.ExecMainCode),
+		zap.Int32("old_exec_main_status", o.Before.ExecMainStatus),
 	)
 	r.setStatus(func(s *Status) { s.Restarts++ })
 }

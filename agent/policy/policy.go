@@ -215,6 +215,13 @@ func (m *Machine) JobDone(now time.Time, result string, err error) Decision {
 	return d
 }
 
+// ChargeRestart counts one more restart against the budget at now, for a
+// restart that the remedy itself repeated (systemd refused the first with
+// start-limit-hit, so medic reset the unit's failed state and retried).
+func (m *Machine) ChargeRestart(now time.Time) {
+	m.restarts = append(m.restarts, now)
+}
+
 // Tick tells the Machine that time has passed; it fires due backoffs,
 // verify deadlines and budget renewals.
 func (m *Machine) Tick(now time.Time) Decision {

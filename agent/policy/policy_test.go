@@ -310,3 +310,23 @@ func TestEscalate(t *testing.T) {
 		}
 	}
 }
+
+// TestChargeRestart: a restart the remedy repeated after start-limit-hit
+// uses two restarts of the budget.
+func TestChargeRestart(t *testing.T) {
+	p := params()
+	p.MaxRestarts = 2
+	m := New(p, t0)
+	for i := range 3 {
+		m.Probe(t0.Add(time.Duration(20+i)*time.Second), false, "refused")
+	}
+	m.ChargeRestart(t0.Add(23 * time.Second))
+	if got := m.RestartsInWindow(t0.Add(23 * time.Second)); got != 2 {
+		t.Fatalf("RestartsInWindow = %d, want 2", got)
+	}
+	m.JobDone(t0.Add(23*time.Second), "done", nil)
+	d := m.Tick(t0.Add(53 * time.Second))
+	if m.State() != GaveUp || d.Restart {
+		t.Errorf("after a failed verify with the budget spent: state %s restart %v, want gave_up, no restart", m.State(), d.Restart)
+	}
+}

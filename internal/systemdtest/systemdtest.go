@@ -1,0 +1,241 @@
+// Package systemdtest gives tests a real systemd user manager
+// (internal/usermanager) and a real backend to run as its units.
+//
+// Tests that need systemd skip with the reason when the machine cannot give
+// them one (not root, no /lib/systemd/systemd, no cgroup v1 name=systemd
+// hierarchy); with MEDIC_REQUIRE_SYSTEMD=1 (set by .ci/run) they fail
+// instead. MEDIC_TEST_USER_MANAGER=private makes Start boot a private
+// manager even when one is already running for the user.
+package systemdtest
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/medic-watchdog/medic/internal/usermanager"
+)
+
+// RequireEnv is the variable that turns skips into failures when set to "1".
+const RequireEnv = "MEDIC_REQUIRE_SYSTEMD"
+
+// BackendPackage is the import path of the backend binary Backend builds.
+const BackendPackage = "github.com/medic-watchdog/medic/internal/testbackend/cmd/medic-test-backend"
+
+// Unavailable skips the test with reason, or fails it when
+// MEDIC_REQUIRE_SYSTEMD=1.
+func Unavailable(t testing.TB, reason string) {
+	t.Helper()
+	if os.Getenv(RequireEnv) == "1" {
+		t.Fatalf("%s=1 but systemd is unavailable: %s", RequireEnv, reason)
+		return
+	}
+	t.Skipf("skipping: needs a systemd user manager: %s (set %s=1 to fail instead)", reason, RequireEnv)
+}
+
+// Start returns a systemd user manager for the test: one already running
+// for the user (usermanager.Detect) or, failing that, a private one booted
+// with usermanager.Boot, torn down by t.Cleanup. When neither can be had it
+// skips (see Unavailable). When the test failed, the cleanup logs the tail
+// of the manager's log, where the units' output lands too.
+func Start(t testing.TB) *usermanager.Manager {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	var m *usermanager.Manager
+	if os.Getenv("MEDIC_TEST_USER_MANAGER") != "private" {
+		d, err := usermanager.Detect(ctx)
+		if err != nil {
+			t.Fatalf("detect user manager: %v", err)
+		}
+		m = d
+	}
+	if m == nil {
+		if err := usermanager.Available(); err != nil {
+			Unavailable(t, err.Error())
+		}
+		b, err := usermanager.Boot(ctx, usermanager.Options{Log: logWriter{t}})
+		if err != nil {
+			t.Fatalf("boot systemd user manager: %v", err)
+		}
+		m = b
+	}
+	t.Cleanup(func() {
+		if t.Failed() && m.LogFile != "" {
+			if b, err := os.ReadFile(m.LogFile); err == nil {
+				lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+				if len(lines) > 60 {
+					lines = lines[len(lines)-60:]
+				}
+				t.Logf("manager log %s (tail):\n%s", m.LogFile, strings.Join(lines, "\n"))
+			}
+		}
+		if err := m.Stop(); err != nil {
+			t.Errorf("stop systemd user manager: %v", err)
+		}
+	})
+	return m
+}
+
+// logWriter sends usermanager's progress lines to t.Log.
+type logWriter struct{ t testing.TB }
+
+func (w logWriter) Write(p []byte) (int, error) {
+	w.t.Helper()
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+var (
+	backendOnce sync.Once
+	backendPath string
+	backendErr  error
+)
+
+// Backend builds medic-test-backend (once per test process) and returns
+// the binary's path. The binary lives at a fixed path per user under
+// os.TempDir(), replaced atomically by each build, so that nothing piles up
+// and concurrent test processes do not trip over each other.
+func Backend(t testing.TB) string {
+	t.Helper()
+	backendOnce.Do(func() { backendPath, backendErr = buildBackend() })
+	if backendErr != nil {
+		t.Fatalf("build medic-test-backend: %v", backendErr)
+	}
+	return backendPath
+}
+
+func buildBackend() (string, error) {
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		if root := os.Getenv("GOROOT"); root != "" {
+			goBin = filepath.Join(root, "bin", "go")
+		} else {
+			return "", fmt.Errorf("find go: %w", err)
+		}
+	}
+	dir := filepath.Join(os.TempDir(), fmt.Sprintf("medic-test-backend-%d", os.Getuid()))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	tmp, err := os.CreateTemp(dir, ".build-")
+	if err != nil {
+		return "", err
+	}
+	tmp.Close()
+	defer os.Remove(tmp.Name())
+	cmd := exec.Command(goBin, "build", "-o", tmp.Name(), BackendPackage)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build %s: %w\n%s", BackendPackage, err, out)
+	}
+	path := filepath.Join(dir, "medic-test-backend")
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return "", err
+	}
+	return path, nil
+}
+
+// BackendUnit returns the text of a service unit that runs bin (from
+// Backend) listening on addr: Type=simple, Restart=no and
+// StartLimitIntervalSec=0, so that only medic heals it and systemd never
+// refuses to start it. Each extra line is appended after the [Service]
+// section, in order: plain settings land in [Service]; a section header
+// ("[Unit]") starts a repeated section, which systemd merges. To change the
+// command line, reset it first: "ExecStart=", "ExecStart=BIN -listen A -fail".
+func BackendUnit(bin, addr string, extra ...string) string {
+	var b strings.Builder
+	b.WriteString("[Unit]\n")
+	b.WriteString("Description=medic test backend on " + addr + "\n")
+	b.WriteString("StartLimitIntervalSec=0\n")
+	b.WriteString("\n[Service]\n")
+	b.WriteString("Type=simple\n")
+	b.WriteString("Restart=no\n")
+	b.WriteString("ExecStart=" + bin + " -listen " + addr + "\n")
+	for _, l := range extra {
+		b.WriteString(l + "\n")
+	}
+	return b.String()
+}
+
+// Prop returns a unit property as `systemctl --user show -p prop --value
+// unit` prints it, failing the test when systemctl fails.
+func Prop(t testing.TB, m *usermanager.Manager, unit, prop string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, err := m.Systemctl(ctx, "show", "-p", prop, "--value", unit)
+	if err != nil {
+		t.Fatalf("show %s of %s: %v", prop, unit, err)
+	}
+	return out
+}
+
+// Systemctl runs `systemctl --user args...` on m, failing the test on error,
+// and returns the output.
+func Systemctl(t testing.TB, m *usermanager.Manager, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := m.Systemctl(ctx, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// LinkUnit links a unit into m (usermanager.Manager.LinkUnit), failing the
+// test on error.
+func LinkUnit(t testing.TB, m *usermanager.Manager, name, content string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := m.LinkUnit(ctx, name, content); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// FreePort returns "127.0.0.1:N" for a port that was free a moment ago
+// (from a listener it closed).
+func FreePort(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	if err := ln.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return addr
+}
+
+// WaitFor polls cond every 20 ms until it returns true, failing the test
+// with msg when timeout passes first.
+func WaitFor(t testing.TB, timeout time.Duration, cond func() bool, msg string) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, msg)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Answers reports whether a TCP connection to addr succeeds within 200 ms.
+func Answers(addr string) bool {
+	c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
+}
