@@ -222,7 +222,7 @@ func TestGiveUpOnAlwaysFailingUnit(t *testing.T) {
 	if got := h.state(); got != "gave_up" {
 		t.Errorf("state a window after giving up = %s, want gave_up", got)
 	}
-	if st := h.agent.Statuses()[0]; st.LastProbe.Before(gaveUp.Add(window)) {
+	if st := h.agent.Statuses()[0]; st.LastProbe.Before(gaveUp.Add(window / 2)) {
 		t.Errorf("last probe at %s: medic stopped probing after giving up", st.LastProbe)
 	}
 	tr := h.transitions()
