@@ -6,8 +6,9 @@ import (
 	"go.uber.org/zap"
 )
 
-// Log is a notifier that writes each event as one structured log line at
-// warn level (info for resolved and recovered events). It never fails.
+// Log is a notifier that writes each message as one structured log line at
+// warn level (info for resolved, recovered and test messages). It never
+// fails.
 type Log struct {
 	name string
 	log  *zap.Logger
@@ -23,23 +24,29 @@ func NewLog(name string, log *zap.Logger) *Log {
 // Name returns the notifier's name.
 func (l *Log) Name() string { return l.name }
 
-// Notify logs ev. It always returns (false, nil).
-func (l *Log) Notify(_ context.Context, ev Event) (bool, error) {
+// Notify logs m. It always returns (false, nil).
+func (l *Log) Notify(_ context.Context, m *Message) (bool, error) {
+	in := &m.Incident
 	fields := []zap.Field{
-		zap.String("event", string(ev.Kind)),
-		zap.String("incident", ev.IncidentID),
-		zap.String("check", ev.Check),
-		zap.String("unit", ev.Unit),
-		zap.String("host", ev.Host),
-		zap.String("state", ev.State),
-		zap.String("reason", ev.Reason),
-		zap.Time("since", ev.Since),
-		zap.Int("attempts", ev.Attempts),
+		zap.String("kind", string(m.Kind)),
+		zap.String("event", string(m.Event)),
+		zap.String("message_id", m.ID),
+		zap.String("incident", in.ID),
+		zap.String("check", in.Check),
+		zap.String("unit", in.Unit),
+		zap.String("problem", in.Problem),
+		zap.Time("since", in.Since),
+		zap.Int("restarts", in.Restarts),
+		zap.String("active_state", in.UnitState.ActiveState),
+		zap.String("result", in.UnitState.Result),
 	}
-	if ev.Kind == Firing {
-		l.log.Warn("incident firing", fields...)
+	if in.Cause != "" {
+		fields = append(fields, zap.String("cause", in.Cause))
+	}
+	if m.Kind == Firing || m.Kind == Reminder {
+		l.log.Warn(m.Subject(), fields...)
 	} else {
-		l.log.Info("incident "+string(ev.Kind), fields...)
+		l.log.Info(m.Subject(), fields...)
 	}
 	return false, nil
 }

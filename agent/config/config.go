@@ -66,6 +66,14 @@ type Agent struct {
 	// MaxConcurrentRemedies caps how many restarts medic runs at once
 	// across all checks (4, at least 1).
 	MaxConcurrentRemedies int `toml:"max_concurrent_remedies"`
+	// JournalLines is how many of a unit's last journal lines go into its
+	// alerts (20); 0 turns journal reading off. Reading another unit's
+	// journal needs medic in the systemd-journal (or adm) group.
+	JournalLines int `toml:"journal_lines"`
+	// OutboxMax bounds the messages waiting per notifier in the outbox
+	// (1000). When full, the oldest reminders are dropped first; firing and
+	// resolved messages are never dropped.
+	OutboxMax int `toml:"outbox_max"`
 }
 
 // Check is one [[check]] table: a systemd unit, the probes that tell whether
@@ -168,9 +176,14 @@ type Escalate struct {
 	// RepeatInterval is the time between reminders of an incident still
 	// open (4h); 0 sends no reminders.
 	RepeatInterval Duration `toml:"repeat_interval"`
-	// NotifyOnRecovery also sends a message when the incident is resolved
-	// (false).
+	// NotifyOnRecovery also sends a message when a restart fixed the check
+	// without escalation (false): such incidents are otherwise only logged.
 	NotifyOnRecovery bool `toml:"notify_on_recovery"`
+	// FlapThreshold: when the check was restarted and recovered more than
+	// this many times within the remedy window, medic escalates one
+	// "flapping" incident that stays open until the check has been stable
+	// for a whole window (3); 0 turns flapping detection off.
+	FlapThreshold int `toml:"flap_threshold"`
 }
 
 // Notifier is one [[notifier]] table. Type selects the kind; each kind reads
@@ -200,6 +213,14 @@ type Notifier struct {
 	// PasswordCredential names a systemd credential (LoadCredential=) in
 	// $CREDENTIALS_DIRECTORY holding the SMTP password (email).
 	PasswordCredential string `toml:"password_credential"`
+	// Auth is the SMTP AUTH mechanism (email): "auto" (default: the best
+	// the server offers), "plain", "login" or "cram-md5".
+	Auth string `toml:"auth"`
+	// ConnectTimeout bounds connecting to the SMTP server (email; 10s).
+	ConnectTimeout Duration `toml:"connect_timeout"`
+	// Timeout bounds one delivery attempt: the whole SMTP session (email;
+	// 30s) or one HTTP request (webhook, alertmanager; 10s).
+	Timeout Duration `toml:"timeout"`
 	// From is the sender address (email; required).
 	From string `toml:"from"`
 	// To are the recipient addresses (email; at least one).
@@ -208,11 +229,27 @@ type Notifier struct {
 	// URL is the http(s) endpoint (webhook, alertmanager; required). For
 	// alertmanager it is the base URL, e.g. "http://127.0.0.1:9093".
 	URL string `toml:"url"`
+	// URLs are more Alertmanager base URLs (alertmanager): medic posts to
+	// every one of URL and URLs directly, as Alertmanager's HA docs ask.
+	URLs []string `toml:"urls"`
+	// ResendInterval is how often firing alerts are posted again so they do
+	// not expire (alertmanager; 1m).
+	ResendInterval Duration `toml:"resend_interval"`
+	// Severity is the severity label of firing alerts (alertmanager;
+	// "critical").
+	Severity string `toml:"severity"`
 	// SecretFile is an absolute path to the HMAC-SHA256 signing secret
-	// (webhook; optional); read when sending.
+	// (webhook; optional), per the Standard Webhooks spec: "whsec_" and
+	// base64, or the raw secret. Read at start-up.
 	SecretFile string `toml:"secret_file"`
+	// SecretCredential names a systemd credential in
+	// $CREDENTIALS_DIRECTORY holding the signing secret (webhook).
+	SecretCredential string `toml:"secret_credential"`
 	// Format is the webhook body: "json" (default) or "slack".
 	Format string `toml:"format"`
+	// Headers are extra HTTP request headers (webhook), e.g. an
+	// Authorization header the receiver wants.
+	Headers map[string]string `toml:"headers"`
 }
 
 // Defaults. A file is decoded on top of these; change them only together
@@ -228,6 +265,8 @@ var (
 		StatusSocket:          "/run/medic/medic.sock",
 		MetricsListen:         "",
 		MaxConcurrentRemedies: 4,
+		JournalLines:          20,
+		OutboxMax:             1000,
 	}
 
 	// DefaultRemedy is a check's [check.remedy] table when left out.
@@ -246,6 +285,7 @@ var (
 	DefaultEscalate = Escalate{
 		RepeatInterval:   Duration{4 * time.Hour},
 		NotifyOnRecovery: false,
+		FlapThreshold:    3,
 	}
 
 	// DefaultCheck is a [[check]] table's defaults. Parse replaces Interval
@@ -272,6 +312,16 @@ const (
 	DefaultEmailPort     = 587        // Notifier.Port with STARTTLS or none
 	DefaultEmailTLSPort  = 465        // Notifier.Port with implicit TLS
 	DefaultWebhookFormat = "json"     // Notifier.Format of a webhook when empty
+	DefaultEmailAuth     = "auto"     // Notifier.Auth when empty
+	DefaultSeverity      = "critical" // Notifier.Severity of an alertmanager when empty
+)
+
+// Default timeouts of notifiers, applied by type.
+var (
+	DefaultEmailConnectTimeout = Duration{10 * time.Second} // Notifier.ConnectTimeout of email
+	DefaultEmailTimeout        = Duration{30 * time.Second} // Notifier.Timeout of email
+	DefaultHTTPTimeout         = Duration{10 * time.Second} // Notifier.Timeout of webhook and alertmanager
+	DefaultResendInterval      = Duration{time.Minute}      // Notifier.ResendInterval of alertmanager
 )
 
 // DefaultRetryInterval is the longest default retry_interval: a check's
@@ -299,12 +349,20 @@ func tomlKeys(v any) []string {
 // Load reads the file at path and returns it parsed and validated, as Parse
 // does. It fails with a plain error when the file cannot be read, and with
 // Errors when its content is wrong.
+//
+// Load also refuses an SMTP password written inline in a file that users
+// other than its owner and group can read: whoever can read the file has the
+// password. Use password_file or password_credential, or chmod o-r the file.
 func Load(path string) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("load config: %w", err)
 	}
-	return Parse(data, path)
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("load config: %w", err)
+	}
+	return parse(data, path, fi.Mode().Perm())
 }
 
 // Parse decodes data on top of the defaults and validates the result. file
@@ -312,6 +370,11 @@ func Load(path string) (*Config, error) {
 // and Errors holding every problem found: TOML syntax errors and values of
 // the wrong type, unknown keys, and everything Validate reports.
 func Parse(data []byte, file string) (*Config, error) {
+	return parse(data, file, 0)
+}
+
+// parse is Parse for a file whose permission bits are perm (0 when unknown).
+func parse(data []byte, file string, perm os.FileMode) (*Config, error) {
 	d := decoder{
 		file: file,
 		loc:  newLocator(data),
@@ -325,6 +388,15 @@ func Parse(data []byte, file string) (*Config, error) {
 		return nil, err // not reached: Validate returns only Errors
 	}
 	all := append(d.unknown, verrs...)
+	if perm&0o004 != 0 {
+		for i, n := range cfg.Notifiers {
+			if n.Password != "" {
+				key := fmt.Sprintf("notifier[%d].password", i)
+				all = append(all, &Error{File: file, Line: d.loc.line(key), Key: key,
+					Msg: fmt.Sprintf("password written inline in a file that others can read (mode %04o): use password_file or password_credential, or chmod o-r %s", perm, file)})
+			}
+		}
+	}
 	if len(all) > 0 {
 		sortErrors(all)
 		return nil, all
@@ -433,9 +505,31 @@ func (d *decoder) decode(data []byte) (*Config, error) {
 					n.Port = DefaultEmailTLSPort
 				}
 			}
+			if n.Auth == "" {
+				n.Auth = DefaultEmailAuth
+			}
+			if n.ConnectTimeout.Duration == 0 {
+				n.ConnectTimeout = DefaultEmailConnectTimeout
+			}
+			if n.Timeout.Duration == 0 {
+				n.Timeout = DefaultEmailTimeout
+			}
 		case "webhook":
 			if n.Format == "" {
 				n.Format = DefaultWebhookFormat
+			}
+			if n.Timeout.Duration == 0 {
+				n.Timeout = DefaultHTTPTimeout
+			}
+		case "alertmanager":
+			if n.Timeout.Duration == 0 {
+				n.Timeout = DefaultHTTPTimeout
+			}
+			if n.ResendInterval.Duration == 0 {
+				n.ResendInterval = DefaultResendInterval
+			}
+			if n.Severity == "" {
+				n.Severity = DefaultSeverity
 			}
 		}
 	}

@@ -558,3 +558,35 @@ func TestProbeSpec(t *testing.T) {
 		t.Errorf("Spec() = %+v, want %+v", got, want)
 	}
 }
+
+// TestLoadRefusesInlinePasswordReadableByOthers: an inline SMTP password in
+// a world-readable file is refused with its line; 0640 is accepted.
+func TestLoadRefusesInlinePasswordReadableByOthers(t *testing.T) {
+	text := `[[notifier]]
+name = "mail"
+type = "email"
+host = "smtp.example.com"
+username = "medic"
+password = "hunter2"
+from = "medic@example.com"
+to = ["ops@example.com"]
+`
+	path := filepath.Join(t.TempDir(), "medic.toml")
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load(path)
+	want := path + ":6: notifier[0].password: password written inline in a file that others can read (mode 0644)"
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("Load(0644) error = %v, want it to contain %q", err, want)
+	}
+	if strings.Contains(err.Error(), "hunter2") {
+		t.Errorf("error shows the password: %v", err)
+	}
+	if err := os.Chmod(path, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(path); err != nil {
+		t.Errorf("Load(0640) = %v, want no error", err)
+	}
+}

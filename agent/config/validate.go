@@ -96,6 +96,12 @@ func (v *validator) agent(key string, a *Agent) {
 			v.errorf(key+".metrics_listen", "%s", msg)
 		}
 	}
+	if a.JournalLines < 0 || a.JournalLines > 1000 {
+		v.errorf(key+".journal_lines", "must be 0 (off) to 1000, got %d", a.JournalLines)
+	}
+	if a.OutboxMax < 1 {
+		v.errorf(key+".outbox_max", "must be at least 1, got %d", a.OutboxMax)
+	}
 	if a.MaxConcurrentRemedies < 1 {
 		v.errorf(key+".max_concurrent_remedies", "must be at least 1, got %d", a.MaxConcurrentRemedies)
 	}
@@ -153,6 +159,9 @@ func (v *validator) check(key string, c *Check, notifiers map[string]int) {
 		seen[name] = true
 	}
 	v.notNegative(key+".escalate.repeat_interval", e.RepeatInterval)
+	if e.FlapThreshold < 0 {
+		v.errorf(key+".escalate.flap_threshold", "must be 0 (off) or more, got %d", e.FlapThreshold)
+	}
 }
 
 func (v *validator) remedy(key string, r *Remedy) {
@@ -290,13 +299,23 @@ func (v *validator) notifier(key string, n *Notifier) {
 		if n.SecretFile != "" && !filepath.IsAbs(n.SecretFile) {
 			v.errorf(key+".secret_file", "%q is not an absolute path", n.SecretFile)
 		}
+		if n.SecretFile != "" && n.SecretCredential != "" {
+			v.errorf(key+".secret_file", "set only one of secret_file and secret_credential")
+		}
+		v.credentialName(key+".secret_credential", n.SecretCredential)
 		switch n.Format {
 		case "", "json", "slack":
 		default:
 			v.errorf(key+".format", "invalid format %q: want \"json\" or \"slack\"", n.Format)
 		}
+		v.notNegative(key+".timeout", n.Timeout)
 	case "alertmanager":
 		v.httpURL(key+".url", n.URL)
+		for i, u := range n.URLs {
+			v.httpURL(fmt.Sprintf("%s.urls[%d]", key, i), u)
+		}
+		v.notNegative(key+".timeout", n.Timeout)
+		v.notNegative(key+".resend_interval", n.ResendInterval)
 	case "":
 		v.errorf(key+".type", "missing notifier type: want \"log\", \"email\", \"webhook\" or \"alertmanager\"")
 	default:
@@ -333,9 +352,14 @@ func (v *validator) email(key string, n *Notifier) {
 	if n.PasswordFile != "" && !filepath.IsAbs(n.PasswordFile) {
 		v.errorf(key+".password_file", "%q is not an absolute path", n.PasswordFile)
 	}
-	if c := n.PasswordCredential; c != "" && (strings.ContainsRune(c, '/') || c == "." || c == "..") {
-		v.errorf(key+".password_credential", "invalid credential name %q: a name, not a path", c)
+	v.credentialName(key+".password_credential", n.PasswordCredential)
+	switch n.Auth {
+	case "", "auto", "plain", "login", "cram-md5":
+	default:
+		v.errorf(key+".auth", "invalid auth %q: want \"auto\", \"plain\", \"login\" or \"cram-md5\"", n.Auth)
 	}
+	v.notNegative(key+".connect_timeout", n.ConnectTimeout)
+	v.notNegative(key+".timeout", n.Timeout)
 	if n.From == "" {
 		v.errorf(key+".from", "missing sender address")
 	} else if _, err := mail.ParseAddress(n.From); err != nil {
@@ -348,6 +372,14 @@ func (v *validator) email(key string, n *Notifier) {
 		if _, err := mail.ParseAddress(to); err != nil {
 			v.errorf(fmt.Sprintf("%s.to[%d]", key, i), "invalid address %q: %v", to, err)
 		}
+	}
+}
+
+// credentialName checks the name of a systemd credential (systemd.exec(5),
+// LoadCredential=): a file name in $CREDENTIALS_DIRECTORY, not a path.
+func (v *validator) credentialName(key, c string) {
+	if c != "" && (strings.ContainsRune(c, '/') || c == "." || c == "..") {
+		v.errorf(key, "invalid credential name %q: a name, not a path", c)
 	}
 }
 

@@ -1,0 +1,961 @@
+// Package outbox makes the delivery of notify.Messages durable: a message is
+// written to disk before it is sent, and removed only after the notifier
+// accepted it.
+//
+// # Guarantee: at least once, deduplicable
+//
+// Enqueue returns only after the message is on disk (temporary file, fsync,
+// rename, fsync of the directory), so a message Enqueue accepted survives a
+// crash, a SIGKILL or a power loss. The message's file is removed only after
+// the notifier's Notify returned nil. If medic dies between the receiver's
+// acceptance and the removal of the file, the message is sent again after the
+// restart, with the SAME notify.Message.ID, from which notifiers derive the
+// email Message-ID and the webhook-id: the receiver sees a duplicate it can
+// drop. Delivery is therefore at least once, and every duplicate carries the
+// same ID. Messages a notifier rejected for good (retry=false) are not
+// delivered; they are kept in the notifier's failed/ directory.
+//
+// # Order and retries
+//
+// Each notifier has its own queue, delivered strictly in order: only the
+// oldest pending message (the head) is attempted, and later messages never
+// overtake it. A retryable failure makes the head wait an exponential backoff
+// with jitter (Options.Backoff doubling up to Options.BackoffMax, and at least
+// the delay a notify.RetryAfterError asks for) before it is tried again. A
+// non-retryable failure moves the head to failed/ and the next message goes.
+// A notifier that is down for an hour therefore gets every message once it is
+// back, in order.
+//
+// # On disk
+//
+//	<Dir>/                               mode 0700
+//	<Dir>/<notifier>/                    one per configured notifier
+//	<Dir>/<notifier>/00000000000000000042.json   a pending message: its
+//	                                     sequence number (20 digits) and a
+//	                                     JSON record {enqueued_at, attempts,
+//	                                     last_error, message}
+//	<Dir>/<notifier>/.tmp-*              an Enqueue that did not finish;
+//	                                     removed by Open
+//	<Dir>/<notifier>/failed/<seq>.json   messages the notifier rejected
+//	                                     (retry=false), with last_error
+//	<Dir>/corrupt/<notifier>-<file>      files Open could not read or parse
+//
+// Files in failed/ and corrupt/ are kept for the operator; the outbox never
+// deletes or resends them. The directory of a notifier that is no longer
+// configured is left alone (Open logs a warning when it holds messages).
+//
+// # Bound
+//
+// A notifier's queue holds at most Options.MaxPending messages. To make room,
+// Enqueue drops the oldest Reminder, then the oldest Recovered, then the
+// oldest Test message; each drop is logged. A new message of a droppable
+// kind counts as the youngest of its kind, so it is itself dropped when no
+// older message may go. Firing and Resolved messages are never dropped: when
+// only those remain, the queue grows over the bound and a warning is logged.
+// The message being attempted is never dropped either.
+//
+// # Dedup
+//
+// Enqueuing a message whose ID is already pending for the same notifier
+// does nothing, also across restarts.
+// Stats reports the size of every queue and how many messages were dropped.
+//
+// # Run and Flush
+//
+// Run delivers continuously until its context ends; Flush delivers what is
+// pending and returns once every queue is empty or its context ends. They
+// are exclusive: Flush is meant to be called at shutdown, after Run
+// returned, with a context bounded by the time left before systemd's
+// TimeoutStopSec. Calling one while the other runs returns ErrBusy.
+package outbox
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/medic-watchdog/medic/notify"
+)
+
+// Defaults for the zero fields of Options.
+const (
+	DefaultMaxPending     = 1000
+	DefaultBackoff        = time.Second
+	DefaultBackoffMax     = 5 * time.Minute
+	DefaultAttemptTimeout = time.Minute
+)
+
+// Directory names inside Options.Dir and inside a notifier's directory.
+const (
+	// CorruptDir, under Options.Dir, receives the files Open could not
+	// parse. No notifier may have this name.
+	CorruptDir = "corrupt"
+	// FailedDir, under a notifier's directory, receives the messages the
+	// notifier rejected with retry=false.
+	FailedDir = "failed"
+)
+
+const (
+	fileSuffix = ".json"
+	tmpPrefix  = ".tmp-"
+	seqDigits  = 20
+)
+
+// ErrBusy is returned by Run and Flush when Run or Flush is already running
+// on the same Outbox.
+var ErrBusy = errors.New("outbox: Run or Flush already running")
+
+// Options configure an Outbox. Zero durations and counts take the Default*
+// values.
+type Options struct {
+	// Dir holds the outbox, e.g. <state_dir>/outbox. Required; created
+	// with mode 0700.
+	Dir string
+	// MaxPending bounds each notifier's queue (default 1000); see the
+	// package documentation for what is dropped.
+	MaxPending int
+	// Backoff is the delay before the first retry of a message (default
+	// 1s); it doubles with each further failure up to BackoffMax (default
+	// 5m). Jitter takes each delay to a random value in [d/2, d].
+	Backoff    time.Duration
+	BackoffMax time.Duration
+	// AttemptTimeout bounds one Notify call (default 1m).
+	AttemptTimeout time.Duration
+	// Now is the clock, for tests; nil means time.Now.
+	Now func() time.Time
+	// Log receives the outbox's logs; nil means no logs.
+	Log *zap.Logger
+}
+
+// Stat describes one notifier's queue.
+type Stat struct {
+	// Notifier is the notifier's name.
+	Notifier string
+	// Pending is the number of messages waiting for delivery, including
+	// one being attempted.
+	Pending int
+	// Failed is the number of messages in the notifier's failed/
+	// directory: rejected with retry=false, kept on disk.
+	Failed int
+	// Dropped counts the messages dropped by the bound since Open.
+	Dropped uint64
+	// Delivered counts the messages the notifier accepted since Open.
+	Delivered uint64
+	// LastError is the error of the last failed attempt since Open, and
+	// LastErrorAt its time; they are kept after later successes. Empty and
+	// zero when no attempt failed.
+	LastError   string
+	LastErrorAt time.Time
+	// OldestPending is when the oldest pending message was enqueued; zero
+	// when none is pending.
+	OldestPending time.Time
+}
+
+// UndeliveredError is returned by Flush when messages remain pending.
+type UndeliveredError struct {
+	// Pending maps each notifier with undelivered messages to their number.
+	Pending map[string]int
+	// Err is why Flush stopped: the cause of its context's end.
+	Err error
+}
+
+func (e *UndeliveredError) Error() string {
+	names := make([]string, 0, len(e.Pending))
+	total := 0
+	for name, n := range e.Pending {
+		names = append(names, name)
+		total += n
+	}
+	slices.Sort(names)
+	parts := make([]string, len(names))
+	for i, name := range names {
+		parts[i] = fmt.Sprintf("%s %d", name, e.Pending[name])
+	}
+	s := fmt.Sprintf("flush outbox: %d message%s undelivered (%s)", total, plural(total), strings.Join(parts, ", "))
+	if e.Err != nil {
+		s += ": " + e.Err.Error()
+	}
+	return s
+}
+
+func (e *UndeliveredError) Unwrap() error { return e.Err }
+
+// record is the JSON content of a message file.
+type record struct {
+	EnqueuedAt time.Time       `json:"enqueued_at"`
+	Attempts   int             `json:"attempts"`
+	LastError  string          `json:"last_error,omitempty"`
+	Message    *notify.Message `json:"message"`
+}
+
+// item is a pending message in memory.
+type item struct {
+	seq uint64
+	rec record
+}
+
+func (it *item) file() string { return seqName(it.seq) }
+
+// queue is one notifier's pending messages.
+type queue struct {
+	n    notify.Notifier
+	name string
+	dir  string
+
+	// wake (capacity 1) tells an idle delivery goroutine that a message
+	// was enqueued.
+	wake chan struct{}
+
+	// enqMu serializes Enqueue on this queue, across its file I/O.
+	enqMu   sync.Mutex
+	nextSeq uint64 // guarded by enqMu
+
+	mu          sync.Mutex
+	items       []*item // ordered by seq
+	ids         map[string]*item
+	inflight    *item // the item being attempted; never dropped
+	failed      int
+	dropped     uint64
+	delivered   uint64
+	lastError   string
+	lastErrorAt time.Time
+}
+
+// Outbox is a durable, bounded, ordered queue of messages per notifier. Its
+// methods are safe for concurrent use.
+type Outbox struct {
+	opts   Options
+	log    *zap.Logger
+	queues map[string]*queue
+	order  []*queue // in the order of the notifiers given to Open
+	busy   atomic.Bool
+	rand   func(n int64) int64
+}
+
+// Open opens the outbox in opts.Dir for the given notifiers: it creates
+// opts.Dir (mode 0700, tightened to 0700 if it exists with group or other
+// access) and a directory per notifier, and loads the messages
+// an earlier run left pending, ordered by sequence number. Leftover
+// temporary files of an unfinished Enqueue are removed. A file that cannot
+// be read or parsed is moved to <Dir>/corrupt/ and logged; it never makes
+// Open fail. Messages of notifiers that are no longer configured stay on
+// disk, with a warning. The number of messages loaded per notifier is logged
+// and visible in Stats.
+//
+// Open fails when opts.Dir is empty, when a notifier is nil, has an empty or
+// duplicate name, a name that is not a plain file name (or is "corrupt"), or
+// when a directory cannot be created or read.
+func Open(opts Options, notifiers []notify.Notifier) (*Outbox, error) {
+	if opts.Dir == "" {
+		return nil, errors.New("open outbox: no directory")
+	}
+	if opts.MaxPending <= 0 {
+		opts.MaxPending = DefaultMaxPending
+	}
+	if opts.Backoff <= 0 {
+		opts.Backoff = DefaultBackoff
+	}
+	if opts.BackoffMax <= 0 {
+		opts.BackoffMax = DefaultBackoffMax
+	}
+	opts.BackoffMax = max(opts.BackoffMax, opts.Backoff)
+	if opts.AttemptTimeout <= 0 {
+		opts.AttemptTimeout = DefaultAttemptTimeout
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Log == nil {
+		opts.Log = zap.NewNop()
+	}
+	o := &Outbox{
+		opts:   opts,
+		log:    opts.Log,
+		queues: make(map[string]*queue, len(notifiers)),
+		rand:   rand.Int64N,
+	}
+	for _, n := range notifiers {
+		if n == nil {
+			return nil, errors.New("open outbox: nil notifier")
+		}
+		name := n.Name()
+		if err := checkName(name); err != nil {
+			return nil, fmt.Errorf("open outbox: %w", err)
+		}
+		if _, dup := o.queues[name]; dup {
+			return nil, fmt.Errorf("open outbox: duplicate notifier %q", name)
+		}
+		q := &queue{
+			n:    n,
+			name: name,
+			dir:  filepath.Join(opts.Dir, name),
+			wake: make(chan struct{}, 1),
+			ids:  make(map[string]*item),
+		}
+		o.queues[name] = q
+		o.order = append(o.order, q)
+	}
+	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("open outbox: %w", err)
+	}
+	// Messages carry journal lines and host details: keep them private
+	// even in a directory made by someone else.
+	if info, err := os.Stat(opts.Dir); err != nil {
+		return nil, fmt.Errorf("open outbox: %w", err)
+	} else if info.Mode().Perm()&0o077 != 0 {
+		if err := os.Chmod(opts.Dir, 0o700); err != nil {
+			return nil, fmt.Errorf("open outbox: %w", err)
+		}
+		o.log.Info("outbox directory made private", zap.String("dir", opts.Dir),
+			zap.Stringer("was", info.Mode().Perm()))
+	}
+	for _, q := range o.order {
+		if err := o.load(q); err != nil {
+			return nil, fmt.Errorf("open outbox: %w", err)
+		}
+	}
+	o.warnOrphans()
+	return o, nil
+}
+
+// checkName rejects notifier names that cannot be a directory of the outbox.
+func checkName(name string) error {
+	switch {
+	case name == "":
+		return errors.New("notifier with an empty name")
+	case name == "." || name == ".." || strings.HasPrefix(name, "."):
+		return fmt.Errorf("notifier name %q starts with a dot", name)
+	case strings.ContainsAny(name, "/\\\x00"):
+		return fmt.Errorf("notifier name %q contains a path separator or NUL", name)
+	case name == CorruptDir:
+		return fmt.Errorf("notifier name %q is reserved by the outbox", name)
+	}
+	return nil
+}
+
+// load creates q's directories and reads its pending messages.
+func (o *Outbox) load(q *queue) error {
+	if err := os.MkdirAll(filepath.Join(q.dir, FailedDir), 0o700); err != nil {
+		return err
+	}
+	var maxSeq uint64
+	failed, err := os.ReadDir(filepath.Join(q.dir, FailedDir))
+	if err != nil {
+		return err
+	}
+	for _, e := range failed {
+		if seq, ok := parseSeqName(e.Name()); ok && e.Type().IsRegular() {
+			q.failed++
+			maxSeq = max(maxSeq, seq)
+		}
+	}
+	entries, err := os.ReadDir(q.dir) // sorted by name, so by seq
+	if err != nil {
+		return err
+	}
+	changed := false
+	for _, e := range entries {
+		name := e.Name()
+		path := filepath.Join(q.dir, name)
+		if strings.HasPrefix(name, tmpPrefix) {
+			// An Enqueue that never returned: the caller was not told
+			// the message was stored.
+			if err := os.Remove(path); err != nil {
+				o.log.Warn("remove unfinished outbox file", zap.String("path", path), zap.Error(err))
+			}
+			changed = true
+			continue
+		}
+		if e.IsDir() && name == FailedDir {
+			continue
+		}
+		seq, ok := parseSeqName(name)
+		if !ok {
+			o.log.Warn("unknown file in outbox, left alone", zap.String("path", path))
+			continue
+		}
+		maxSeq = max(maxSeq, seq)
+		rec, err := readRecord(path)
+		if err != nil {
+			o.quarantine(q.name, path, err)
+			changed = true
+			continue
+		}
+		it := &item{seq: seq, rec: *rec}
+		q.items = append(q.items, it)
+		if _, dup := q.ids[rec.Message.ID]; !dup {
+			q.ids[rec.Message.ID] = it
+		}
+	}
+	slices.SortFunc(q.items, func(a, b *item) int { return cmp.Compare(a.seq, b.seq) })
+	q.nextSeq = maxSeq + 1
+	if changed {
+		if err := syncDir(q.dir); err != nil {
+			o.log.Warn("sync outbox directory", zap.String("dir", q.dir), zap.Error(err))
+		}
+	}
+	o.log.Info("outbox loaded", zap.String("notifier", q.name),
+		zap.Int("pending", len(q.items)), zap.Int("failed", q.failed))
+	return nil
+}
+
+// readRecord reads and checks one message file.
+func readRecord(path string) (*record, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	if len(data) == 0 {
+		return nil, errors.New("empty file")
+	}
+	var rec record
+	if err := json.Unmarshal(data, &rec); err != nil {
+		return nil, fmt.Errorf("parse message file: %w", err)
+	}
+	if rec.Message == nil || rec.Message.ID == "" {
+		return nil, errors.New("parse message file: no message or no message id")
+	}
+	return &rec, nil
+}
+
+// quarantine moves a file Open could not use to <Dir>/corrupt/, never
+// overwriting an earlier one.
+func (o *Outbox) quarantine(notifier, path string, why error) {
+	dir := filepath.Join(o.opts.Dir, CorruptDir)
+	log := o.log.With(zap.String("notifier", notifier), zap.String("path", path), zap.NamedError("reason", why))
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		log.Error("corrupt outbox file, cannot quarantine it", zap.Error(err))
+		return
+	}
+	base := notifier + "-" + filepath.Base(path)
+	dst := filepath.Join(dir, base)
+	for i := 1; ; i++ {
+		if _, err := os.Lstat(dst); errors.Is(err, os.ErrNotExist) {
+			break
+		}
+		dst = filepath.Join(dir, base+"."+strconv.Itoa(i))
+	}
+	if err := os.Rename(path, dst); err != nil {
+		log.Error("corrupt outbox file, cannot quarantine it", zap.Error(err))
+		return
+	}
+	if err := syncDir(dir); err != nil {
+		log.Warn("sync outbox directory", zap.String("dir", dir), zap.Error(err))
+	}
+	log.Error("corrupt outbox file quarantined", zap.String("moved_to", dst))
+}
+
+// warnOrphans logs the directories of notifiers no longer configured that
+// still hold messages. They are never deleted.
+func (o *Outbox) warnOrphans() {
+	entries, err := os.ReadDir(o.opts.Dir)
+	if err != nil {
+		o.log.Warn("read outbox directory", zap.Error(err))
+		return
+	}
+	for _, e := range entries {
+		if !e.IsDir() || e.Name() == CorruptDir {
+			continue
+		}
+		if _, ok := o.queues[e.Name()]; ok {
+			continue
+		}
+		dir := filepath.Join(o.opts.Dir, e.Name())
+		files, err := os.ReadDir(dir)
+		if err != nil {
+			o.log.Warn("read outbox directory", zap.String("dir", dir), zap.Error(err))
+			continue
+		}
+		n := 0
+		for _, f := range files {
+			if _, ok := parseSeqName(f.Name()); ok {
+				n++
+			}
+		}
+		if n > 0 {
+			o.log.Warn("outbox holds messages for a notifier that is no longer configured; they stay on disk",
+				zap.String("notifier", e.Name()), zap.Int("pending", n), zap.String("dir", dir))
+		}
+	}
+}
+
+// Enqueue stores m durably for the named notifier and returns; delivery
+// happens in Run or Flush, which it wakes. When Enqueue returns nil, m is on
+// disk (written to a temporary file, synced, renamed, directory synced).
+// Enqueue never waits for a delivery.
+//
+// Outcomes:
+//   - nil: m is stored; or a message with m.ID is already pending for this
+//     notifier (nothing is written); or the queue is full and m, being the
+//     one to drop under the bound's rules, was dropped (logged, counted in
+//     Stat.Dropped).
+//   - an error: the notifier is unknown, m has no ID, or m could not be
+//     written (nothing is stored).
+//
+// Firing and Resolved messages are stored even over MaxPending.
+func (o *Outbox) Enqueue(notifier string, m *notify.Message) error {
+	q, ok := o.queues[notifier]
+	if !ok {
+		return fmt.Errorf("enqueue message: unknown notifier %q", notifier)
+	}
+	if m == nil || m.ID == "" {
+		return fmt.Errorf("enqueue message for %s: message without id", notifier)
+	}
+	log := o.log.With(zap.String("notifier", notifier), zap.String("id", m.ID), zap.String("kind", string(m.Kind)))
+
+	q.enqMu.Lock()
+	defer q.enqMu.Unlock()
+
+	q.mu.Lock()
+	if _, dup := q.ids[m.ID]; dup {
+		q.mu.Unlock()
+		log.Debug("message already pending, not enqueued again")
+		return nil
+	}
+	if _, dropNew, _ := q.pickVictims(m.Kind, o.opts.MaxPending); dropNew {
+		q.dropped++
+		pending := len(q.items)
+		q.mu.Unlock()
+		log.Warn("outbox full, message dropped", zap.Int("pending", pending), zap.Int("max_pending", o.opts.MaxPending))
+		return nil
+	}
+	q.mu.Unlock()
+
+	// Store a copy decoded from the bytes on disk, so that what is
+	// delivered is exactly what survives a restart, and the caller may
+	// reuse m.
+	rec := record{EnqueuedAt: o.opts.Now(), Message: m}
+	data, err := json.Marshal(&rec)
+	if err != nil {
+		return fmt.Errorf("enqueue message %s for %s: %w", m.ID, notifier, err)
+	}
+	var stored record
+	if err := json.Unmarshal(data, &stored); err != nil {
+		return fmt.Errorf("enqueue message %s for %s: %w", m.ID, notifier, err)
+	}
+	it := &item{seq: q.nextSeq, rec: stored}
+	if err := writeFileSync(q.dir, it.file(), data); err != nil {
+		return fmt.Errorf("enqueue message %s for %s: %w", m.ID, notifier, err)
+	}
+	q.nextSeq++
+
+	q.mu.Lock()
+	// Victims are chosen again and removed only now that m is stored, so a
+	// failed write drops nothing. Meanwhile Enqueue was excluded (enqMu):
+	// the queue can only have shrunk and its head changed, so this choice
+	// drops no more than the first one, and never the head in flight.
+	victims, _, over := q.pickVictims(m.Kind, o.opts.MaxPending)
+	for _, v := range victims {
+		q.remove(v)
+		q.dropped++
+	}
+	q.items = append(q.items, it)
+	q.ids[m.ID] = it
+	pending := len(q.items)
+	q.mu.Unlock()
+
+	for _, v := range victims {
+		path := filepath.Join(q.dir, v.file())
+		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			log.Error("remove dropped message file", zap.String("path", path), zap.Error(err))
+		}
+		log.Warn("outbox full, message dropped", zap.String("dropped_id", v.rec.Message.ID),
+			zap.String("dropped_kind", string(v.rec.Message.Kind)), zap.Int("max_pending", o.opts.MaxPending))
+	}
+	if len(victims) > 0 {
+		if err := syncDir(q.dir); err != nil {
+			log.Warn("sync outbox directory", zap.String("dir", q.dir), zap.Error(err))
+		}
+	}
+	if over {
+		log.Warn("outbox over its bound: only firing and resolved messages (or the one in flight) remain, none is dropped",
+			zap.Int("pending", pending), zap.Int("max_pending", o.opts.MaxPending))
+	}
+	log.Debug("message enqueued", zap.Uint64("seq", it.seq), zap.Int("pending", pending))
+
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// dropOrder lists the kinds the bound may drop, first dropped first.
+var dropOrder = []notify.Kind{notify.Reminder, notify.Recovered, notify.Test}
+
+// pickVictims chooses the messages to drop so that a new message of kind
+// fits within limit: the oldest Reminders, then Recovered, then Test
+// messages, never the one in flight; the new message counts as the youngest
+// of its kind. dropNew reports that the new message itself is to be dropped
+// (then victims is empty: nothing else goes); over that the queue will be
+// over the limit because only Firing and Resolved messages (and the one in
+// flight) remain. q.mu is held.
+func (q *queue) pickVictims(kind notify.Kind, limit int) (victims []*item, dropNew, over bool) {
+	need := len(q.items) + 1 - limit
+	if need <= 0 {
+		return nil, false, false
+	}
+	for _, k := range dropOrder {
+		for _, it := range q.items {
+			if need == 0 {
+				return victims, false, false
+			}
+			if it != q.inflight && it.rec.Message.Kind == k {
+				victims = append(victims, it)
+				need--
+			}
+		}
+		if need > 0 && kind == k {
+			// The new message is the next to go: storing it would
+			// only make another drop necessary.
+			return nil, true, false
+		}
+	}
+	return victims, false, need > 0
+}
+
+// remove takes it out of q; false if it was not there. q.mu is held.
+func (q *queue) remove(it *item) bool {
+	i := slices.Index(q.items, it)
+	if i < 0 {
+		return false
+	}
+	q.items = slices.Delete(q.items, i, i+1)
+	if q.ids[it.rec.Message.ID] == it {
+		delete(q.ids, it.rec.Message.ID)
+	}
+	return true
+}
+
+// Run delivers the messages of every notifier, one goroutine per notifier,
+// until ctx ends. Each queue is delivered in order; see the package
+// documentation for retries. Run returns after ctx ended and every in-flight
+// attempt returned (attempts get a context derived from ctx, so a notifier
+// that honours its context returns promptly); it leaves no goroutine behind.
+// An attempt cut short by the end of ctx is not counted as a failure: the
+// message stays pending as it was.
+//
+// Run returns ErrBusy at once if Run or Flush is already running, and nil
+// otherwise.
+func (o *Outbox) Run(ctx context.Context) error {
+	if !o.busy.CompareAndSwap(false, true) {
+		return ErrBusy
+	}
+	defer o.busy.Store(false)
+	o.deliverAll(ctx, false)
+	return nil
+}
+
+// Flush delivers what is pending, like Run, and returns when every queue is
+// empty or ctx ends, whichever comes first. Messages enqueued during Flush
+// are delivered too. Flush is meant for shutdown: call it after Run returned,
+// with a context bounded by the time left before TimeoutStopSec. Retries
+// wait their backoff as in Run, so a notifier that keeps failing holds Flush
+// until ctx ends.
+//
+// Flush returns nil when nothing is pending; *UndeliveredError naming how
+// many messages remain per notifier (they stay on disk for the next start)
+// and why Flush stopped; or ErrBusy at once if Run or Flush is already
+// running. Messages moved to failed/ are not counted as remaining.
+func (o *Outbox) Flush(ctx context.Context) error {
+	if !o.busy.CompareAndSwap(false, true) {
+		return ErrBusy
+	}
+	defer o.busy.Store(false)
+	o.deliverAll(ctx, true)
+	left := make(map[string]int)
+	for _, q := range o.order {
+		q.mu.Lock()
+		if n := len(q.items); n > 0 {
+			left[q.name] = n
+		}
+		q.mu.Unlock()
+	}
+	if len(left) == 0 {
+		return nil
+	}
+	return &UndeliveredError{Pending: left, Err: context.Cause(ctx)}
+}
+
+// deliverAll runs one delivery loop per queue and waits for them all.
+func (o *Outbox) deliverAll(ctx context.Context, drain bool) {
+	var wg sync.WaitGroup
+	for _, q := range o.order {
+		wg.Go(func() { o.deliver(ctx, q, drain) })
+	}
+	wg.Wait()
+}
+
+// deliver is the delivery loop of q: it attempts the head until it is
+// delivered or failed, waiting between retries, and sleeps on q.wake while
+// q is empty. With drain, it returns as soon as q is empty.
+func (o *Outbox) deliver(ctx context.Context, q *queue, drain bool) {
+	for {
+		if ctx.Err() != nil {
+			return
+		}
+		q.mu.Lock()
+		var head *item
+		if len(q.items) > 0 {
+			head = q.items[0]
+			q.inflight = head
+		}
+		q.mu.Unlock()
+		if head == nil {
+			if drain {
+				return
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-q.wake:
+				continue
+			}
+		}
+		delay := o.attempt(ctx, q, head)
+		if delay <= 0 {
+			continue
+		}
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// attempt tries to deliver it, the head of q, once, and acts on the
+// outcome: a delivered message is removed, a rejected one moved to failed/.
+// It returns how long to wait before the next attempt (0: go on at once).
+func (o *Outbox) attempt(ctx context.Context, q *queue, it *item) time.Duration {
+	defer func() {
+		q.mu.Lock()
+		q.inflight = nil
+		q.mu.Unlock()
+	}()
+	m := it.rec.Message
+	log := o.log.With(zap.String("notifier", q.name), zap.String("id", m.ID), zap.String("kind", string(m.Kind)))
+
+	actx, cancel := context.WithTimeoutCause(ctx, o.opts.AttemptTimeout,
+		fmt.Errorf("notify %s: attempt timed out after %s", q.name, o.opts.AttemptTimeout))
+	retry, err := safeNotify(actx, q.n, m, log)
+	if err != nil && actx.Err() != nil && ctx.Err() == nil {
+		if cause := context.Cause(actx); !errors.Is(err, cause) {
+			err = fmt.Errorf("%w: %w", err, cause)
+		}
+	}
+	cancel()
+
+	path := filepath.Join(q.dir, it.file())
+	if err == nil {
+		if rerr := os.Remove(path); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+			// It will be sent again after a restart, with the same ID.
+			log.Error("remove delivered message file", zap.String("path", path), zap.Error(rerr))
+		} else if serr := syncDir(q.dir); serr != nil {
+			log.Warn("sync outbox directory", zap.String("dir", q.dir), zap.Error(serr))
+		}
+		q.mu.Lock()
+		q.remove(it)
+		q.delivered++
+		pending := len(q.items)
+		q.mu.Unlock()
+		log.Info("message delivered", zap.Int("attempts", it.rec.Attempts+1), zap.Int("pending", pending))
+		return 0
+	}
+	if ctx.Err() != nil {
+		// Shutdown cut the attempt short: not the notifier's failure.
+		log.Debug("attempt interrupted by shutdown", zap.Error(err))
+		return 0
+	}
+
+	now := o.opts.Now()
+	it.rec.Attempts++
+	it.rec.LastError = err.Error()
+	q.mu.Lock()
+	q.lastError = err.Error()
+	q.lastErrorAt = now
+	q.mu.Unlock()
+
+	if !retry {
+		o.fail(q, it, err, log)
+		return 0
+	}
+	data, merr := json.Marshal(&it.rec)
+	if merr == nil {
+		merr = writeFileSync(q.dir, it.file(), data)
+	}
+	if merr != nil {
+		log.Warn("record attempt count", zap.String("path", path), zap.Error(merr))
+	}
+	delay := retryDelay(it.rec.Attempts, o.opts.Backoff, o.opts.BackoffMax, notify.RetryAfter(err), o.rand)
+	log.Warn("notify failed, will retry", zap.Error(err), zap.Int("attempts", it.rec.Attempts), zap.Duration("retry_in", delay))
+	return delay
+}
+
+// fail moves it, rejected for good, to q's failed/ directory.
+func (o *Outbox) fail(q *queue, it *item, err error, log *zap.Logger) {
+	path := filepath.Join(q.dir, it.file())
+	failedDir := filepath.Join(q.dir, FailedDir)
+	data, merr := json.Marshal(&it.rec)
+	if merr == nil {
+		merr = writeFileSync(failedDir, it.file(), data)
+	}
+	if merr != nil {
+		// Keep the record as it is, at least.
+		log.Error("write failed message, moving it as is", zap.Error(merr))
+		merr = os.Rename(path, filepath.Join(failedDir, it.file()))
+		if merr == nil {
+			merr = syncDir(failedDir)
+		}
+	} else {
+		merr = os.Remove(path)
+	}
+	if merr == nil {
+		merr = syncDir(q.dir)
+	}
+	if merr != nil {
+		log.Error("move message to failed", zap.String("path", path), zap.Error(merr))
+	}
+	q.mu.Lock()
+	q.remove(it)
+	q.failed++
+	q.mu.Unlock()
+	log.Error("notify failed, not retryable: message moved to failed",
+		zap.Error(err), zap.Int("attempts", it.rec.Attempts), zap.String("path", filepath.Join(failedDir, it.file())))
+}
+
+// safeNotify calls n.Notify, turning a panic into a non-retryable error
+// (a bug in the notifier, which a retry would only repeat).
+func safeNotify(ctx context.Context, n notify.Notifier, m *notify.Message, log *zap.Logger) (retry bool, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			log.Error("notifier panicked", zap.Any("panic", r), zap.ByteString("stack", debug.Stack()))
+			retry, err = false, fmt.Errorf("notifier %s panicked: %v", n.Name(), r)
+		}
+	}()
+	return n.Notify(ctx, m)
+}
+
+// retryDelay is the wait before the next attempt of a message that failed
+// attempts times (attempts >= 1): base doubled attempts-1 times, capped at
+// maxDelay, then with equal jitter, a random value in [d/2, d], and at
+// least retryAfter. rnd(n) returns a value in [0, n), like rand.Int64N.
+func retryDelay(attempts int, base, maxDelay, retryAfter time.Duration, rnd func(n int64) int64) time.Duration {
+	d := base
+	for i := 1; i < attempts && d < maxDelay; i++ {
+		d *= 2
+	}
+	d = min(d, maxDelay)
+	half := d / 2
+	d = half + time.Duration(rnd(int64(d-half)+1))
+	return max(d, retryAfter)
+}
+
+// Stats describes every notifier's queue, in the order of the notifiers
+// given to Open.
+func (o *Outbox) Stats() []Stat {
+	stats := make([]Stat, 0, len(o.order))
+	for _, q := range o.order {
+		q.mu.Lock()
+		s := Stat{
+			Notifier:    q.name,
+			Pending:     len(q.items),
+			Failed:      q.failed,
+			Dropped:     q.dropped,
+			Delivered:   q.delivered,
+			LastError:   q.lastError,
+			LastErrorAt: q.lastErrorAt,
+		}
+		if len(q.items) > 0 {
+			s.OldestPending = q.items[0].rec.EnqueuedAt
+		}
+		q.mu.Unlock()
+		stats = append(stats, s)
+	}
+	return stats
+}
+
+// seqName is the file name of sequence number seq.
+func seqName(seq uint64) string {
+	return fmt.Sprintf("%0*d%s", seqDigits, seq, fileSuffix)
+}
+
+// parseSeqName returns the sequence number in a message file name.
+func parseSeqName(name string) (uint64, bool) {
+	digits, ok := strings.CutSuffix(name, fileSuffix)
+	if !ok || len(digits) != seqDigits {
+		return 0, false
+	}
+	seq, err := strconv.ParseUint(digits, 10, 64)
+	return seq, err == nil
+}
+
+// writeFileSync writes data to dir/name atomically and durably: a
+// temporary file in dir, written and synced, renamed to name, and dir
+// synced.
+func writeFileSync(dir, name string, data []byte) (err error) {
+	f, err := os.CreateTemp(dir, tmpPrefix+"*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer func() {
+		if err != nil {
+			os.Remove(tmp)
+		}
+	}()
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
+		return err
+	}
+	return syncDir(dir)
+}
+
+// syncDir fsyncs a directory, making renames and removals in it durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("sync directory %s: %w", dir, err)
+	}
+	return nil
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
+}

@@ -1,0 +1,56 @@
+package probe
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Problem describes a failed Result in a few words for a person, starting
+// with the target: "127.0.0.1:8080 connection refused", "http://…/health
+// returned 503 Service Unavailable", "db.internal:5432 name does not
+// resolve". It returns "" for a passing Result. The text may contain what a
+// server sent (a status line); callers putting it into headers must strip
+// control characters.
+func (r Result) Problem() string {
+	if r.OK {
+		return ""
+	}
+	var what string
+	switch r.Class {
+	case ClassRefused:
+		what = "connection refused"
+	case ClassTimeout:
+		what = "timed out"
+	case ClassDNS:
+		what = "name does not resolve"
+	case ClassUnreachable:
+		what = "unreachable"
+	case ClassPermission:
+		what = "permission denied"
+	case ClassTLS:
+		what = "TLS handshake failed"
+	case ClassHTTPStatus:
+		var se *StatusError
+		if errors.As(r.Err, &se) {
+			what = "returned " + se.Status
+		} else {
+			what = "returned an unexpected status"
+		}
+	case ClassBodyMismatch:
+		var be *BodyMismatchError
+		if errors.As(r.Err, &be) {
+			what = fmt.Sprintf("body lacks %q", be.Want)
+		} else {
+			what = "body mismatch"
+		}
+	default:
+		what = "failed"
+		if r.Err != nil {
+			what += ": " + r.Err.Error()
+		}
+	}
+	if r.Target == "" {
+		return what
+	}
+	return r.Target + " " + what
+}
