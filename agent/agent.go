@@ -23,7 +23,17 @@ import (
 // implementation, which enforces that only configured units are touched.
 type Remedier interface {
 	Remedy(ctx context.Context, unit string, action remedy.Action, jobTimeout time.Duration) (remedy.Outcome, error)
+	State(ctx context.Context, unit string) (remedy.UnitState, error)
 }
+
+// Outbox takes messages for delivery; *outbox.Outbox writes each to disk
+// before Enqueue returns and delivers it in the background.
+type Outbox interface {
+	Enqueue(notifier string, m *notify.Message) error
+}
+
+// JournalReader returns the last n journal lines of a unit, oldest first.
+type JournalReader func(ctx context.Context, unit string, n int) ([]string, error)
 
 // Status is a snapshot of one check, for `medic status` and logs.
 type Status struct {
@@ -45,18 +55,17 @@ type Status struct {
 
 // Agent runs every configured check until its context ends.
 type Agent struct {
-	cfg       *config.Config
-	log       *zap.Logger
-	remedier  Remedier
-	notifiers map[string]notify.Notifier
-	host      string
-	now       func() time.Time
+	cfg      *config.Config
+	log      *zap.Logger
+	remedier Remedier
+	outbox   Outbox
+	journal  JournalReader
+	host     string
+	version  string
+	now      func() time.Time
 
 	remedySlots chan struct{} // bounds concurrent remedies
 	runners     []*runner
-
-	sends sync.WaitGroup // in-flight notifications
-	ctx   context.Context
 }
 
 // Option changes how New builds an Agent.
@@ -65,17 +74,23 @@ type Option func(*Agent)
 // WithClock replaces time.Now, for tests.
 func WithClock(now func() time.Time) Option { return func(a *Agent) { a.now = now } }
 
-// New builds an Agent for cfg, which must have passed Validate. notifiers
-// maps notifier names to notifiers; every name a check routes to must be
-// present. It fails when a probe cannot be built (for example an unreadable
-// ca_file) or a route names a missing notifier.
-func New(cfg *config.Config, log *zap.Logger, rem Remedier, notifiers map[string]notify.Notifier, opts ...Option) (*Agent, error) {
+// WithVersion sets medic's version, shown in every message.
+func WithVersion(v string) Option { return func(a *Agent) { a.version = v } }
+
+// WithJournal makes messages carry the unit's last journal lines
+// ([agent] journal_lines of them) read by read.
+func WithJournal(read JournalReader) Option { return func(a *Agent) { a.journal = read } }
+
+// New builds an Agent for cfg, which must have passed Validate. Messages of
+// incidents go to ob, addressed by notifier name. It fails when a probe
+// cannot be built (for example an unreadable ca_file).
+func New(cfg *config.Config, log *zap.Logger, rem Remedier, ob Outbox, opts ...Option) (*Agent, error) {
 	host, _ := os.Hostname()
 	a := &Agent{
 		cfg:         cfg,
 		log:         log,
 		remedier:    rem,
-		notifiers:   notifiers,
+		outbox:      ob,
 		host:        host,
 		now:         time.Now,
 		remedySlots: make(chan struct{}, max(1, cfg.Agent.MaxConcurrentRemedies)),
@@ -94,11 +109,6 @@ func New(cfg *config.Config, log *zap.Logger, rem Remedier, notifiers map[string
 			}
 			probes = append(probes, p)
 		}
-		for _, n := range c.Escalate.Notify {
-			if _, ok := notifiers[n]; !ok {
-				errs = append(errs, fmt.Errorf("check[%d].escalate.notify: unknown notifier %q", i, n))
-			}
-		}
 		a.runners = append(a.runners, newRunner(a, c, probes))
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -111,7 +121,6 @@ func New(cfg *config.Config, log *zap.Logger, rem Remedier, notifiers map[string
 // waits for in-flight probes and remedies to end (they see ctx cancelled)
 // and for notifications to finish, so no goroutine outlives Run.
 func (a *Agent) Run(ctx context.Context) error {
-	a.ctx = ctx
 	a.log.Info("medic started", zap.Int("checks", len(a.runners)), zap.String("bus", a.cfg.Agent.Bus))
 	var wg sync.WaitGroup
 	for _, r := range a.runners {
@@ -119,7 +128,6 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	<-ctx.Done()
 	wg.Wait()
-	a.sends.Wait()
 	a.log.Info("medic stopped", zap.NamedError("cause", context.Cause(ctx)))
 	return nil
 }
@@ -145,22 +153,43 @@ func (a *Agent) Statuses() []Status {
 	return out
 }
 
-// sendTimeout bounds one delivery attempt to one notifier.
-const sendTimeout = 30 * time.Second
+// stateTimeout bounds reading a unit's state or journal for a message.
+const stateTimeout = 2 * time.Second
 
-// send hands ev to every notifier the check routes to, each in its own
-// goroutine so that a slow notifier never delays a check.
-func (a *Agent) send(c config.Check, ev notify.Event) {
+// complete fills in the unit's current state and its last journal lines.
+// Failing to read them is logged and leaves the fields empty: a message
+// never waits long for its evidence.
+func (a *Agent) complete(c config.Check, m *notify.Message) {
+	if c.Unit == "" || m.Kind == notify.Test {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), stateTimeout)
+	defer cancel()
+	if s, err := a.remedier.State(ctx, c.Unit); err != nil {
+		a.log.Warn("cannot read unit state for the message", zap.String("unit", c.Unit), zap.Error(err))
+	} else {
+		m.Incident.UnitState = notify.UnitState{
+			ActiveState: s.ActiveState, SubState: s.SubState, Result: s.Result,
+			ExecMainCode: s.ExecMainCode, ExecMainStatus: s.ExecMainStatus,
+			NRestarts: s.NRestarts, MainPID: s.MainPID, Since: s.StateChangeTimestamp,
+		}
+	}
+	if a.journal != nil && a.cfg.Agent.JournalLines > 0 {
+		lines, err := a.journal(ctx, c.Unit, a.cfg.Agent.JournalLines)
+		if err != nil {
+			a.log.Debug("cannot read the unit's journal", zap.String("unit", c.Unit), zap.Error(err))
+		}
+		m.Incident.Journal = lines
+	}
+}
+
+// enqueue hands m to the outbox once per notifier the check routes to. The
+// outbox writes it to disk before it returns, so nothing is lost when a
+// notifier is down or medic is restarted.
+func (a *Agent) enqueue(c config.Check, m *notify.Message) {
 	for _, name := range c.Escalate.Notify {
-		n := a.notifiers[name]
-		a.sends.Go(func() {
-			ctx, cancel := context.WithTimeoutCause(context.WithoutCancel(a.ctx), sendTimeout,
-				fmt.Errorf("notifier %s: no answer within %s", name, sendTimeout))
-			defer cancel()
-			if _, err := n.Notify(ctx, ev); err != nil {
-				a.log.Error("notification failed", zap.String("notifier", name), zap.String("check", ev.Check),
-					zap.String("event", string(ev.Kind)), zap.Error(err))
-			}
-		})
+		if err := a.outbox.Enqueue(name, m); err != nil {
+			a.log.Error("cannot queue message", zap.String("notifier", name), zap.String("message_id", m.ID), zap.Error(err))
+		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"net"
 	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/medic-watchdog/medic/agent"
 	"github.com/medic-watchdog/medic/agent/config"
+	"github.com/medic-watchdog/medic/notify"
 	"github.com/medic-watchdog/medic/remedy"
 )
 
@@ -26,6 +28,36 @@ type noRemedy struct{ t *testing.T }
 func (n noRemedy) Remedy(context.Context, string, remedy.Action, time.Duration) (remedy.Outcome, error) {
 	n.t.Error("Remedy called for a check with action none")
 	return remedy.Outcome{}, nil
+}
+
+func (n noRemedy) State(_ context.Context, unit string) (remedy.UnitState, error) {
+	return remedy.UnitState{Name: unit}, nil
+}
+
+// memOutbox records the messages the agent queues, in order. The durable
+// outbox has its own tests; these tests look at what the agent decides to
+// send.
+type memOutbox struct {
+	mu   sync.Mutex
+	msgs []queued
+}
+
+type queued struct {
+	notifier string
+	m        *notify.Message
+}
+
+func (o *memOutbox) Enqueue(notifier string, m *notify.Message) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.msgs = append(o.msgs, queued{notifier, m})
+	return nil
+}
+
+func (o *memOutbox) all() []queued {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return append([]queued(nil), o.msgs...)
 }
 
 // countingListener accepts TCP connections and counts them; hang makes it
@@ -76,7 +108,7 @@ func newAgent(t *testing.T, text string) *agent.Agent {
 	if err != nil {
 		t.Fatalf("parse: %v", err)
 	}
-	a, err := agent.New(cfg, zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)), noRemedy{t}, agent.BuildNotifiers(cfg, zap.NewNop()))
+	a, err := agent.New(cfg, zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)), noRemedy{t}, &memOutbox{})
 	if err != nil {
 		t.Fatalf("new agent: %v", err)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/medic-watchdog/medic/agent/config"
 	"github.com/medic-watchdog/medic/internal/systemdtest"
 	"github.com/medic-watchdog/medic/internal/usermanager"
+	"github.com/medic-watchdog/medic/notify"
 	"github.com/medic-watchdog/medic/remedy"
 )
 
@@ -60,11 +61,12 @@ type = "log"
 
 // harness runs an agent in the background against a real user manager.
 type harness struct {
-	m     *usermanager.Manager
-	logs  *observer.ObservedLogs
-	agent *agent.Agent
-	rem   *remedy.Remediator
-	stop  func()
+	m      *usermanager.Manager
+	logs   *observer.ObservedLogs
+	agent  *agent.Agent
+	rem    *remedy.Remediator
+	outbox *memOutbox
+	stop   func()
 }
 
 func startAgent(t *testing.T, m *usermanager.Manager, unit, addr, remedyExtra string) *harness {
@@ -82,14 +84,15 @@ func startAgent(t *testing.T, m *usermanager.Manager, unit, addr, remedyExtra st
 
 	ctx, cancel := context.WithCancel(context.Background())
 	rem := remedy.New(ctx, remedy.Dial("user"), []string{unit}, log.Named("remedy"))
-	a, err := agent.New(cfg, log, rem, agent.BuildNotifiers(cfg, log))
+	ob := &memOutbox{}
+	a, err := agent.New(cfg, log, rem, ob)
 	if err != nil {
 		cancel()
 		t.Fatalf("new agent: %v", err)
 	}
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx) }()
-	h := &harness{m: m, logs: logs, agent: a, rem: rem}
+	h := &harness{m: m, logs: logs, agent: a, rem: rem, outbox: ob}
 	var stopped bool
 	h.stop = func() {
 		if stopped {
@@ -229,8 +232,12 @@ func TestGiveUpOnAlwaysFailingUnit(t *testing.T) {
 	if len(tr) == 0 || tr[len(tr)-1] != "verifying→gave_up" {
 		t.Errorf("transitions = %v, want them to end in verifying→gave_up", tr)
 	}
-	if n := h.logs.FilterMessage("incident firing").Len(); n != 1 {
-		t.Errorf("firing notifications = %d, want exactly 1", n)
+	msgs := h.outbox.all()
+	if len(msgs) != 1 || msgs[0].m.Kind != notify.Firing || msgs[0].notifier != "log" {
+		t.Fatalf("queued messages = %+v, want exactly one firing message for notifier log", msgs)
+	}
+	if us := msgs[0].m.Incident.UnitState; us.ActiveState != "failed" || us.Result != "exit-code" || us.ExecMainStatus != 1 {
+		t.Errorf("unit state in the firing message = %+v, want failed, exit-code, status 1", us)
 	}
 	h.stop()
 }

@@ -38,11 +38,12 @@ type runner struct {
 	trigger chan string    // reasons to probe now; buffered, 1
 	jobDone chan jobResult // buffered, 1: at most one remedy is in flight
 
-	// lastOK is the result of the previous probe round.
-	lastOK bool
-	// escalated is true once the open incident was escalated.
-	escalated  bool
-	incidentID string
+	// lastOK is the result of the previous probe round; lastFailure the
+	// latest failed probe.
+	lastOK      bool
+	lastFailure probe.Result
+	// incidents turns transitions into incidents and messages.
+	incidents tracker
 
 	mu     sync.Mutex // guards status
 	status Status
@@ -57,6 +58,11 @@ func newRunner(a *Agent, c config.Check, probes []probe.Prober) *runner {
 		trigger: make(chan string, 1),
 		jobDone: make(chan jobResult, 1),
 		lastOK:  true,
+		incidents: tracker{
+			check:   c,
+			host:    a.host,
+			version: a.version,
+		},
 	}
 	r.m = policy.New(policy.Params{
 		Failures:      c.Failures,
@@ -128,6 +134,7 @@ func (r *runner) run(ctx context.Context) {
 		case res := <-r.jobDone:
 			r.logOutcome(res)
 			now := r.agent.now()
+			r.incidents.job(now, r.m.Attempt(), res.outcome, res.err)
 			if res.outcome.ResetFailed {
 				r.m.ChargeRestart(now)
 			}
@@ -200,6 +207,7 @@ func (r *runner) doProbe(ctx context.Context) policy.Decision {
 	r.lastOK = ok
 	reason := ""
 	if !ok {
+		r.lastFailure = failed
 		reason = describe(failed)
 		lvl := r.log.Debug
 		if r.m.State() == policy.Healthy {
@@ -213,7 +221,9 @@ func (r *runner) doProbe(ctx context.Context) policy.Decision {
 		s.LastOK = ok
 		s.LastError = reason
 	})
-	return r.m.Probe(now, ok, reason)
+	d := r.m.Probe(now, ok, reason)
+	r.send(r.incidents.tick(now, r.m.State()))
+	return d
 }
 
 // describe renders a failed result as "127.0.0.1:8080: refused: dial tcp ...".
@@ -284,7 +294,7 @@ func (r *runner) apply(d policy.Decision) {
 			zap.Int("attempt", t.Attempt),
 			zap.Int64("elapsed_ms", t.Elapsed.Milliseconds()),
 		)
-		r.escalate(t)
+		r.send(r.incidents.transition(t, r.lastFailure))
 	}
 	if len(d.Transitions) > 0 {
 		st := r.m.State()
@@ -296,49 +306,14 @@ func (r *runner) apply(d policy.Decision) {
 	}
 }
 
-// escalate turns transitions into incident events: one firing event when the
-// incident is escalated (a restart failed, verification failed, or the budget
-// is spent), one resolved event when an escalated incident ends, and a
-// recovered event for a quiet fix only when the check asks for it.
-func (r *runner) escalate(t policy.Transition) {
-	switch {
-	case t.From == policy.Healthy && t.To == policy.Failing:
-		r.incidentID = fmt.Sprintf("%s@%d", r.check.Name, r.m.FailingSince().Unix())
-		r.escalated = false
-		if r.check.Remedy.Action == "none" { // nothing medic can do: escalate now
-			r.escalated = true
-			r.agent.send(r.check, r.event(notify.Firing, t))
-		}
-	case t.To == policy.Healthy:
-		if r.incidentID == "" {
-			return
-		}
-		if r.escalated {
-			r.agent.send(r.check, r.event(notify.Resolved, t))
-		} else if r.check.Escalate.NotifyOnRecovery {
-			r.agent.send(r.check, r.event(notify.Recovered, t))
-		}
-		r.incidentID, r.escalated = "", false
-	case t.Escalate:
-		if !r.escalated && r.incidentID != "" {
-			r.escalated = true
-			r.agent.send(r.check, r.event(notify.Firing, t))
-		}
-	}
-}
-
-func (r *runner) event(k notify.Kind, t policy.Transition) notify.Event {
-	return notify.Event{
-		Kind:       k,
-		IncidentID: r.incidentID,
-		Check:      r.check.Name,
-		Unit:       r.check.Unit,
-		Host:       r.agent.host,
-		State:      string(t.To),
-		Reason:     t.Reason,
-		Since:      t.At.Add(-t.Elapsed),
-		At:         t.At,
-		Attempts:   r.m.Attempt(),
+// send completes each message with the unit's current state and journal,
+// logs it, and hands it to the outbox for every notifier the check routes to.
+func (r *runner) send(msgs []*notify.Message) {
+	for _, m := range msgs {
+		r.agent.complete(r.check, m)
+		r.log.Warn("incident "+string(m.Kind), zap.String("incident", m.Incident.ID), zap.String("event", string(m.Event)),
+			zap.String("message_id", m.ID), zap.String("subject", m.Subject()), zap.Strings("notify", r.check.Escalate.Notify))
+		r.agent.enqueue(r.check, m)
 	}
 }
 

@@ -14,7 +14,7 @@ func sampleMessage(k Kind, ev Event) *Message {
 		Incident: Incident{
 			ID: "my-app-20261121T080000Z", Check: "my-app", Unit: "my-app.service", Host: "web1",
 			Target: "127.0.0.1:8080", Problem: "127.0.0.1:8080 connection refused", Since: since, Restarts: 2,
-			Timeline: []Entry{{At: since, What: "first failed probe", Detail: "connection refused"}},
+			Timeline:  []Entry{{At: since, What: "first failed probe", Detail: "connection refused"}},
 			UnitState: UnitState{ActiveState: "failed", SubState: "failed", Result: "exit-code", ExecMainCode: 1, ExecMainStatus: 1},
 		},
 	}

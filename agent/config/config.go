@@ -213,6 +213,10 @@ type Notifier struct {
 	// PasswordCredential names a systemd credential (LoadCredential=) in
 	// $CREDENTIALS_DIRECTORY holding the SMTP password (email).
 	PasswordCredential string `toml:"password_credential"`
+	// CAFile is an absolute path to a PEM file of extra roots for verifying
+	// the SMTP server's certificate (email), e.g. an internal CA; the
+	// system roots are always trusted.
+	CAFile string `toml:"ca_file"`
 	// Auth is the SMTP AUTH mechanism (email): "auto" (default: the best
 	// the server offers), "plain", "login" or "cram-md5".
 	Auth string `toml:"auth"`

@@ -353,6 +353,9 @@ func (v *validator) email(key string, n *Notifier) {
 		v.errorf(key+".password_file", "%q is not an absolute path", n.PasswordFile)
 	}
 	v.credentialName(key+".password_credential", n.PasswordCredential)
+	if n.CAFile != "" && !filepath.IsAbs(n.CAFile) {
+		v.errorf(key+".ca_file", "%q is not an absolute path", n.CAFile)
+	}
 	switch n.Auth {
 	case "", "auto", "plain", "login", "cram-md5":
 	default:

@@ -119,7 +119,12 @@ Restart=no
 	pid, _ := m.Systemctl(ctx, "show", "-p", "MainPID", "--value", demoUnit)
 	say("started %s: backend pid %s answering on http://%s/health", demoUnit, strings.TrimSpace(pid), addr)
 
-	text := strings.NewReplacer("{{ADDR}}", addr, "{{UNIT}}", demoUnit).Replace(demoConfig)
+	state, err := os.MkdirTemp("", "medic-demo-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(state)
+	text := strings.NewReplacer("{{ADDR}}", addr, "{{UNIT}}", demoUnit, "{{STATE}}", state).Replace(demoConfig)
 	cfg, err := config.Parse([]byte(text), "demo.toml")
 	if err != nil {
 		return fmt.Errorf("embedded demo configuration: %w", err)

@@ -77,6 +77,7 @@ func TestRunStopsOnSIGTERM(t *testing.T) {
 	if err := os.WriteFile(cfg, []byte(`
 [agent]
 bus = "user"
+state_dir = "`+dir+`"
 [[check]]
 name = "web"
 interval = "1s"

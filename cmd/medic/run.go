@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"sync"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
@@ -14,6 +17,8 @@ import (
 
 	"github.com/medic-watchdog/medic/agent"
 	"github.com/medic-watchdog/medic/agent/config"
+	"github.com/medic-watchdog/medic/journal"
+	"github.com/medic-watchdog/medic/notify/outbox"
 	"github.com/medic-watchdog/medic/remedy"
 )
 
@@ -59,14 +64,52 @@ func runAgent(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 			units = append(units, c.Unit)
 		}
 	}
-	rem := remedy.New(ctx, remedy.Dial(cfg.Agent.Bus), units, log.Named("remedy"))
-	defer rem.Close()
-	a, err := agent.New(cfg, log, rem, agent.BuildNotifiers(cfg, log))
+	host, _ := os.Hostname()
+	notifiers, err := agent.BuildNotifiers(cfg, host, log)
 	if err != nil {
 		return err
 	}
-	return a.Run(ctx)
+	ob, err := outbox.Open(outbox.Options{
+		Dir:        filepath.Join(cfg.Agent.StateDir, "outbox"),
+		MaxPending: cfg.Agent.OutboxMax,
+		Log:        log.Named("outbox"),
+	}, notifiers)
+	if err != nil {
+		return err
+	}
+	rem := remedy.New(ctx, remedy.Dial(cfg.Agent.Bus), units, log.Named("remedy"))
+	defer rem.Close()
+	a, err := agent.New(cfg, log, rem, ob, agent.WithVersion(version),
+		agent.WithJournal(journal.Reader{User: cfg.Agent.Bus == "user"}.Tail))
+	if err != nil {
+		return err
+	}
+
+	var wg sync.WaitGroup
+	for _, n := range notifiers {
+		if r, ok := n.(agent.Runner); ok {
+			wg.Go(func() { r.Run(ctx) })
+		}
+	}
+	wg.Go(func() {
+		if err := ob.Run(ctx); err != nil {
+			log.Error("outbox stopped", zap.Error(err))
+		}
+	})
+	err = a.Run(ctx)
+	wg.Wait()
+	// Deliver what is still pending, within what systemd's TimeoutStopSec
+	// (90s by default) leaves us.
+	fctx, cancel := context.WithTimeout(context.Background(), flushTimeout)
+	defer cancel()
+	if ferr := ob.Flush(fctx); ferr != nil {
+		log.Warn("messages left in the outbox; they are sent at the next start", zap.Error(ferr))
+	}
+	return err
 }
+
+// flushTimeout bounds delivering the outbox at shutdown.
+const flushTimeout = 10 * time.Second
 
 // newLogger builds the process logger: JSON lines for journald and log
 // shippers, or a console format for people.

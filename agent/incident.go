@@ -1,0 +1,246 @@
+package agent
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/medic-watchdog/medic/agent/config"
+	"github.com/medic-watchdog/medic/agent/policy"
+	"github.com/medic-watchdog/medic/notify"
+	"github.com/medic-watchdog/medic/probe"
+	"github.com/medic-watchdog/medic/remedy"
+)
+
+// maxTimeline bounds an incident's timeline; a long flapping incident keeps
+// its first entries and its latest ones.
+const maxTimeline = 60
+
+// tracker turns one check's transitions into incidents and the messages
+// they produce: one firing message when an incident is escalated, at most
+// one reminder per repeat_interval while it stays open, one resolved message
+// at its end, and never a message per probe. It does no I/O and reads no
+// clock: the runner feeds it and sends what it returns.
+type tracker struct {
+	check   config.Check
+	host    string
+	version string
+
+	open *openIncident
+	// fixes are the times restarts fixed the check, within the remedy
+	// window: more than flap_threshold of them make the check flapping.
+	fixes []time.Time
+}
+
+type openIncident struct {
+	notify.Incident
+	escalated bool
+	seq       int
+	lastSent  time.Time // last firing or reminder message
+	flapping  bool
+	lastFix   time.Time // flapping: the last recovery
+}
+
+// transition records t, which happened while lastFailure was the check's
+// latest failed probe, and returns the messages to send.
+func (k *tracker) transition(t policy.Transition, lastFailure probe.Result) []*notify.Message {
+	switch {
+	case t.To == policy.Failing && t.From == policy.Healthy:
+		return k.failing(t, lastFailure)
+	case t.To == policy.Failing: // gave_up → failing: budget renewed
+		k.add(t.At, "budget renewed", t.Reason)
+	case t.To == policy.Restarting && t.Escalate:
+		ev := notify.RestartFailed
+		what := "restart failed"
+		if t.From == policy.Verifying {
+			ev, what = notify.VerifyFailed, "verify failed"
+		}
+		k.add(t.At, what, t.Reason)
+		return k.escalate(t.At, ev)
+	case t.To == policy.GaveUp:
+		ev := notify.GaveUp
+		if t.From == policy.Verifying {
+			k.add(t.At, "verify failed", t.Reason)
+		}
+		k.add(t.At, "gave up", t.Reason)
+		return k.escalate(t.At, ev)
+	case t.To == policy.Healthy:
+		return k.healthy(t)
+	}
+	return nil
+}
+
+func (k *tracker) failing(t policy.Transition, lastFailure probe.Result) []*notify.Message {
+	since := t.At.Add(-t.Elapsed)
+	if k.open != nil && k.open.flapping {
+		k.add(since, "failed again", lastFailure.Problem())
+		return nil
+	}
+	k.open = &openIncident{Incident: notify.Incident{
+		ID:      fmt.Sprintf("%s-%s", k.check.Name, since.UTC().Format("20060102T150405.000Z")),
+		Check:   k.check.Name,
+		Unit:    k.check.Unit,
+		Host:    k.host,
+		Target:  lastFailure.Target,
+		Problem: lastFailure.Problem(),
+		Since:   since,
+	}}
+	k.add(since, "first failed probe", lastFailure.Problem())
+	k.add(t.At, "failing", t.Reason)
+	if k.check.Remedy.Action == "none" {
+		return k.escalate(t.At, notify.Unremediated)
+	}
+	return nil
+}
+
+func (k *tracker) healthy(t policy.Transition) []*notify.Message {
+	in := k.open
+	if in == nil {
+		return nil
+	}
+	k.add(t.At, "recovered", t.Reason)
+	fixed := in.Restarts > 0 && t.From == policy.Verifying
+	if fixed && k.check.Escalate.FlapThreshold > 0 {
+		k.fixes = append(k.fixes, t.At)
+		cut := 0
+		for cut < len(k.fixes) && !t.At.Before(k.fixes[cut].Add(k.check.Remedy.Window.Duration)) {
+			cut++
+		}
+		k.fixes = k.fixes[cut:]
+		if len(k.fixes) > k.check.Escalate.FlapThreshold || in.flapping {
+			if !in.flapping {
+				k.add(t.At, "flapping", fmt.Sprintf("restarted and recovered %d times within %s", len(k.fixes), k.check.Remedy.Window))
+			}
+			in.flapping = true
+			in.lastFix = t.At
+			return k.escalate(t.At, notify.Flapping)
+		}
+	}
+	var out []*notify.Message
+	switch {
+	case in.escalated:
+		out = k.close(t.At, notify.Resolved, notify.EventResolved)
+	case fixed && k.check.Escalate.NotifyOnRecovery:
+		out = k.close(t.At, notify.Recovered, notify.EventRecovered)
+	default:
+		k.close(t.At, "", "")
+	}
+	return out
+}
+
+// tick is called after every probe round: it sends a reminder when one is
+// due and resolves a flapping incident once the check was stable for a whole
+// remedy window.
+func (k *tracker) tick(now time.Time, state policy.State) []*notify.Message {
+	in := k.open
+	if in == nil {
+		return nil
+	}
+	if in.flapping && state == policy.Healthy && !now.Before(in.lastFix.Add(k.check.Remedy.Window.Duration)) {
+		k.add(now, "stable", fmt.Sprintf("no failure for %s", k.check.Remedy.Window))
+		return k.close(now, notify.Resolved, notify.EventResolved)
+	}
+	if in.escalated && k.check.Escalate.RepeatInterval.Duration > 0 && !now.Before(in.lastSent.Add(k.check.Escalate.RepeatInterval.Duration)) {
+		in.lastSent = now
+		return []*notify.Message{k.message(now, notify.Reminder, k.lastEvent())}
+	}
+	return nil
+}
+
+// job records the outcome of restart number attempt.
+func (k *tracker) job(now time.Time, attempt int, out remedy.Outcome, err error) {
+	if k.open == nil {
+		return
+	}
+	k.open.Restarts++
+	what := fmt.Sprintf("restart %d", attempt)
+	if err != nil {
+		k.add(now, what, "not carried out: "+err.Error())
+		return
+	}
+	detail := fmt.Sprintf("job %s in %s; unit %s/%s", out.JobResult, out.Duration.Round(time.Millisecond), out.After.ActiveState, out.After.SubState)
+	if out.After.MainPID != 0 {
+		detail += fmt.Sprintf(", main pid %d", out.After.MainPID)
+	}
+	if out.After.Result != "" && out.After.Result != "success" {
+		detail += ", result " + out.After.Result
+	}
+	if out.WaitedForJob {
+		detail += " (waited for a job already queued)"
+	}
+	if out.ResetFailed {
+		detail += " (start limit hit: reset-failed and retried once)"
+	}
+	k.add(now, what, detail)
+}
+
+// escalate sends the one firing message of the open incident.
+func (k *tracker) escalate(now time.Time, ev notify.Event) []*notify.Message {
+	in := k.open
+	if in == nil || in.escalated {
+		return nil
+	}
+	in.escalated = true
+	in.lastSent = now
+	return []*notify.Message{k.message(now, notify.Firing, ev)}
+}
+
+// close ends the open incident, returning its last message when kind is set.
+func (k *tracker) close(now time.Time, kind notify.Kind, ev notify.Event) []*notify.Message {
+	in := k.open
+	in.ResolvedAt = now
+	var out []*notify.Message
+	if kind != "" {
+		out = []*notify.Message{k.message(now, kind, ev)}
+	}
+	k.open = nil
+	return out
+}
+
+// lastEvent is the event a reminder repeats: the incident's escalation.
+func (k *tracker) lastEvent() notify.Event {
+	in := k.open
+	switch {
+	case in.flapping:
+		return notify.Flapping
+	case k.check.Remedy.Action == "none":
+		return notify.Unremediated
+	}
+	for i := len(in.Timeline) - 1; i >= 0; i-- {
+		switch in.Timeline[i].What {
+		case "gave up":
+			return notify.GaveUp
+		case "verify failed":
+			return notify.VerifyFailed
+		case "restart failed":
+			return notify.RestartFailed
+		}
+	}
+	return notify.GaveUp
+}
+
+func (k *tracker) message(now time.Time, kind notify.Kind, ev notify.Event) *notify.Message {
+	in := k.open
+	in.seq++
+	m := &notify.Message{
+		ID:       fmt.Sprintf("%s.%d", in.ID, in.seq),
+		Kind:     kind,
+		Event:    ev,
+		At:       now,
+		Version:  k.version,
+		Incident: in.Incident,
+	}
+	m.Incident.Timeline = append([]notify.Entry(nil), in.Timeline...)
+	return m
+}
+
+func (k *tracker) add(at time.Time, what, detail string) {
+	in := k.open
+	if in == nil {
+		return
+	}
+	in.Timeline = append(in.Timeline, notify.Entry{At: at, What: what, Detail: detail})
+	if n := len(in.Timeline); n > maxTimeline {
+		// Keep the first 10 entries (how it began) and the latest ones.
+		in.Timeline = append(in.Timeline[:10], in.Timeline[n-maxTimeline+10:]...)
+	}
+}

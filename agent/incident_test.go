@@ -1,0 +1,164 @@
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/medic-watchdog/medic/agent/config"
+	"github.com/medic-watchdog/medic/agent/policy"
+	"github.com/medic-watchdog/medic/notify"
+	"github.com/medic-watchdog/medic/probe"
+	"github.com/medic-watchdog/medic/remedy"
+)
+
+var t0 = time.Date(2026, 11, 21, 8, 0, 0, 0, time.UTC)
+
+func at(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+
+func newTracker(mod func(*config.Check)) *tracker {
+	c := config.DefaultCheck
+	c.Name, c.Unit = "my-app", "my-app.service"
+	c.Escalate.RepeatInterval = config.Duration{Duration: time.Hour}
+	if mod != nil {
+		mod(&c)
+	}
+	return &tracker{check: c, host: "web1", version: "1.2.3"}
+}
+
+var refused = probe.Result{Class: probe.ClassRefused, Target: "127.0.0.1:8080", Err: errors.New("connect: connection refused")}
+
+func tr(from, to policy.State, at time.Time, elapsed time.Duration, esc bool) policy.Transition {
+	return policy.Transition{From: from, To: to, At: at, Elapsed: elapsed, Reason: fmt.Sprintf("%s→%s", from, to), Escalate: esc}
+}
+
+// summary renders messages as "kind/event#seq".
+func summary(msgs []*notify.Message) string {
+	var s []string
+	for _, m := range msgs {
+		s = append(s, fmt.Sprintf("%s/%s#%s", m.Kind, m.Event, m.ID[strings.LastIndex(m.ID, ".")+1:]))
+	}
+	return strings.Join(s, ",")
+}
+
+func TestTrackerEscalatesOnceRemindsAndResolves(t *testing.T) {
+	k := newTracker(nil)
+	var got []*notify.Message
+	feed := func(m []*notify.Message) { got = append(got, m...) }
+	feed(k.transition(tr(policy.Healthy, policy.Failing, at(2), 2*time.Second, false), refused))
+	feed(k.transition(tr(policy.Failing, policy.Restarting, at(2), 2*time.Second, false), refused))
+	k.job(at(3), 1, remedy.Outcome{JobResult: "done", After: remedy.UnitState{ActiveState: "active", SubState: "running", MainPID: 42}}, nil)
+	feed(k.transition(tr(policy.Restarting, policy.Verifying, at(3), 0, false), refused))
+	feed(k.tick(at(4), policy.Verifying))
+	feed(k.transition(tr(policy.Verifying, policy.Restarting, at(33), 0, true), refused)) // verify failed: firing
+	k.job(at(39), 2, remedy.Outcome{JobResult: "failed", After: remedy.UnitState{ActiveState: "failed", Result: "exit-code"}}, nil)
+	feed(k.transition(tr(policy.Restarting, policy.GaveUp, at(39), 0, true), refused)) // no second firing
+	feed(k.tick(at(100), policy.GaveUp))                                               // no reminder yet
+	feed(k.tick(at(33+3600), policy.GaveUp))                                           // reminder
+	feed(k.tick(at(34+3600), policy.GaveUp))                                           // not twice
+	feed(k.transition(tr(policy.GaveUp, policy.Healthy, at(4000), 0, false), refused))
+
+	if s := summary(got); s != "firing/verify_failed#1,reminder/gave_up#2,resolved/resolved#3" {
+		t.Fatalf("messages = %s", s)
+	}
+	in := got[0].Incident
+	if in.ID != "my-app-20261121T080000.000Z" || !in.Since.Equal(t0) || in.Problem != "127.0.0.1:8080 connection refused" || in.Host != "web1" {
+		t.Errorf("firing incident = %+v", in)
+	}
+	for _, m := range got {
+		if m.Incident.ID != in.ID || m.Version != "1.2.3" {
+			t.Errorf("message %s: incident %s version %s", m.ID, m.Incident.ID, m.Version)
+		}
+	}
+	var whats []string
+	for _, e := range got[2].Incident.Timeline {
+		whats = append(whats, e.What)
+	}
+	want := "first failed probe,failing,restart 1,verify failed,restart 2,gave up,recovered"
+	if strings.Join(whats, ",") != want {
+		t.Errorf("timeline = %v, want %s", whats, want)
+	}
+	if d := got[2].Incident.Timeline[2].Detail; !strings.Contains(d, "job done") || !strings.Contains(d, "main pid 42") {
+		t.Errorf("restart entry detail = %q", d)
+	}
+	if got[2].Incident.Restarts != 2 || !got[2].Incident.ResolvedAt.Equal(at(4000)) {
+		t.Errorf("resolved: restarts %d resolved_at %s", got[2].Incident.Restarts, got[2].Incident.ResolvedAt)
+	}
+	if len(got[0].Incident.Timeline) != 4 {
+		t.Errorf("firing message timeline has %d entries, want the 4 known then", len(got[0].Incident.Timeline))
+	}
+}
+
+func heal(k *tracker, start int) []*notify.Message {
+	var out []*notify.Message
+	out = append(out, k.transition(tr(policy.Healthy, policy.Failing, at(start+1), time.Second, false), refused)...)
+	out = append(out, k.transition(tr(policy.Failing, policy.Restarting, at(start+1), time.Second, false), refused)...)
+	k.job(at(start+2), 1, remedy.Outcome{JobResult: "done"}, nil)
+	out = append(out, k.transition(tr(policy.Restarting, policy.Verifying, at(start+2), 0, false), refused)...)
+	out = append(out, k.transition(tr(policy.Verifying, policy.Healthy, at(start+3), 0, false), refused)...)
+	return out
+}
+
+func TestTrackerQuietFix(t *testing.T) {
+	if s := summary(heal(newTracker(nil), 0)); s != "" {
+		t.Errorf("a restart that worked at once sent %s, want nothing", s)
+	}
+	k := newTracker(func(c *config.Check) { c.Escalate.NotifyOnRecovery = true })
+	if s := summary(heal(k, 0)); s != "recovered/recovered#1" {
+		t.Errorf("with notify_on_recovery: %s, want one recovered message", s)
+	}
+	if k.open != nil {
+		t.Errorf("incident still open after recovery")
+	}
+}
+
+func TestTrackerFlappingOnce(t *testing.T) {
+	k := newTracker(func(c *config.Check) {
+		c.Escalate.FlapThreshold = 2
+		c.Remedy.Window = config.Duration{Duration: 10 * time.Minute}
+	})
+	var got []*notify.Message
+	for i := range 6 {
+		got = append(got, heal(k, i*60)...) // a flap a minute
+		got = append(got, k.tick(at(i*60+30), policy.Healthy)...)
+	}
+	if s := summary(got); s != "firing/flapping#1" {
+		t.Fatalf("6 flaps sent %s, want one flapping firing", s)
+	}
+	if k.open == nil || !k.open.flapping {
+		t.Fatal("flapping incident not open")
+	}
+	// Stable for a whole window after the last fix (at 5*60+3): resolved.
+	if s := summary(k.tick(at(5*60+3+599), policy.Healthy)); s != "" {
+		t.Errorf("resolved early: %s", s)
+	}
+	if s := summary(k.tick(at(5*60+3+600), policy.Healthy)); s != "resolved/resolved#2" {
+		t.Errorf("after a stable window: %s, want resolved", s)
+	}
+}
+
+func TestTrackerNoRemedyEscalatesAtOnce(t *testing.T) {
+	k := newTracker(func(c *config.Check) { c.Remedy.Action = "none" })
+	got := k.transition(tr(policy.Healthy, policy.Failing, at(3), 2*time.Second, false), refused)
+	got = append(got, k.transition(tr(policy.Failing, policy.Healthy, at(9), 0, false), refused)...)
+	if s := summary(got); s != "firing/unremediated#1,resolved/resolved#2" {
+		t.Errorf("messages = %s", s)
+	}
+}
+
+func TestTrackerSelfRecoveryIsQuiet(t *testing.T) {
+	k := newTracker(nil)
+	got := k.transition(tr(policy.Healthy, policy.Failing, at(3), 2*time.Second, false), refused)
+	got = append(got, k.transition(tr(policy.Failing, policy.Restarting, at(3), 2*time.Second, false), refused)...)
+	k.job(at(4), 1, remedy.Outcome{}, errors.New("connect to systemd: bus down"))
+	got = append(got, k.transition(tr(policy.Restarting, policy.Restarting, at(4), 0, true), refused)...)
+	got = append(got, k.transition(tr(policy.Restarting, policy.Healthy, at(5), 0, false), refused)...)
+	if s := summary(got); s != "firing/restart_failed#1,resolved/resolved#2" {
+		t.Errorf("messages = %s", s)
+	}
+	if d := got[1].Incident.Timeline[2].Detail; !strings.Contains(d, "not carried out: connect to systemd") {
+		t.Errorf("restart entry = %q", d)
+	}
+}

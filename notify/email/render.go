@@ -1,0 +1,380 @@
+package email
+
+import (
+	"bytes"
+	"embed"
+	"errors"
+	"fmt"
+	htmltemplate "html/template"
+	"strconv"
+	"strings"
+	texttemplate "text/template"
+	"time"
+	"unicode/utf8"
+
+	"github.com/wneessen/go-mail"
+
+	"github.com/medic-watchdog/medic/notify"
+)
+
+//go:embed templates/*.tmpl
+var templateFS embed.FS
+
+var (
+	textTmpl = texttemplate.Must(texttemplate.New("email.txt.tmpl").ParseFS(templateFS, "templates/email.txt.tmpl"))
+	htmlTmpl = htmltemplate.Must(htmltemplate.New("email.html.tmpl").ParseFS(templateFS, "templates/email.html.tmpl"))
+)
+
+// maxValue caps each piece of text from the network (probe errors, journal
+// lines, ...) in the body, in bytes.
+const maxValue = 2000
+
+// Render makes the email for m as Notify sends it: From and To from cfg,
+// Subject m.Subject(), Date m.At, a Message-ID derived from m.ID, In-Reply-To
+// and References naming the incident's thread root, Auto-Submitted,
+// Precedence and the X-Medic-* headers, and a multipart/alternative body
+// with a text/plain and a text/html part.
+//
+// Render is deterministic but for the MIME boundary: the same m and cfg give
+// the same headers and bodies. It fails when m has no ID, when a body
+// template fails, or when cfg's From or To do not parse.
+func Render(m *notify.Message, cfg Config) (*mail.Msg, error) {
+	if m.ID == "" {
+		return nil, errors.New("render email: message has no ID")
+	}
+	hostname := cfg.Hostname
+	text, html, err := Bodies(m)
+	if err != nil {
+		return nil, err
+	}
+	msg := mail.NewMsg(mail.WithNoDefaultUserAgent())
+	if err := msg.From(cfg.From); err != nil {
+		return nil, fmt.Errorf("set From %q: %w", cfg.From, err)
+	}
+	if err := msg.To(cfg.To...); err != nil {
+		return nil, fmt.Errorf("set To: %w", err)
+	}
+	msg.Subject(m.Subject())
+	msg.SetDateWithValue(m.At)
+	// Only atext, "." and "@" and no spaces: go-mail writes them unchanged.
+	msg.SetGenHeader(mail.HeaderMessageID, MessageID(m.ID, hostname))
+	if m.Incident.ID != "" {
+		root := MessageID(m.Incident.ID, hostname)
+		msg.SetGenHeader(mail.HeaderInReplyTo, root)
+		msg.SetGenHeader(mail.HeaderReferences, root)
+		msg.SetGenHeader("X-Medic-Incident", notify.OneLine(m.Incident.ID))
+	}
+	msg.SetGenHeader("Auto-Submitted", "auto-generated")
+	msg.SetBulk() // Precedence: bulk, X-Auto-Response-Suppress: All
+	msg.SetGenHeader("X-Medic-Kind", notify.OneLine(string(m.Kind)))
+	msg.SetGenHeader("X-Medic-Event", notify.OneLine(string(m.Event)))
+	ua := "medic"
+	if m.Version != "" {
+		ua += "/" + notify.OneLine(m.Version)
+	}
+	msg.SetUserAgent(ua)
+	msg.SetBodyString(mail.TypeTextPlain, text)
+	msg.AddAlternativeString(mail.TypeTextHTML, html)
+	return msg, nil
+}
+
+// MessageID returns the RFC 5322 msg-id "<id@hostname>" for a message or
+// incident id: characters that may not appear in a dot-atom are written
+// as %XX (and "%" itself as %25), so distinct ids give distinct msg-ids.
+func MessageID(id, hostname string) string {
+	return "<" + atom(id) + "@" + atom(hostname) + ">"
+}
+
+// atom encodes s as RFC 5322 dot-atom-text.
+func atom(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		dotOK := c == '.' && i > 0 && i < len(s)-1 && s[i-1] != '.'
+		if isAtext(c) && c != '%' || dotOK {
+			b.WriteByte(c)
+			continue
+		}
+		fmt.Fprintf(&b, "%%%02X", c)
+	}
+	return b.String()
+}
+
+// isAtext reports whether c is an RFC 5322 atext character.
+func isAtext(c byte) bool {
+	switch {
+	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		return true
+	}
+	return strings.IndexByte("!#$%&'*+-/=?^_`{|}~", c) >= 0
+}
+
+// Bodies renders the text/plain and text/html bodies of the email for m.
+func Bodies(m *notify.Message) (text, html string, err error) {
+	v := newView(m)
+	var tb, hb bytes.Buffer
+	if err := textTmpl.Execute(&tb, v); err != nil {
+		return "", "", fmt.Errorf("render text body: %w", err)
+	}
+	if err := htmlTmpl.Execute(&hb, v); err != nil {
+		return "", "", fmt.Errorf("render html body: %w", err)
+	}
+	return tb.String(), hb.String(), nil
+}
+
+// field is one "key: value" line.
+type field struct {
+	Key, Value string
+	// Pad is "Key:" padded with spaces so that the values of a section
+	// line up in the plain text.
+	Pad string
+}
+
+type timelineRow struct {
+	At, What, Detail string
+	// Pad is What padded to the section's width.
+	Pad string
+}
+
+// view is what the templates see. Everything in it is already one line
+// (notify.OneLine), capped in length; html/template escapes it for HTML.
+type view struct {
+	Subject    string
+	Kind       string // FIRING, RESOLVED, ...
+	Resolved   bool
+	Headline   string
+	Facts      []field
+	Timeline   []timelineRow
+	Unit       []field
+	Journal    []string
+	Why        string
+	Host       string
+	Version    string
+	IncidentID string
+	MessageID  string
+}
+
+func newView(m *notify.Message) *view {
+	in := &m.Incident
+	v := &view{
+		Subject:    m.Subject(),
+		Kind:       strings.ToUpper(string(m.Kind)),
+		Resolved:   m.Kind == notify.Resolved || m.Kind == notify.Recovered,
+		Host:       clean(in.Host),
+		Version:    clean(m.Version),
+		IncidentID: clean(in.ID),
+		MessageID:  clean(m.ID),
+	}
+	if m.Kind == notify.Reminder {
+		v.Kind = "FIRING (reminder)"
+	}
+	what := in.Unit
+	if what == "" {
+		what = in.Check
+	}
+	v.Headline = clean(fmt.Sprintf("%s on %s: %s", what, in.Host, headline(m)))
+
+	facts := []field{
+		{Key: "Check", Value: clean(in.Check)},
+		{Key: "Unit", Value: clean(in.Unit)},
+		{Key: "Target", Value: clean(in.Target)},
+		{Key: "Problem", Value: clean(in.Problem)},
+	}
+	if in.Cause != "" {
+		facts = append(facts, field{Key: "Cause", Value: clean(in.Cause)})
+	}
+	if !in.Since.IsZero() {
+		since := stamp(in.Since)
+		if in.ResolvedAt.IsZero() && !m.At.IsZero() {
+			since += " (for " + duration(m.At.Sub(in.Since)) + ")"
+		}
+		facts = append(facts, field{Key: "Since", Value: since})
+	}
+	if !in.ResolvedAt.IsZero() {
+		facts = append(facts,
+			field{Key: "Resolved", Value: stamp(in.ResolvedAt)},
+			field{Key: "Outage", Value: "lasted " + duration(in.ResolvedAt.Sub(in.Since))})
+	}
+	facts = append(facts, field{Key: "Restarts", Value: strconv.Itoa(in.Restarts) + " by medic"})
+	v.Facts = pad(facts)
+
+	width := 0
+	for _, e := range in.Timeline {
+		width = max(width, utf8.RuneCountInString(clean(e.What)))
+	}
+	for _, e := range in.Timeline {
+		w := clean(e.What)
+		v.Timeline = append(v.Timeline, timelineRow{
+			At: stamp(e.At), What: w, Detail: clean(e.Detail),
+			Pad: w + strings.Repeat(" ", width-utf8.RuneCountInString(w)),
+		})
+	}
+
+	if us := in.UnitState; us != (notify.UnitState{}) {
+		unit := []field{
+			{Key: "ActiveState", Value: clean(us.ActiveState)},
+			{Key: "SubState", Value: clean(us.SubState)},
+			{Key: "Result", Value: clean(us.Result)},
+		}
+		if s := MainExit(us.ExecMainCode, us.ExecMainStatus); s != "" {
+			unit = append(unit, field{Key: "Main process", Value: s})
+		}
+		unit = append(unit, field{Key: "NRestarts", Value: strconv.FormatUint(uint64(us.NRestarts), 10)})
+		pid := "none"
+		if us.MainPID != 0 {
+			pid = strconv.FormatUint(uint64(us.MainPID), 10)
+		}
+		unit = append(unit, field{Key: "MainPID", Value: pid})
+		if !us.Since.IsZero() {
+			unit = append(unit, field{Key: "State since", Value: stamp(us.Since)})
+		}
+		v.Unit = pad(unit)
+	}
+	for _, l := range in.Journal {
+		v.Journal = append(v.Journal, clean(l))
+	}
+	v.Why = why(m)
+	return v
+}
+
+// headline says in a few words where the incident stands.
+func headline(m *notify.Message) string {
+	in := &m.Incident
+	switch m.Kind {
+	case notify.Resolved:
+		return "resolved after " + duration(in.ResolvedAt.Sub(in.Since))
+	case notify.Recovered:
+		return "fixed by restart after " + duration(in.ResolvedAt.Sub(in.Since))
+	case notify.Test:
+		return "test message"
+	}
+	s := "FIRING: " + in.Problem
+	if e := eventText(m.Event); e != "" {
+		s += "; " + e
+	}
+	return s
+}
+
+func eventText(e notify.Event) string {
+	switch e {
+	case notify.RestartFailed:
+		return "the restart job did not finish with result done"
+	case notify.VerifyFailed:
+		return "the restart job was done, but the probes did not pass within verify_timeout"
+	case notify.GaveUp:
+		return "the restart budget is spent: medic keeps probing but no longer restarts"
+	case notify.Flapping:
+		return "the check keeps failing again after restarts (flapping)"
+	case notify.Unremediated:
+		return "the check fails and its remedy action is none"
+	}
+	return ""
+}
+
+// why is the footer: why this mail was sent.
+func why(m *notify.Message) string {
+	in := &m.Incident
+	switch m.Kind {
+	case notify.Firing:
+		return "medic sent this mail because the incident is firing: " + eventText(m.Event) +
+			". It sends a reminder every repeat_interval while the incident is open, and one mail when it is resolved."
+	case notify.Reminder:
+		return "medic sent this reminder because the incident is still open, repeat_interval after the last mail about it."
+	case notify.Resolved:
+		return "medic sent this mail because the incident is resolved: the check is healthy again. The outage lasted " +
+			duration(in.ResolvedAt.Sub(in.Since)) + "."
+	case notify.Recovered:
+		return "medic sent this mail because a restart fixed the check without escalation and the check sets notify_on_recovery."
+	case notify.Test:
+		return "medic sent this test mail because someone ran `medic notify test`; it belongs to no real incident."
+	}
+	return "medic sent this mail (kind " + clean(string(m.Kind)) + ", event " + clean(string(m.Event)) + ")."
+}
+
+// MainExit renders how a unit's main process ended, from ExecMainCode (a
+// CLD_* code) and ExecMainStatus: "exited, status 1", "killed by signal 9
+// (KILL)", "dumped core, signal 11 (SEGV)"; "" when code is 0 (no process
+// ended yet).
+func MainExit(code, status int32) string {
+	switch code {
+	case 0:
+		return ""
+	case 1: // CLD_EXITED
+		return fmt.Sprintf("exited, status %d", status)
+	case 2: // CLD_KILLED
+		return fmt.Sprintf("killed by signal %s", signal(status))
+	case 3: // CLD_DUMPED
+		return fmt.Sprintf("dumped core, signal %s", signal(status))
+	case 4: // CLD_TRAPPED
+		return fmt.Sprintf("trapped, signal %s", signal(status))
+	case 5: // CLD_STOPPED
+		return fmt.Sprintf("stopped, signal %s", signal(status))
+	case 6: // CLD_CONTINUED
+		return "continued"
+	}
+	return fmt.Sprintf("code %d, status %d", code, status)
+}
+
+// linuxSignals names the Linux signals by number (signal(7)); the unit state
+// comes from systemd on Linux whatever the platform medic was built for.
+var linuxSignals = [...]string{
+	1: "HUP", 2: "INT", 3: "QUIT", 4: "ILL", 5: "TRAP", 6: "ABRT", 7: "BUS", 8: "FPE",
+	9: "KILL", 10: "USR1", 11: "SEGV", 12: "USR2", 13: "PIPE", 14: "ALRM", 15: "TERM",
+	16: "STKFLT", 17: "CHLD", 18: "CONT", 19: "STOP", 20: "TSTP", 21: "TTIN", 22: "TTOU",
+	23: "URG", 24: "XCPU", 25: "XFSZ", 26: "VTALRM", 27: "PROF", 28: "WINCH", 29: "IO",
+	30: "PWR", 31: "SYS",
+}
+
+func signal(n int32) string {
+	if n > 0 && int(n) < len(linuxSignals) {
+		return fmt.Sprintf("%d (%s)", n, linuxSignals[n])
+	}
+	if n >= 34 && n <= 64 {
+		return fmt.Sprintf("%d (RTMIN+%d)", n, n-34)
+	}
+	return strconv.Itoa(int(n))
+}
+
+func pad(fs []field) []field {
+	width := 0
+	for _, f := range fs {
+		width = max(width, len(f.Key)+1)
+	}
+	for i := range fs {
+		k := fs[i].Key + ":"
+		fs[i].Pad = k + strings.Repeat(" ", width-len(k))
+	}
+	return fs
+}
+
+// clean makes text from the network safe for the body: one line without
+// control characters (which also keeps terminal escapes out of a mail read
+// in a terminal), at most maxValue bytes.
+func clean(s string) string {
+	s = strings.TrimSpace(notify.OneLine(s))
+	if len(s) > maxValue {
+		cut := maxValue
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut] + "…"
+	}
+	return s
+}
+
+func stamp(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.Format(time.RFC3339)
+}
+
+func duration(d time.Duration) string {
+	if d < 0 {
+		d = 0
+	}
+	return d.Round(time.Second).String()
+}
