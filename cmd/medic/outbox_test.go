@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/medic-watchdog/medic/internal/smtptest"
+	"github.com/medic-watchdog/medic/notify/outbox"
 )
 
 // TestPendingMailSurvivesSIGKILL: medic raises an incident while the SMTP
@@ -77,8 +78,13 @@ to = ["ops@example.com"]
 		files, _ := filepath.Glob(filepath.Join(state, "outbox", "mail", "*.json"))
 		return files
 	}
+	// Wait until the mail is queued and its first attempt has failed.
+	tried := func() bool {
+		st, _ := outbox.Inspect(filepath.Join(state, "outbox"))
+		return len(st) == 1 && st[0].Pending == 1 && st[0].LastError != ""
+	}
 	deadline := time.Now().Add(15 * time.Second)
-	for len(pending()) == 0 {
+	for !tried() {
 		if time.Now().After(deadline) {
 			_ = first.Process.Kill()
 			t.Fatalf("no message in the outbox within 15s:\n%s", log1.String())
@@ -91,6 +97,11 @@ to = ["ops@example.com"]
 	_ = first.Wait()
 	if n := len(smtp.Messages()); n != 0 {
 		t.Fatalf("%d mails delivered while the server was down", n)
+	}
+	// `medic outbox` shows the waiting mail and why it waits.
+	out, _, err := execute("outbox", "-c", cfg)
+	if err != nil || !strings.Contains(out, "mail ") || !strings.Contains(out, "connection refused") {
+		t.Errorf("medic outbox: err %v, output:\n%s", err, out)
 	}
 
 	// The backend is back, and so is the mail server.
