@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/medic-watchdog/medic/agent/config"
+	"github.com/medic-watchdog/medic/diagnose"
 	"github.com/medic-watchdog/medic/notify"
 	"github.com/medic-watchdog/medic/probe"
 	"github.com/medic-watchdog/medic/remedy"
@@ -37,20 +38,27 @@ type JournalReader func(ctx context.Context, unit string, n int) ([]string, erro
 
 // Status is a snapshot of one check, for `medic status` and logs.
 type Status struct {
-	Check, Unit string
+	Check string `json:"check"`
+	Unit  string `json:"unit,omitempty"`
 	// State is the policy state, e.g. "healthy" or "gave_up".
-	State string
+	State string `json:"state"`
 	// Since is when the check entered State; zero if it never changed.
-	Since time.Time
+	Since time.Time `json:"since,omitzero"`
 	// Reason is why the check entered State.
-	Reason string
+	Reason string `json:"reason,omitempty"`
 	// LastProbe is when the last probe round ended; LastOK its outcome and
 	// LastError the failure it met.
-	LastProbe time.Time
-	LastOK    bool
-	LastError string
-	// Restarts counts the remedies medic carried out since it started.
-	Restarts int
+	LastProbe time.Time `json:"last_probe,omitzero"`
+	LastOK    bool      `json:"last_ok"`
+	LastError string    `json:"last_error,omitempty"`
+	// Restarts counts the remedies medic carried out since it started;
+	// QuietFixes the incidents a restart fixed without escalation.
+	Restarts   int `json:"restarts"`
+	QuietFixes int `json:"quiet_fixes"`
+	// Incident is the open incident's id, "" when none is open.
+	Incident string `json:"incident,omitempty"`
+	// Diagnosis is the latest diagnosis of the open incident.
+	Diagnosis *diagnose.Diagnosis `json:"diagnosis,omitempty"`
 }
 
 // Agent runs every configured check until its context ends.
@@ -151,36 +159,6 @@ func (a *Agent) Statuses() []Status {
 		out[i] = r.snapshot()
 	}
 	return out
-}
-
-// stateTimeout bounds reading a unit's state or journal for a message.
-const stateTimeout = 2 * time.Second
-
-// complete fills in the unit's current state and its last journal lines.
-// Failing to read them is logged and leaves the fields empty: a message
-// never waits long for its evidence.
-func (a *Agent) complete(c config.Check, m *notify.Message) {
-	if c.Unit == "" || m.Kind == notify.Test {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), stateTimeout)
-	defer cancel()
-	if s, err := a.remedier.State(ctx, c.Unit); err != nil {
-		a.log.Warn("cannot read unit state for the message", zap.String("unit", c.Unit), zap.Error(err))
-	} else {
-		m.Incident.UnitState = notify.UnitState{
-			ActiveState: s.ActiveState, SubState: s.SubState, Result: s.Result,
-			ExecMainCode: s.ExecMainCode, ExecMainStatus: s.ExecMainStatus,
-			NRestarts: s.NRestarts, MainPID: s.MainPID, Since: s.StateChangeTimestamp,
-		}
-	}
-	if a.journal != nil && a.cfg.Agent.JournalLines > 0 {
-		lines, err := a.journal(ctx, c.Unit, a.cfg.Agent.JournalLines)
-		if err != nil {
-			a.log.Debug("cannot read the unit's journal", zap.String("unit", c.Unit), zap.Error(err))
-		}
-		m.Incident.Journal = lines
-	}
 }
 
 // enqueue hands m to the outbox once per notifier the check routes to. The

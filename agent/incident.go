@@ -6,6 +6,7 @@ import (
 
 	"github.com/medic-watchdog/medic/agent/config"
 	"github.com/medic-watchdog/medic/agent/policy"
+	"github.com/medic-watchdog/medic/diagnose"
 	"github.com/medic-watchdog/medic/notify"
 	"github.com/medic-watchdog/medic/probe"
 	"github.com/medic-watchdog/medic/remedy"
@@ -144,6 +145,16 @@ func (k *tracker) tick(now time.Time, state policy.State) []*notify.Message {
 		return []*notify.Message{k.message(now, notify.Reminder, k.lastEvent())}
 	}
 	return nil
+}
+
+// diagnosed records the latest diagnosis on the open incident, so that its
+// later messages (resolved too) carry it.
+func (k *tracker) diagnosed(dg *diagnose.Diagnosis) {
+	if k.open == nil || dg == nil {
+		return
+	}
+	k.open.Diagnosis = dg
+	k.open.Cause = string(dg.Primary.Cause)
 }
 
 // job records the outcome of restart number attempt.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/medic-watchdog/medic/agent/config"
 	"github.com/medic-watchdog/medic/agent/policy"
+	"github.com/medic-watchdog/medic/diagnose"
 	"github.com/medic-watchdog/medic/notify"
 	"github.com/medic-watchdog/medic/probe"
 	"github.com/medic-watchdog/medic/remedy"
@@ -42,6 +43,7 @@ type runner struct {
 	// latest failed probe.
 	lastOK      bool
 	lastFailure probe.Result
+	lastSpec    probe.Spec // the probe that failed last
 	// incidents turns transitions into incidents and messages.
 	incidents tracker
 
@@ -197,17 +199,17 @@ func (r *runner) doProbe(ctx context.Context) policy.Decision {
 		return policy.Decision{} // shutting down: a cancelled probe is no evidence
 	}
 
-	ok, failed := true, probe.Result{}
-	for _, res := range results {
+	ok, failed, spec := true, probe.Result{}, probe.Spec{}
+	for i, res := range results {
 		if !res.OK {
-			ok, failed = false, res
+			ok, failed, spec = false, res, r.check.Probes[i].Spec()
 			break
 		}
 	}
 	r.lastOK = ok
 	reason := ""
 	if !ok {
-		r.lastFailure = failed
+		r.lastFailure, r.lastSpec = failed, spec
 		reason = describe(failed)
 		lvl := r.log.Debug
 		if r.m.State() == policy.Healthy {
@@ -294,11 +296,32 @@ func (r *runner) apply(d policy.Decision) {
 			zap.Int("attempt", t.Attempt),
 			zap.Int64("elapsed_ms", t.Elapsed.Milliseconds()),
 		)
-		r.send(r.incidents.transition(t, r.lastFailure))
+		msgs := r.incidents.transition(t, r.lastFailure)
+		if t.From == policy.Healthy && t.To == policy.Failing {
+			dg := r.diagnose()
+			r.log.Warn("diagnosis", zap.String("cause", string(dg.Primary.Cause)), zap.String("finding", dg.Primary.Summary),
+				zap.String("hint", dg.Primary.Hint), zap.Strings("unavailable", dg.Unavailable))
+			r.incidents.diagnosed(dg)
+			r.setStatus(func(s *Status) { s.Diagnosis = dg })
+		}
+		if t.To == policy.Healthy {
+			r.setStatus(func(s *Status) {
+				s.Diagnosis = nil
+				if t.From == policy.Verifying && len(msgs) == 0 && r.incidents.open == nil {
+					s.QuietFixes++
+				}
+			})
+		}
+		r.send(msgs)
 	}
 	if len(d.Transitions) > 0 {
 		st := r.m.State()
+		incident := ""
+		if r.incidents.open != nil {
+			incident = r.incidents.open.ID
+		}
 		r.setStatus(func(s *Status) {
+			s.Incident = incident
 			s.State = string(st)
 			s.Since = d.Transitions[len(d.Transitions)-1].At
 			s.Reason = d.Transitions[len(d.Transitions)-1].Reason
@@ -310,10 +333,87 @@ func (r *runner) apply(d policy.Decision) {
 // logs it, and hands it to the outbox for every notifier the check routes to.
 func (r *runner) send(msgs []*notify.Message) {
 	for _, m := range msgs {
-		r.agent.complete(r.check, m)
+		r.complete(m)
 		r.log.Warn("incident "+string(m.Kind), zap.String("incident", m.Incident.ID), zap.String("event", string(m.Event)),
 			zap.String("message_id", m.ID), zap.String("subject", m.Subject()), zap.Strings("notify", r.check.Escalate.Notify))
 		r.agent.enqueue(r.check, m)
+	}
+}
+
+// stateTimeout bounds reading a unit's state, its journal and gathering
+// the rest of the evidence for one diagnosis.
+const stateTimeout = 3 * time.Second
+
+// unitState reads the check's unit; nil when there is none or it cannot be
+// read (logged).
+func (r *runner) unitState(ctx context.Context) *remedy.UnitState {
+	if r.check.Unit == "" {
+		return nil
+	}
+	s, err := r.agent.remedier.State(ctx, r.check.Unit)
+	if err != nil {
+		r.log.Warn("cannot read the unit's state", zap.Error(err))
+		return nil
+	}
+	return &s
+}
+
+// journal reads the unit's last journal lines when journal reading is on.
+func (r *runner) journal(ctx context.Context) []string {
+	if r.agent.journal == nil || r.agent.cfg.Agent.JournalLines <= 0 || r.check.Unit == "" {
+		return nil
+	}
+	lines, err := r.agent.journal(ctx, r.check.Unit, r.agent.cfg.Agent.JournalLines)
+	if err != nil {
+		r.log.Debug("cannot read the unit's journal", zap.Error(err))
+	}
+	return lines
+}
+
+// diagnose gathers the evidence for the latest failed probe now.
+func (r *runner) diagnose() *diagnose.Diagnosis {
+	ctx, cancel := context.WithTimeout(context.Background(), stateTimeout)
+	defer cancel()
+	in := diagnose.Input{Spec: r.lastSpec, Result: r.lastFailure, ClientUser: r.check.ClientUser, Journal: r.journal(ctx)}
+	if s := r.unitState(ctx); s != nil {
+		in.Unit = DiagnoseUnit(s)
+	}
+	dg := diagnose.Diagnose(ctx, in)
+	return &dg
+}
+
+// DiagnoseUnit converts a unit state read by package remedy into what
+// package diagnose reads.
+func DiagnoseUnit(s *remedy.UnitState) *diagnose.Unit {
+	return &diagnose.Unit{
+		Name: s.Name, LoadState: s.LoadState, ActiveState: s.ActiveState, SubState: s.SubState, Result: s.Result,
+		ExecMainCode: s.ExecMainCode, ExecMainStatus: s.ExecMainStatus, NRestarts: s.NRestarts, MainPID: s.MainPID,
+		ControlGroup: s.ControlGroup, StateChangeTimestamp: s.StateChangeTimestamp, InactiveEnterTimestamp: s.InactiveEnterTimestamp,
+	}
+}
+
+// complete fills in the unit's current state, its last journal lines and,
+// for firing messages and reminders, a fresh diagnosis. Evidence that cannot
+// be read is logged and left out: a message never waits long for it.
+func (r *runner) complete(m *notify.Message) {
+	if m.Kind == notify.Test {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), stateTimeout)
+	defer cancel()
+	if s := r.unitState(ctx); s != nil {
+		m.Incident.UnitState = notify.UnitState{
+			ActiveState: s.ActiveState, SubState: s.SubState, Result: s.Result,
+			ExecMainCode: s.ExecMainCode, ExecMainStatus: s.ExecMainStatus,
+			NRestarts: s.NRestarts, MainPID: s.MainPID, Since: s.StateChangeTimestamp,
+		}
+	}
+	m.Incident.Journal = r.journal(ctx)
+	if m.Kind == notify.Firing || m.Kind == notify.Reminder {
+		dg := r.diagnose()
+		r.incidents.diagnosed(dg)
+		m.Incident.Diagnosis, m.Incident.Cause = dg, string(dg.Primary.Cause)
+		r.setStatus(func(s *Status) { s.Diagnosis = dg })
 	}
 }
 

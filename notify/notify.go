@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/medic-watchdog/medic/diagnose"
 )
 
 // Kind is the kind of a message within an incident.
@@ -106,6 +108,10 @@ type Incident struct {
 	// Cause is the diagnosed cause, e.g. "backend crashed"; "" when not
 	// diagnosed.
 	Cause string `json:"cause,omitempty"`
+	// Diagnosis is the evidence behind Cause: the primary finding with its
+	// hint, secondary findings, and the checklist (backend running, port
+	// listening, direct test, socket, firewall). Nil when not diagnosed.
+	Diagnosis *diagnose.Diagnosis `json:"diagnosis,omitempty"`
 	// Since is the time of the first failed probe.
 	Since time.Time `json:"since"`
 	// ResolvedAt is when the check was healthy again; zero while open.

@@ -103,6 +103,10 @@ type Check struct {
 	// (re)start of the unit during which failures are not counted (10s, 0 or
 	// more).
 	Grace Duration `toml:"grace"`
+	// ClientUser is the user the proxy in front of the backend runs as
+	// ("www-data"): diagnosis checks whether it may connect to a unix
+	// socket probe's socket.
+	ClientUser string `toml:"client_user"`
 	// Probes are the [[check.probe]] tables; at least one. The check fails
 	// when any of them fails.
 	Probes []Probe `toml:"probe"`
@@ -296,6 +300,7 @@ var (
 	// and Timeout with the agent's, and RetryInterval with min(1s, Interval),
 	// for a check that does not set them.
 	DefaultCheck = Check{
+		ClientUser:    "www-data",
 		Interval:      DefaultAgent.Interval,
 		Timeout:       DefaultAgent.Timeout,
 		RetryInterval: Duration{time.Second},

@@ -86,6 +86,21 @@ func runAgent(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 	}
 
 	var wg sync.WaitGroup
+	if path := cfg.Agent.StatusSocket; path != "" {
+		ln, err := agent.ListenStatus(path)
+		if err != nil {
+			return err
+		}
+		started := time.Now()
+		wg.Go(func() {
+			err := agent.ServeStatus(ctx, ln, func() agent.Report {
+				return agent.Report{Version: version, Host: host, Started: started, Checks: a.Statuses(), Outbox: ob.Stats()}
+			})
+			if err != nil {
+				log.Error("status socket stopped", zap.Error(err))
+			}
+		})
+	}
 	for _, n := range notifiers {
 		if r, ok := n.(agent.Runner); ok {
 			wg.Go(func() { r.Run(ctx) })

@@ -14,6 +14,7 @@ import (
 
 	"github.com/wneessen/go-mail"
 
+	"github.com/medic-watchdog/medic/diagnose"
 	"github.com/medic-watchdog/medic/notify"
 )
 
@@ -133,6 +134,14 @@ type field struct {
 	Pad string
 }
 
+// checkRow is one checklist item: a ✓, ✗ or ? mark, its name and evidence.
+type checkRow struct {
+	Mark, Name, Evidence string
+	// Pad is Name padded to the checklist's width.
+	Pad string
+	OK  bool
+}
+
 type timelineRow struct {
 	At, What, Detail string
 	// Pad is What padded to the section's width.
@@ -142,14 +151,20 @@ type timelineRow struct {
 // view is what the templates see. Everything in it is already one line
 // (notify.OneLine), capped in length; html/template escapes it for HTML.
 type view struct {
-	Subject    string
-	Kind       string // FIRING, RESOLVED, ...
-	Resolved   bool
-	Headline   string
-	Facts      []field
-	Timeline   []timelineRow
-	Unit       []field
-	Journal    []string
+	Subject  string
+	Kind     string // FIRING, RESOLVED, ...
+	Resolved bool
+	Headline string
+	Facts    []field
+	Timeline []timelineRow
+	Unit     []field
+	Journal  []string
+	// Diagnosis: the primary cause in words, its fix, the checklist and
+	// secondary findings; empty when the incident was not diagnosed.
+	Diagnosis  []field
+	Checklist  []checkRow
+	Findings   []string
+	Unavail    []string
 	Why        string
 	Host       string
 	Version    string
@@ -235,6 +250,34 @@ func newView(m *notify.Message) *view {
 	}
 	for _, l := range in.Journal {
 		v.Journal = append(v.Journal, clean(l))
+	}
+	if dg := in.Diagnosis; dg != nil && dg.Primary.Cause != "" {
+		v.Diagnosis = pad([]field{
+			{Key: "Cause", Value: clean(string(dg.Primary.Cause))},
+			{Key: "Finding", Value: clean(dg.Primary.Summary)},
+			{Key: "Fix", Value: clean(dg.Primary.Hint)},
+		})
+		width := 0
+		for _, it := range dg.Checklist {
+			width = max(width, utf8.RuneCountInString(it.Name))
+		}
+		for _, it := range dg.Checklist {
+			mark := map[diagnose.Status]string{diagnose.Pass: "✓", diagnose.Fail: "✗", diagnose.Unchecked: "?", diagnose.NotApplicable: "–"}[it.Status]
+			v.Checklist = append(v.Checklist, checkRow{
+				Mark: mark, Name: clean(it.Name), Evidence: clean(it.Evidence), OK: it.Status == diagnose.Pass,
+				Pad: it.Name + strings.Repeat(" ", width-utf8.RuneCountInString(it.Name)),
+			})
+		}
+		for _, f := range dg.Secondary {
+			s := clean(string(f.Cause) + ": " + f.Summary)
+			if f.Hint != "" {
+				s += clean(" (fix: " + f.Hint + ")")
+			}
+			v.Findings = append(v.Findings, s)
+		}
+		for _, u := range dg.Unavailable {
+			v.Unavail = append(v.Unavail, clean(u))
+		}
 	}
 	v.Why = why(m)
 	return v

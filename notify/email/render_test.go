@@ -1,6 +1,8 @@
 package email
 
 import (
+	"github.com/medic-watchdog/medic/internal/notifytest"
+
 	"bytes"
 	"flag"
 	"net/mail"
@@ -28,15 +30,16 @@ func sample(kind notify.Kind, incidentID string, seq string) *notify.Message {
 		At:      t0.Add(2*time.Minute + 15*time.Second),
 		Version: "1.4.2",
 		Incident: notify.Incident{
-			ID:       incidentID,
-			Check:    "my-app",
-			Unit:     "my-app.service",
-			Host:     "web1",
-			Target:   "127.0.0.1:8080",
-			Problem:  "127.0.0.1:8080 connection refused",
-			Cause:    "backend crashed",
-			Since:    t0,
-			Restarts: 1,
+			ID:        incidentID,
+			Check:     "my-app",
+			Unit:      "my-app.service",
+			Host:      "web1",
+			Target:    "127.0.0.1:8080",
+			Problem:   "127.0.0.1:8080 connection refused",
+			Cause:     "backend crashed",
+			Diagnosis: notifytest.CrashDiagnosis(t0.Add(37 * time.Second)),
+			Since:     t0,
+			Restarts:  1,
 			Timeline: []notify.Entry{
 				{At: t0, What: "first failed probe", Detail: "dial tcp 127.0.0.1:8080: connect: connection refused"},
 				{At: t0.Add(6 * time.Second), What: "restart 1", Detail: "job done"},
@@ -235,5 +238,20 @@ func TestExampleFiring(t *testing.T) {
 	}
 	if got != string(want) {
 		t.Errorf("%s is stale (run with -update); got:\n%s", path, got)
+	}
+}
+
+// TestReadmeShowsExample: the README shows the current example email.
+func TestReadmeShowsExample(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	eml, err := os.ReadFile(filepath.Join("testdata", "example-firing.eml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(readme, bytes.TrimRight(eml, "\n")) {
+		t.Error("README.md does not show testdata/example-firing.eml; copy it in")
 	}
 }

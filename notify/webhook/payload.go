@@ -4,6 +4,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/medic-watchdog/medic/diagnose"
 	"github.com/medic-watchdog/medic/notify"
 )
 
@@ -102,6 +103,11 @@ type Incident struct {
 	// when journal reading is off or the journal could not be read; never
 	// null.
 	Journal []string `json:"journal"`
+	// Diagnosis is the evidence behind Cause (package diagnose): primary
+	// {cause, summary, hint, evidence}, secondary findings, the checklist
+	// [{name, status: pass|fail|unknown|n/a, evidence}] and the evidence
+	// that was unavailable; null when not diagnosed.
+	Diagnosis *diagnose.Diagnosis `json:"diagnosis"`
 }
 
 // TimelineEntry is one line of an incident's timeline.
@@ -181,7 +187,8 @@ func NewPayload(m *notify.Message) *Payload {
 				MainPID:        in.UnitState.MainPID,
 				Since:          utcPtr(in.UnitState.Since),
 			},
-			Journal: append(make([]string, 0, len(in.Journal)), in.Journal...),
+			Journal:   append(make([]string, 0, len(in.Journal)), in.Journal...),
+			Diagnosis: in.Diagnosis,
 		},
 		Medic:     Medic{Version: m.Version, Host: in.Host},
 		Timestamp: utc(m.At),

@@ -1,6 +1,8 @@
 package webhook_test
 
 import (
+	"github.com/medic-watchdog/medic/internal/notifytest"
+
 	"bytes"
 	"context"
 	"crypto/hmac"
@@ -111,14 +113,15 @@ func testMessage() *notify.Message {
 		At:      since.Add(47*time.Second + 333*time.Millisecond),
 		Version: "1.2.3",
 		Incident: notify.Incident{
-			ID:      "my-app-20261121T080000.123Z",
-			Check:   "my-app",
-			Unit:    "my-app.service",
-			Host:    "web1",
-			Target:  "127.0.0.1:8080",
-			Problem: "127.0.0.1:8080 connection refused",
-			Cause:   "backend crashed",
-			Since:   since,
+			ID:        "my-app-20261121T080000.123Z",
+			Check:     "my-app",
+			Unit:      "my-app.service",
+			Host:      "web1",
+			Target:    "127.0.0.1:8080",
+			Problem:   "127.0.0.1:8080 connection refused",
+			Cause:     "backend crashed",
+			Diagnosis: notifytest.CrashDiagnosis(since.Add(46 * time.Second)),
+			Since:     since,
 			Timeline: []notify.Entry{
 				{At: since, What: "first failed probe", Detail: "dial tcp 127.0.0.1:8080: connect: connection refused"},
 				{At: since.Add(4 * time.Second), What: "restart 1", Detail: "job done"},
@@ -902,6 +905,15 @@ func TestDocsShowExamples(t *testing.T) {
 		}
 		if !bytes.Contains(doc, append([]byte("```json\n"), example...)) {
 			t.Errorf("docs/webhook.md does not show testdata/%s; copy it in", file)
+		}
+		if file == "example-firing.json" {
+			readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Contains(readme, bytes.TrimRight(example, "\n")) {
+				t.Errorf("README.md does not show testdata/%s; copy it in", file)
+			}
 		}
 	}
 }

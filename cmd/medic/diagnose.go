@@ -1,0 +1,115 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+
+	"github.com/medic-watchdog/medic/agent"
+	"github.com/medic-watchdog/medic/diagnose"
+	"github.com/medic-watchdog/medic/probe"
+	"github.com/medic-watchdog/medic/remedy"
+)
+
+func newDiagnoseCmd() *cobra.Command {
+	var (
+		unit, clientUser, bus string
+		timeout               time.Duration
+		asJSON                bool
+	)
+	cmd := &cobra.Command{
+		Use:   "diagnose TARGET",
+		Short: "Probe TARGET once and say why it does not answer",
+		Long: `diagnose is for the person who just saw a 502. TARGET is tcp://host:port,
+unix:/path, or an http:// or https:// URL. It probes TARGET once, gathers the
+evidence (the unit's state when --unit is given, who listens where, the
+socket's permissions, firewall rules) and prints the checklist with the
+primary cause and its fix. It exits 0 when TARGET answers and 1 otherwise.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			spec, err := parseTarget(args[0])
+			if err != nil {
+				return err
+			}
+			p, err := probe.New(spec)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), timeout+10*time.Second)
+			defer cancel()
+			res := p.Probe(ctx, timeout)
+			in := diagnose.Input{Spec: spec, Result: res, ClientUser: clientUser}
+			if unit != "" {
+				rem := remedy.New(ctx, remedy.Dial(bus), nil, zap.NewNop())
+				s, err := rem.State(ctx, unit)
+				rem.Close()
+				if err != nil {
+					fmt.Fprintf(cmd.ErrOrStderr(), "medic: cannot read %s over D-Bus: %v\n", unit, err)
+				} else {
+					in.Unit = agent.DiagnoseUnit(&s)
+				}
+			}
+			dg := diagnose.Diagnose(ctx, in)
+			out := cmd.OutOrStdout()
+			if asJSON {
+				enc := json.NewEncoder(out)
+				enc.SetIndent("", "  ")
+				if err := enc.Encode(struct {
+					OK bool `json:"ok"`
+					*diagnose.Diagnosis
+				}{res.OK, &dg}); err != nil {
+					return err
+				}
+			} else {
+				if res.OK {
+					fmt.Fprintf(out, "%s answers (%s)\n", res.Target, res.Duration.Round(time.Millisecond))
+				} else {
+					fmt.Fprintf(out, "%s\n", res.Problem())
+				}
+				printDiagnosis(out, &dg)
+			}
+			if !res.OK {
+				return exitCode(1)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&unit, "unit", "", "the systemd unit that should serve TARGET")
+	cmd.Flags().StringVar(&clientUser, "client-user", diagnose.DefaultClientUser, "the user the proxy connects as (for unix sockets)")
+	cmd.Flags().StringVar(&bus, "bus", "system", "systemd bus for --unit: system or user")
+	cmd.Flags().DurationVar(&timeout, "timeout", 2*time.Second, "probe timeout")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the diagnosis as JSON")
+	return cmd
+}
+
+// parseTarget turns tcp://host:port, unix:/path or an http(s) URL into a
+// probe spec.
+func parseTarget(t string) (probe.Spec, error) {
+	switch {
+	case strings.HasPrefix(t, "tcp://"):
+		addr := strings.TrimPrefix(t, "tcp://")
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return probe.Spec{}, fmt.Errorf("parse target %q: %w", t, err)
+		}
+		return probe.Spec{Type: "tcp", Address: addr}, nil
+	case strings.HasPrefix(t, "unix:"):
+		path := strings.TrimPrefix(strings.TrimPrefix(t, "unix:"), "//")
+		if !strings.HasPrefix(path, "/") {
+			return probe.Spec{}, fmt.Errorf("parse target %q: want unix:/absolute/path", t)
+		}
+		return probe.Spec{Type: "unix", Path: path}, nil
+	case strings.HasPrefix(t, "http://"), strings.HasPrefix(t, "https://"):
+		if _, err := url.Parse(t); err != nil {
+			return probe.Spec{}, fmt.Errorf("parse target %q: %w", t, err)
+		}
+		return probe.Spec{Type: "http", HTTP: probe.HTTPOptions{URL: t}}, nil
+	}
+	return probe.Spec{}, fmt.Errorf("parse target %q: want tcp://host:port, unix:/path or an http(s):// URL", t)
+}

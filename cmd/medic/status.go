@@ -1,0 +1,142 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/medic-watchdog/medic/agent"
+	"github.com/medic-watchdog/medic/agent/config"
+	"github.com/medic-watchdog/medic/diagnose"
+)
+
+func newStatusCmd() *cobra.Command {
+	var (
+		file, socket string
+		asJSON       bool
+	)
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show the state of every check of the running medic, with the diagnosis of failing ones",
+		Long: `status asks the running medic over its status socket ([agent] status_socket,
+or --socket) and prints one line per check, then for each failing check its
+diagnosis: the cause, the finding, the fix and the checklist. It exits 1 when
+a check is not healthy.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if socket == "" {
+				cfg, err := config.Load(file)
+				if err != nil {
+					printConfigErrors(cmd.ErrOrStderr(), err)
+					return exitCode(1)
+				}
+				socket = cfg.Agent.StatusSocket
+				if socket == "" {
+					return fmt.Errorf("%s turns the status socket off (status_socket = \"\")", file)
+				}
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), 5*time.Second)
+			defer cancel()
+			r, err := agent.FetchStatus(ctx, socket)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if asJSON {
+				enc := json.NewEncoder(out)
+				enc.SetIndent("", "  ")
+				return enc.Encode(r)
+			}
+			if !printStatus(out, r) {
+				return exitCode(1)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&file, "config", "c", defaultConfig, "configuration file (for status_socket)")
+	cmd.Flags().StringVar(&socket, "socket", "", "status socket path (overrides the configuration)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
+	return cmd
+}
+
+// printStatus prints the report for people; it reports whether every check
+// is healthy.
+func printStatus(out io.Writer, r *agent.Report) bool {
+	fmt.Fprintf(out, "medic %s on %s, up %s\n\n", r.Version, r.Host, time.Since(r.Started).Round(time.Second))
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "CHECK\tUNIT\tSTATE\tSINCE\tRESTARTS\tLAST PROBE")
+	healthy := true
+	for _, c := range r.Checks {
+		since := "-"
+		if !c.Since.IsZero() {
+			since = time.Since(c.Since).Round(time.Second).String() + " ago"
+		}
+		last := "ok"
+		if !c.LastOK {
+			last = c.LastError
+		}
+		if c.LastProbe.IsZero() {
+			last = "not yet probed"
+		}
+		if c.State != "healthy" {
+			healthy = false
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%s\n", c.Check, c.Unit, c.State, since, c.Restarts, last)
+	}
+	w.Flush()
+	for _, c := range r.Checks {
+		if c.Diagnosis != nil && c.Diagnosis.Primary.Cause != "" {
+			fmt.Fprintf(out, "\n%s (%s):\n", c.Check, c.Incident)
+			printDiagnosis(out, c.Diagnosis)
+		}
+	}
+	for _, o := range r.Outbox {
+		if o.Pending > 0 || o.Failed > 0 {
+			fmt.Fprintf(out, "\noutbox %s: %d pending, %d failed; last error: %s\n", o.Notifier, o.Pending, o.Failed, o.LastError)
+		}
+	}
+	return healthy
+}
+
+// printDiagnosis prints the cause, finding, fix and checklist.
+func printDiagnosis(out io.Writer, dg *diagnose.Diagnosis) {
+	if dg.Primary.Cause != "" {
+		fmt.Fprintf(out, "  cause:   %s\n  finding: %s\n", dg.Primary.Cause, dg.Primary.Summary)
+		if dg.Primary.Hint != "" {
+			fmt.Fprintf(out, "  fix:     %s\n", dg.Primary.Hint)
+		}
+	}
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	for _, it := range dg.Checklist {
+		fmt.Fprintf(w, "  %s %s\t%s\n", statusMark(it.Status), it.Name, it.Evidence)
+	}
+	w.Flush()
+	for _, f := range dg.Secondary {
+		fmt.Fprintf(out, "  also: %s: %s", f.Cause, f.Summary)
+		if f.Hint != "" {
+			fmt.Fprintf(out, " (fix: %s)", f.Hint)
+		}
+		fmt.Fprintln(out)
+	}
+	if len(dg.Unavailable) > 0 {
+		fmt.Fprintf(out, "  not available: %s\n", strings.Join(dg.Unavailable, "; "))
+	}
+}
+
+func statusMark(s diagnose.Status) string {
+	switch s {
+	case diagnose.Pass:
+		return "✓"
+	case diagnose.Fail:
+		return "✗"
+	case diagnose.Unchecked:
+		return "?"
+	}
+	return "–"
+}

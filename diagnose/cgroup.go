@@ -1,0 +1,549 @@
+package diagnose
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"maps"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// cgroupRoots are the hierarchies CgroupPIDs looks in, in order: the v2
+// hierarchy of a hybrid setup, the v1 name=systemd hierarchy, and the root
+// where a pure v2 machine mounts cgroup2 (cgroups(7)).
+var cgroupRoots = []string{"/sys/fs/cgroup/unified", "/sys/fs/cgroup/systemd", "/sys/fs/cgroup"}
+
+// cgroupV2Roots are the places a cgroup2 file system may be mounted: the
+// hybrid layout's unified directory, then the pure v2 layout's root.
+var cgroupV2Roots = []string{"/sys/fs/cgroup/unified", "/sys/fs/cgroup"}
+
+// fdAccessHint says how to give medic the right to read other users'
+// /proc/PID/fd: listing the directory is a permission check on its mode
+// (0500), reading a link a ptrace access check (proc(5)).
+const fdAccessHint = "run medic as root or as the unit's user, or give it CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE"
+
+// cleanCgroup turns a unit's ControlGroup property into a clean absolute
+// path that cannot climb above a hierarchy's root.
+func cleanCgroup(cgroup string) (string, error) {
+	if cgroup == "" {
+		return "", errors.New("empty cgroup path (a unit that is not running has no control group)")
+	}
+	return path.Clean("/" + cgroup), nil
+}
+
+// CgroupPIDs returns the PIDs in cgroup and all its descendants, sorted.
+// cgroup is a unit's ControlGroup property, a path relative to the
+// hierarchy roots such as "/system.slice/my-app.service" or, under a
+// private user manager, "/medic-test-123/app.slice/x.service". It reads
+// cgroup.procs (cgroups(7)) in the first of /sys/fs/cgroup/unified,
+// /sys/fs/cgroup/systemd and /sys/fs/cgroup where the cgroup exists; a
+// service's processes may sit in child cgroups, which are included.
+//
+// The slice is empty, with a nil error, when the cgroup exists but holds no
+// process. The error wraps fs.ErrNotExist when the cgroup is in none of the
+// hierarchies (the unit is not running), or tells what could not be read.
+func CgroupPIDs(cgroup string) ([]int, error) {
+	cg, err := cleanCgroup(cgroup)
+	if err != nil {
+		return nil, fmt.Errorf("list processes of cgroup: %w", err)
+	}
+	for _, root := range cgroupRoots {
+		dir := filepath.Join(root, cg)
+		if _, err := os.Stat(filepath.Join(dir, "cgroup.procs")); err != nil {
+			continue
+		}
+		return cgroupTreePIDs(dir)
+	}
+	return nil, fmt.Errorf("list processes of cgroup %s: not found under %s: %w", cg, strings.Join(cgroupRoots, ", "), fs.ErrNotExist)
+}
+
+// cgroupTreePIDs reads cgroup.procs of dir and every directory below it.
+// Cgroups that vanish during the walk are skipped.
+func cgroupTreePIDs(dir string) ([]int, error) {
+	var pids []int
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if !d.IsDir() {
+			return nil
+		}
+		b, err := os.ReadFile(filepath.Join(p, "cgroup.procs"))
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		for f := range strings.FieldsSeq(string(b)) {
+			if pid, err := strconv.Atoi(f); err == nil {
+				pids = append(pids, pid)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list processes of cgroup %s: %w", dir, err)
+	}
+	slices.Sort(pids)
+	return slices.Compact(pids), nil
+}
+
+// cgroupV2Dir returns the directory of cgroup in the cgroup2 hierarchy:
+// under /sys/fs/cgroup/unified on a hybrid machine, under /sys/fs/cgroup on
+// a pure v2 one.
+func cgroupV2Dir(cgroup string) (string, error) {
+	cg, err := cleanCgroup(cgroup)
+	if err != nil {
+		return "", err
+	}
+	for _, root := range cgroupV2Roots {
+		var st unix.Statfs_t
+		if err := unix.Statfs(root, &st); err != nil || st.Type != unix.CGROUP2_SUPER_MAGIC {
+			continue
+		}
+		return filepath.Join(root, cg), nil
+	}
+	return "", fmt.Errorf("no cgroup2 hierarchy at %s", strings.Join(cgroupV2Roots, " or "))
+}
+
+// CgroupID returns the cgroup v2 id of cgroup (a unit's ControlGroup
+// property): the inode number of its directory in the cgroup2 hierarchy,
+// which is what sock_diag's INET_DIAG_CGROUP_ID and bpf_get_current_cgroup_id
+// report on 64-bit kernels. It fails when there is no cgroup2 hierarchy
+// (a pure v1 machine) or the cgroup does not exist in it (the error then
+// wraps fs.ErrNotExist).
+func CgroupID(cgroup string) (uint64, error) {
+	dir, err := cgroupV2Dir(cgroup)
+	if err != nil {
+		return 0, fmt.Errorf("read cgroup id: %w", err)
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(dir, &st); err != nil {
+		return 0, fmt.Errorf("read cgroup id: stat %s: %w", dir, err)
+	}
+	return st.Ino, nil
+}
+
+// cgroupIDs returns the cgroup v2 ids of cgroup and all its descendants.
+func cgroupIDs(cgroup string) (map[uint64]bool, error) {
+	dir, err := cgroupV2Dir(cgroup)
+	if err != nil {
+		return nil, fmt.Errorf("read cgroup ids: %w", err)
+	}
+	ids := map[uint64]bool{}
+	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if p != dir && errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if !d.IsDir() {
+			return nil
+		}
+		var st unix.Stat_t
+		if err := unix.Stat(p, &st); err != nil {
+			if p != dir && errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return &fs.PathError{Op: "stat", Path: p, Err: err}
+		}
+		ids[st.Ino] = true
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read cgroup ids: %w", err)
+	}
+	return ids, nil
+}
+
+// SocketInodes returns the inodes of the sockets process pid holds open,
+// from the links "socket:[N]" in <procRoot>/PID/fd (procRoot "" means
+// "/proc"; proc(5)). An error wraps the *fs.PathError of the directory or
+// link that could not be read: fs.ErrPermission (EACCES) when the process
+// belongs to another user and this one lacks CAP_DAC_READ_SEARCH (to list
+// the directory) or CAP_SYS_PTRACE (to read the links), fs.ErrNotExist
+// when the process is gone. File descriptors closed while the directory is
+// read are skipped.
+func SocketInodes(procRoot string, pid int) (map[uint64]bool, error) {
+	if procRoot == "" {
+		procRoot = "/proc"
+	}
+	dir := filepath.Join(procRoot, strconv.Itoa(pid), "fd")
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("list sockets of pid %d: %w", pid, err)
+	}
+	inodes := map[uint64]bool{}
+	for _, e := range ents {
+		link, err := os.Readlink(filepath.Join(dir, e.Name()))
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
+			return nil, fmt.Errorf("list sockets of pid %d: %w", pid, err)
+		}
+		if ino, ok := socketLinkInode(link); ok {
+			inodes[ino] = true
+		}
+	}
+	return inodes, nil
+}
+
+// socketLinkInode parses the target of a /proc/PID/fd link to a socket,
+// "socket:[12345]".
+func socketLinkInode(link string) (uint64, bool) {
+	s, ok := strings.CutPrefix(link, "socket:[")
+	if !ok {
+		return 0, false
+	}
+	s, ok = strings.CutSuffix(s, "]")
+	if !ok {
+		return 0, false
+	}
+	ino, err := strconv.ParseUint(s, 10, 64)
+	return ino, err == nil
+}
+
+// UnitListeners returns the listening TCP and unix stream sockets held by
+// the processes of a unit, given its ControlGroup property, and the evidence
+// that could not be gathered, each entry a full sentence naming what failed
+// and why.
+//
+// It matches sockets in three ways, best first:
+//
+//  1. by cgroup: TCP listeners from SockDiagListeners whose CgroupID is the
+//     id of the cgroup or one of its descendants (CgroupID). This needs no
+//     privilege, but the id is that of the socket's creator: a socket that
+//     systemd created for socket activation carries systemd's cgroup.
+//  2. by process: sockets whose inode one of CgroupPIDs' processes holds
+//     (SocketInodes); these get Socket.PIDs. This needs the right to read
+//     the processes' /proc/PID/fd.
+//  3. by uid, only when neither (1) nor (2) was available (an old kernel
+//     and another user's processes): listeners owned by the fs uid of the
+//     unit's processes (/proc/PID/status); unix ones only when they came
+//     from SockDiagUnix, which reports owners. Other processes of the same
+//     user match too, and unavailable says so.
+//
+// Listeners come from SockDiagListeners and SockDiagUnix, or from
+// ProcListeners when sock_diag fails. An empty cgroup (a unit that is not
+// running) gives no listeners.
+func UnitListeners(cgroup string) (listeners []Socket, unavailable []string) {
+	return unitListeners(cgroup, liveSources)
+}
+
+// unitSources are where unitListeners gathers its evidence; tests swap in
+// their own to reach the fallbacks.
+type unitSources struct {
+	sockDiag      func() ([]Socket, error)
+	sockDiagUnix  func() ([]Socket, error)
+	procListeners func() ([]Socket, error)
+	cgroupIDs     func(cgroup string) (map[uint64]bool, error)
+	cgroupPIDs    func(cgroup string) ([]int, error)
+	socketInodes  func(pid int) (map[uint64]bool, error)
+	fsUID         func(pid int) (uint32, error)
+}
+
+// liveSources reads this host.
+var liveSources = unitSources{
+	sockDiag:      SockDiagListeners,
+	sockDiagUnix:  SockDiagUnix,
+	procListeners: func() ([]Socket, error) { return ProcListeners("") },
+	cgroupIDs:     cgroupIDs,
+	cgroupPIDs:    CgroupPIDs,
+	socketInodes:  func(pid int) (map[uint64]bool, error) { return SocketInodes("", pid) },
+	fsUID:         func(pid int) (uint32, error) { return processFSUID("", pid) },
+}
+
+func unitListeners(cgroup string, src unitSources) (listeners []Socket, unavailable []string) {
+	if cgroup == "" {
+		return nil, []string{"unit sockets: the unit has no control group, so it has no processes to hold sockets."}
+	}
+	note := func(format string, args ...any) {
+		unavailable = append(unavailable, fmt.Sprintf(format, args...))
+	}
+
+	tcp, tcpErr := src.sockDiag()
+	unixSocks, unixErr := src.sockDiagUnix()
+	if tcpErr != nil || unixErr != nil {
+		if tcpErr != nil {
+			note("socket cgroups: %v; read /proc/net instead, which has no cgroups.", tcpErr)
+		}
+		if unixErr != nil {
+			note("unix socket owners: %v; read /proc/net/unix instead, which has no owners.", unixErr)
+		}
+		proc, err := src.procListeners()
+		if err != nil {
+			note("listening sockets: %v.", err)
+		}
+		for _, s := range proc {
+			switch {
+			case s.Proto == "unix" && unixErr != nil:
+				unixSocks = append(unixSocks, s)
+			case s.Proto != "unix" && tcpErr != nil:
+				tcp = append(tcp, s)
+			}
+		}
+	}
+
+	found := map[string]*Socket{}
+	var order []string
+	add := func(s Socket, pids ...int) {
+		k := s.Proto + "\x00" + strconv.FormatUint(s.Inode, 10) + "\x00" + s.String()
+		f := found[k]
+		if f == nil {
+			s.PIDs = nil
+			f = &s
+			found[k] = f
+			order = append(order, k)
+		}
+		for _, p := range pids {
+			if !slices.Contains(f.PIDs, p) {
+				f.PIDs = append(f.PIDs, p)
+			}
+		}
+	}
+
+	// 1. By cgroup id.
+	byCgroup := false
+	if tcpErr == nil {
+		ids, err := src.cgroupIDs(cgroup)
+		switch {
+		case err != nil:
+			note("socket cgroups: %v.", err)
+		case len(tcp) > 0 && !slices.ContainsFunc(tcp, func(s Socket) bool { return s.CgroupID != 0 }):
+			note("socket cgroups: this kernel's sock_diag reports no cgroup ids (INET_DIAG_CGROUP_ID needs Linux 5.9 or later).")
+		default:
+			byCgroup = true
+			for _, s := range tcp {
+				if ids[s.CgroupID] {
+					add(s)
+				}
+			}
+		}
+	}
+
+	// 2. By the processes' file descriptors.
+	all := append(slices.Clip(tcp), unixSocks...)
+	pids, err := src.cgroupPIDs(cgroup)
+	if err != nil {
+		note("unit processes: %v.", err)
+	}
+	holders := map[uint64][]int{}
+	readable := 0
+	var fdErrs []error
+	for _, pid := range pids {
+		inodes, err := src.socketInodes(pid)
+		if err != nil {
+			if !errors.Is(err, fs.ErrNotExist) {
+				fdErrs = append(fdErrs, err)
+			}
+			continue
+		}
+		readable++
+		for ino := range inodes {
+			holders[ino] = append(holders[ino], pid)
+		}
+	}
+	if len(fdErrs) > 0 {
+		more := ""
+		if len(fdErrs) > 1 {
+			more = fmt.Sprintf(" (and %d more processes)", len(fdErrs)-1)
+		}
+		note("process sockets: %v%s; %s.", fdErrs[0], more, fdAccessHint)
+	}
+	for _, s := range all {
+		if h := holders[s.Inode]; len(h) > 0 {
+			add(s, h...)
+		}
+	}
+
+	// 3. By uid, when no process could be looked into and the cgroup ids
+	// did not help: the owner uid is shared with the user's other processes.
+	if readable == 0 && len(fdErrs) > 0 {
+		if byCgroup {
+			note("unit unix sockets: unknown, since unix sockets carry no cgroup and no process's file descriptors could be read.")
+		} else {
+			uids := map[uint32]bool{}
+			for _, pid := range pids {
+				if uid, err := src.fsUID(pid); err == nil {
+					uids[uid] = true
+				}
+			}
+			for _, s := range tcp {
+				if uids[s.UID] {
+					add(s)
+				}
+			}
+			if unixErr == nil {
+				for _, s := range unixSocks {
+					if uids[s.UID] {
+						add(s)
+					}
+				}
+			} else {
+				note("unit unix sockets: unknown, since /proc/net/unix does not say who owns a socket and no process's file descriptors could be read.")
+			}
+			note("unit sockets: matched by owner uid %s only, since neither cgroup ids nor the processes' file descriptors were available; other processes of that user match too.", joinUints(slices.Sorted(maps.Keys(uids))))
+		}
+	}
+
+	for _, k := range order {
+		s := *found[k]
+		slices.Sort(s.PIDs)
+		listeners = append(listeners, s)
+	}
+	return listeners, unavailable
+}
+
+// processFSUID returns the file system uid of pid, the fourth Uid field
+// of <procRoot>/PID/status (proc(5)): the uid a socket it creates gets.
+func processFSUID(procRoot string, pid int) (uint32, error) {
+	if procRoot == "" {
+		procRoot = "/proc"
+	}
+	b, err := os.ReadFile(filepath.Join(procRoot, strconv.Itoa(pid), "status"))
+	if err != nil {
+		return 0, fmt.Errorf("read uid of pid %d: %w", pid, err)
+	}
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		rest, ok := strings.CutPrefix(sc.Text(), "Uid:")
+		if !ok {
+			continue
+		}
+		f := strings.Fields(rest)
+		if len(f) < 4 {
+			break
+		}
+		uid, err := strconv.ParseUint(f[3], 10, 32)
+		if err != nil {
+			break
+		}
+		return uint32(uid), nil
+	}
+	return 0, fmt.Errorf("read uid of pid %d: no Uid line with four fields", pid)
+}
+
+// PortOwners returns the TCP listeners (tcp and tcp6) on port, on any
+// address, in the order of listeners.
+func PortOwners(port uint16, listeners []Socket) []Socket {
+	var out []Socket
+	for _, s := range listeners {
+		if s.Proto != "unix" && s.Addr.IsValid() && s.Addr.Port() == port {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// SocketOwner finds a process holding the socket with the given inode by
+// scanning <procRoot>/*/fd (procRoot "" means "/proc"), and returns the
+// lowest such PID, its command name (<procRoot>/PID/comm) and its systemd
+// unit: the last element of its cgroup path (<procRoot>/PID/cgroup, the
+// name=systemd line, else the v2 "0::" line) that ends in ".service", or ""
+// when it runs in no service.
+//
+// Processes whose fds cannot be read are skipped. When no readable process
+// holds the socket, the error wraps fs.ErrNotExist and says how many
+// processes could not be looked into.
+func SocketOwner(procRoot string, inode uint64) (pid int, comm, unit string, err error) {
+	if procRoot == "" {
+		procRoot = "/proc"
+	}
+	ents, err := os.ReadDir(procRoot)
+	if err != nil {
+		return 0, "", "", fmt.Errorf("find owner of socket %d: %w", inode, err)
+	}
+	var pids []int
+	for _, e := range ents {
+		if p, err := strconv.Atoi(e.Name()); err == nil && p > 0 {
+			pids = append(pids, p)
+		}
+	}
+	slices.Sort(pids)
+	unreadable := 0
+	for _, p := range pids {
+		inodes, err := SocketInodes(procRoot, p)
+		if err != nil {
+			if !errors.Is(err, fs.ErrNotExist) {
+				unreadable++
+			}
+			continue
+		}
+		if !inodes[inode] {
+			continue
+		}
+		c, _ := os.ReadFile(filepath.Join(procRoot, strconv.Itoa(p), "comm"))
+		return p, strings.TrimSpace(string(c)), processUnit(procRoot, p), nil
+	}
+	if unreadable > 0 {
+		return 0, "", "", fmt.Errorf("find owner of socket %d: no readable process holds it (the fds of %d processes could not be read; %s): %w", inode, unreadable, fdAccessHint, fs.ErrNotExist)
+	}
+	return 0, "", "", fmt.Errorf("find owner of socket %d: no process holds it: %w", inode, fs.ErrNotExist)
+}
+
+// processUnit returns the systemd service pid runs in, from
+// <procRoot>/PID/cgroup, or "".
+func processUnit(procRoot string, pid int) string {
+	b, err := os.ReadFile(filepath.Join(procRoot, strconv.Itoa(pid), "cgroup"))
+	if err != nil {
+		return ""
+	}
+	var v1, v2 string
+	for line := range strings.Lines(string(b)) {
+		f := strings.SplitN(strings.TrimRight(line, "\n"), ":", 3)
+		if len(f) != 3 {
+			continue
+		}
+		switch {
+		case f[1] == "name=systemd":
+			v1 = f[2]
+		case f[0] == "0" && f[1] == "":
+			v2 = f[2]
+		}
+	}
+	for _, cg := range []string{v1, v2} {
+		if u := serviceOfCgroup(cg); u != "" {
+			return u
+		}
+	}
+	return ""
+}
+
+// serviceOfCgroup returns the last element of a cgroup path that ends in
+// ".service": "x.service" for "/medic-test-1/app.slice/x.service/worker".
+func serviceOfCgroup(cg string) string {
+	parts := strings.Split(cg, "/")
+	for i := len(parts) - 1; i >= 0; i-- {
+		if strings.HasSuffix(parts[i], ".service") && len(parts[i]) > len(".service") {
+			return parts[i]
+		}
+	}
+	return ""
+}
+
+// joinUints renders uids as "1000" or "1000, 1001"; "unknown" for none.
+func joinUints(v []uint32) string {
+	if len(v) == 0 {
+		return "unknown"
+	}
+	s := make([]string, len(v))
+	for i, u := range v {
+		s[i] = strconv.FormatUint(uint64(u), 10)
+	}
+	return strings.Join(s, ", ")
+}

@@ -1,0 +1,516 @@
+package diagnose
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/medic-watchdog/medic/probe"
+)
+
+// Unit is what diagnosis needs of a systemd unit's state, as read over
+// D-Bus (org.freedesktop.systemd1(5)).
+type Unit struct {
+	Name                   string
+	LoadState              string
+	ActiveState, SubState  string
+	Result                 string
+	ExecMainCode           int32 // CLD_EXITED 1, CLD_KILLED 2, CLD_DUMPED 3
+	ExecMainStatus         int32 // exit status or signal number
+	NRestarts, MainPID     uint32
+	ControlGroup           string
+	StateChangeTimestamp   time.Time
+	InactiveEnterTimestamp time.Time
+}
+
+// Active reports whether the unit is active or on its way up or down again.
+func (u *Unit) Active() bool {
+	return u.ActiveState == "active" || u.ActiveState == "reloading" || u.ActiveState == "activating"
+}
+
+// Input is what Diagnose looks at.
+type Input struct {
+	// Spec is the probe that failed; Result its outcome (a passing Result
+	// gives a checklist with no cause, for `medic diagnose`).
+	Spec   probe.Spec
+	Result probe.Result
+	// Unit is the check's unit; nil when the check names none.
+	Unit *Unit
+	// ClientUser is who connects to a unix socket in production (nginx's
+	// user); "" means DefaultClientUser.
+	ClientUser string
+	// Journal holds the unit's last journal lines, if read.
+	Journal []string
+}
+
+// DefaultClientUser is the client whose access to a unix socket is checked
+// when a check names none: Debian's and Ubuntu's nginx run as www-data.
+const DefaultClientUser = "www-data"
+
+// crashResults are unit Results that mean the main process ended badly
+// (systemd.exec(5), "$SERVICE_RESULT").
+var crashResults = []string{"exit-code", "signal", "core-dump", "watchdog", "timeout"}
+
+// Diagnose gathers the evidence for in and names the primary cause. It never
+// fails: evidence it cannot gather is listed in Diagnosis.Unavailable and
+// the checklist marks it unknown. It bounds its own work with ctx.
+func Diagnose(ctx context.Context, in Input) Diagnosis {
+	d := &run{in: in, dg: Diagnosis{At: time.Now(), Target: in.Result.Target, Problem: in.Result.Problem()}}
+	d.gather(ctx)
+	d.decide()
+	d.checklist()
+	return d.dg
+}
+
+// run holds the evidence of one diagnosis.
+type run struct {
+	in Input
+	dg Diagnosis
+
+	tcp        bool             // a tcp or http probe
+	host       string           // probed host (name or address)
+	probed     []netip.AddrPort // resolved probed endpoints
+	resolveErr error
+	local      []netip.Addr
+
+	listeners     []Socket // every TCP listener on the host
+	unixListeners []Socket
+	unitSockets   []Socket // listeners held by the unit
+	owners        []string // who holds the probed port
+
+	sock    *SocketFile
+	oom     uint64
+	rules   []string
+	fwNote  string
+	fwTried bool
+}
+
+func (d *run) unavailable(format string, args ...any) {
+	d.dg.Unavailable = append(d.dg.Unavailable, fmt.Sprintf(format, args...))
+}
+
+func (d *run) gather(ctx context.Context) {
+	in := d.in
+	switch in.Spec.Type {
+	case "tcp":
+		d.tcp = true
+		d.endpoint(ctx, in.Spec.Address, "")
+	case "http":
+		d.tcp = true
+		if u, err := url.Parse(in.Spec.HTTP.URL); err == nil {
+			port := u.Port()
+			if port == "" {
+				port = map[string]string{"http": "80", "https": "443"}[u.Scheme]
+			}
+			d.endpoint(ctx, net.JoinHostPort(u.Hostname(), port), "")
+		}
+	}
+
+	// Listeners: sock_diag first (works unprivileged and carries cgroup
+	// ids), /proc/net as the fallback.
+	if d.tcp {
+		ls, err := SockDiagListeners()
+		if err != nil {
+			d.unavailable("%v; read /proc/net instead", err)
+			ls = nil
+		}
+		if ls == nil {
+			all, perr := ProcListeners("")
+			if perr != nil {
+				d.unavailable("listening sockets: %v", perr)
+			}
+			for _, s := range all {
+				if s.Proto != "unix" {
+					ls = append(ls, s)
+				}
+			}
+		}
+		d.listeners = ls
+	}
+	if all, err := ProcListeners(""); err == nil {
+		for _, s := range all {
+			if s.Proto == "unix" {
+				d.unixListeners = append(d.unixListeners, s)
+			}
+		}
+	} else if in.Spec.Type == "unix" {
+		d.unavailable("unix listeners: %v", err)
+	}
+
+	if u := in.Unit; u != nil && u.ControlGroup != "" && u.Active() {
+		socks, notes := UnitListeners(u.ControlGroup)
+		d.unitSockets = socks
+		for _, n := range notes {
+			d.unavailable("%s", n)
+		}
+	}
+	if u := in.Unit; u != nil && u.ControlGroup != "" {
+		if n, _, err := OOMKills(u.ControlGroup); err == nil {
+			d.oom = n
+		}
+	}
+	if d.tcp && len(d.probed) > 0 {
+		for _, s := range PortOwners(d.probed[0].Port(), d.listeners) {
+			if _, comm, unit, err := SocketOwner("", s.Inode); err == nil {
+				owner := s.String() + " held by " + comm
+				if unit != "" {
+					owner += " (" + unit + ")"
+				}
+				d.owners = append(d.owners, owner)
+			} else {
+				d.owners = append(d.owners, fmt.Sprintf("%s held by uid %d", s, s.UID))
+			}
+		}
+	}
+
+	if in.Spec.Type == "unix" {
+		client := in.ClientUser
+		if client == "" {
+			client = DefaultClientUser
+		}
+		f, err := InspectSocketFile(in.Spec.Path, d.unixListeners, []string{client, "self"})
+		if err != nil {
+			d.unavailable("socket file %s: %v", in.Spec.Path, err)
+		} else {
+			d.sock = &f
+		}
+	}
+
+	if c := in.Result.Class; c == probe.ClassTimeout || c == probe.ClassUnreachable || (d.tcp && c == probe.ClassRefused) {
+		if len(d.probed) > 0 {
+			d.fwTried = true
+			d.rules, d.fwNote = FirewallRules(ctx, d.probed[0].Port())
+			if d.fwNote != "" {
+				d.unavailable("firewall rules: %s", d.fwNote)
+			}
+		}
+	}
+}
+
+// endpoint resolves the probed host:port.
+func (d *run) endpoint(ctx context.Context, hostport, _ string) {
+	host, portStr, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return
+	}
+	d.host = host
+	port, _ := strconv.ParseUint(portStr, 10, 16)
+	addrs, err := Resolve(ctx, host)
+	if err != nil {
+		d.resolveErr = err
+		return
+	}
+	for _, a := range addrs {
+		d.probed = append(d.probed, netip.AddrPortFrom(a, uint16(port)))
+	}
+	if d.local, err = LocalAddrs(); err != nil {
+		d.unavailable("local addresses: %v", err)
+	}
+}
+
+// decide names the primary cause and the secondary findings.
+func (d *run) decide() {
+	in, res, u := d.in, d.in.Result, d.in.Unit
+	var fs []Finding
+	add := func(f Finding) { fs = append(fs, f) }
+
+	if u != nil {
+		ev := map[string]any{
+			"unit": u.Name, "active_state": u.ActiveState, "sub_state": u.SubState, "result": u.Result,
+			"exec_main_code": u.ExecMainCode, "exec_main_status": u.ExecMainStatus, "n_restarts": u.NRestarts,
+		}
+		if !u.StateChangeTimestamp.IsZero() {
+			ev["since"] = u.StateChangeTimestamp.UTC().Format(time.RFC3339)
+		}
+		switch {
+		case u.Result == "oom-kill" || (d.oom > 0 && !u.Active()):
+			ev["oom_kills"] = d.oom
+			add(Finding{Cause: OOMKilled, Evidence: withJournal(ev, in.Journal),
+				Summary: fmt.Sprintf("%s was killed by the kernel's OOM killer (%s/%s, result %s, oom_kill %d)", u.Name, u.ActiveState, u.SubState, u.Result, d.oom),
+				Hint:    "raise the unit's MemoryMax= or find the leak; the journal shows what it did last"})
+		case !u.Active() && slices.Contains(crashResults, u.Result):
+			add(Finding{Cause: Crashed, Evidence: withJournal(ev, in.Journal),
+				Summary: fmt.Sprintf("%s crashed: %s/%s, result %s, main process %s%s", u.Name, u.ActiveState, u.SubState, u.Result, MainExit(u.ExecMainCode, u.ExecMainStatus), since(u)),
+				Hint:    "read the unit's last journal lines (journalctl -u " + u.Name + "), fix the cause, then start it"})
+		case !u.Active():
+			add(Finding{Cause: NotRunning, Evidence: ev,
+				Summary: fmt.Sprintf("%s is not running: %s/%s, result %s%s", u.Name, u.ActiveState, u.SubState, u.Result, since(u)),
+				Hint:    "start the unit: systemctl start " + u.Name})
+		}
+	}
+
+	if res.Class == probe.ClassDNS || d.resolveErr != nil {
+		add(Finding{Cause: WrongHost, Evidence: map[string]any{"host": d.host, "error": errString(d.resolveErr, res.Err)},
+			Summary: fmt.Sprintf("the name %q does not resolve", d.host),
+			Hint:    "use an address, or fix the name in DNS or /etc/hosts"})
+	}
+
+	if in.Spec.Type == "unix" && d.sock != nil {
+		if f := d.socketFinding(); f != nil {
+			add(*f)
+		}
+	}
+
+	if d.tcp && len(d.probed) > 0 && !res.OK {
+		probed := d.probed[0]
+		serving := Serves(probed, d.listeners)
+		switch {
+		case !IsLocal(probed.Addr(), d.local) && (res.Class == probe.ClassUnreachable || res.Class == probe.ClassTimeout):
+			add(Finding{Cause: WrongHost, Evidence: map[string]any{"address": probed.String(), "local": false},
+				Summary: fmt.Sprintf("%s is not on this host and does not answer (%s)", probed, res.Class),
+				Hint:    "check the upstream address: the backend is not on this host"})
+		case res.Class == probe.ClassTimeout || res.Class == probe.ClassUnreachable || (len(d.rules) > 0 && res.Class == probe.ClassRefused):
+			ev := map[string]any{"address": probed.String(), "listening": serving, "rules": d.rules}
+			summary := fmt.Sprintf("connecting to %s %s instead of being refused", probed, map[probe.Class]string{probe.ClassTimeout: "timed out", probe.ClassUnreachable: "was unreachable", probe.ClassRefused: "was rejected"}[res.Class])
+			if serving {
+				summary += "; something listens there"
+			}
+			if len(d.rules) > 0 {
+				summary += "; a firewall rule drops or rejects the port: " + d.rules[0]
+			}
+			if serving || len(d.rules) > 0 {
+				add(Finding{Cause: Firewall, Evidence: ev, Summary: summary,
+					Hint: fmt.Sprintf("allow tcp port %d in the firewall (iptables -L -n, nft list ruleset)", probed.Port())})
+			}
+		case !serving:
+			alt := AltBindings(probed, d.listeners)
+			if len(alt) > 0 {
+				add(Finding{Cause: WrongHost, Evidence: map[string]any{"address": probed.String(), "bound_to": socketStrings(alt)},
+					Summary: fmt.Sprintf("the backend listens on %s, the check probes %s", alt[0], probed),
+					Hint:    fmt.Sprintf("bind the backend to %s (or 0.0.0.0/[::]), or point the upstream at %s", probed.Addr(), alt[0])})
+			}
+			if u != nil && u.Active() {
+				other := tcpOnly(d.unitSockets)
+				if len(other) > 0 {
+					add(Finding{Cause: WrongPort, Evidence: map[string]any{"unit": u.Name, "listening": socketStrings(other), "probed": probed.String(), "port_owners": d.owners},
+						Summary: fmt.Sprintf("%s is listening on %s, the check probes %s", u.Name, strings.Join(socketStrings(other), ", "), probed),
+						Hint:    fmt.Sprintf("the upstream port should be %d", other[0].Addr.Port())})
+				} else if len(d.dg.Unavailable) == 0 || len(d.unitSockets) == 0 {
+					add(Finding{Cause: Unknown, Evidence: map[string]any{"unit": u.Name, "probed": probed.String()},
+						Summary: fmt.Sprintf("%s is %s/%s but listens on no TCP port", u.Name, u.ActiveState, u.SubState),
+						Hint:    "check the backend's listen address in its configuration; it may still be starting"})
+				}
+			}
+		default:
+			// Something serves the probed address but the answer is wrong.
+			if len(d.owners) > 0 && u != nil && !ownedBy(d.owners, u.Name) && u.Active() {
+				add(Finding{Cause: WrongPort, Evidence: map[string]any{"unit": u.Name, "port_owners": d.owners, "listening": socketStrings(tcpOnly(d.unitSockets))},
+					Summary: fmt.Sprintf("port %d is held by %s, not by %s", probed.Port(), strings.Join(d.owners, ", "), u.Name),
+					Hint:    "another program holds the port: stop it, or move one of the two to another port"})
+			}
+		}
+	}
+
+	if len(fs) == 0 && !res.OK {
+		fs = append(fs, Finding{Cause: Unknown, Summary: "no evidence points at a known cause: " + res.Problem(),
+			Hint: "try the target by hand (curl -v, nc -vz) and read the backend's log"})
+	}
+	if len(fs) > 0 {
+		d.dg.Primary, d.dg.Secondary = fs[0], fs[1:]
+	}
+}
+
+// socketFinding reports a missing, stale or forbidden unix socket.
+func (d *run) socketFinding() *Finding {
+	f := d.sock
+	client := d.in.ClientUser
+	if client == "" {
+		client = DefaultClientUser
+	}
+	ev := map[string]any{"path": f.Path, "exists": f.Exists, "listening": f.Listening}
+	if f.Exists {
+		ev["owner"], ev["group"], ev["mode"] = f.Owner, f.Group, fmt.Sprintf("%04o", f.Mode.Perm())
+	}
+	var access []string
+	denied := false
+	seen := map[string]bool{}
+	for _, a := range f.Access {
+		if seen[a.User] {
+			continue
+		}
+		seen[a.User] = true
+		s := fmt.Sprintf("%s: %s", a.User, map[bool]string{true: "can connect", false: "cannot connect"}[a.CanConnect])
+		if a.Why != "" {
+			s += " (" + a.Why + ")"
+		}
+		access = append(access, s)
+		if !a.CanConnect && a.User == client {
+			denied = true
+		}
+	}
+	ev["access"] = access
+	var summary string
+	switch {
+	case !f.Exists:
+		summary = fmt.Sprintf("the socket %s does not exist", f.Path)
+	case !f.Listening:
+		summary = fmt.Sprintf("the socket %s is stale: the file exists but nothing listens on it", f.Path)
+	case denied || d.in.Result.Class == probe.ClassPermission:
+		summary = fmt.Sprintf("%s cannot connect to %s (owner %s, group %s, mode %04o)", client, f.Path, f.Owner, f.Group, f.Mode.Perm())
+	default:
+		return nil
+	}
+	return &Finding{Cause: SocketPermissions, Evidence: ev, Summary: summary, Hint: SocketHint(*f, client)}
+}
+
+// checklist fills the five items a sysadmin checks by hand.
+func (d *run) checklist() {
+	in, res, u := d.in, d.in.Result, d.in.Unit
+	var items []Item
+
+	running := Item{Name: ItemRunning, Status: NotApplicable, Evidence: "no unit configured"}
+	if u != nil {
+		ev := fmt.Sprintf("%s: %s/%s", u.Name, u.ActiveState, u.SubState)
+		if u.MainPID != 0 {
+			ev += fmt.Sprintf(", main pid %d", u.MainPID)
+		}
+		if u.Result != "" && u.Result != "success" {
+			ev += ", result " + u.Result + ", main process " + MainExit(u.ExecMainCode, u.ExecMainStatus)
+		}
+		running = Item{Name: ItemRunning, Status: map[bool]Status{true: Pass, false: Fail}[u.Active()], Evidence: ev}
+	}
+	items = append(items, running)
+
+	listening := Item{Name: ItemListening, Status: NotApplicable, Evidence: "not a TCP probe"}
+	if d.tcp {
+		switch {
+		case len(d.probed) == 0:
+			listening = Item{Name: ItemListening, Status: Unchecked, Evidence: "the address did not resolve"}
+		case Serves(d.probed[0], d.listeners):
+			ev := "something listens on " + d.probed[0].String()
+			if len(d.owners) > 0 {
+				ev = strings.Join(d.owners, "; ")
+			}
+			listening = Item{Name: ItemListening, Status: Pass, Evidence: ev}
+		case !IsLocal(d.probed[0].Addr(), d.local):
+			listening = Item{Name: ItemListening, Status: Unchecked, Evidence: d.probed[0].Addr().String() + " is not on this host"}
+		default:
+			ev := "nothing listens on " + d.probed[0].String()
+			if s := tcpOnly(d.unitSockets); len(s) > 0 {
+				ev += "; " + u.Name + " listens on " + strings.Join(socketStrings(s), ", ")
+			} else if alt := AltBindings(d.probed[0], d.listeners); len(alt) > 0 {
+				ev += "; " + strings.Join(socketStrings(alt), ", ") + " on the same port"
+			}
+			listening = Item{Name: ItemListening, Status: Fail, Evidence: ev}
+		}
+	}
+	items = append(items, listening)
+
+	direct := Item{Name: ItemDirect, Status: Pass, Evidence: fmt.Sprintf("%s answered in %s", res.Target, res.Duration.Round(time.Millisecond))}
+	if !res.OK {
+		direct = Item{Name: ItemDirect, Status: Fail, Evidence: res.Problem()}
+	}
+	items = append(items, direct)
+
+	sock := Item{Name: ItemSocket, Status: NotApplicable, Evidence: "not a unix socket probe"}
+	if in.Spec.Type == "unix" {
+		if f := d.sock; f == nil {
+			sock = Item{Name: ItemSocket, Status: Unchecked, Evidence: "could not inspect " + in.Spec.Path}
+		} else if fd := d.socketFinding(); fd != nil {
+			sock = Item{Name: ItemSocket, Status: Fail, Evidence: fd.Summary}
+		} else {
+			sock = Item{Name: ItemSocket, Status: Pass, Evidence: fmt.Sprintf("%s owner %s group %s mode %04o, listening", f.Path, f.Owner, f.Group, f.Mode.Perm())}
+		}
+	}
+	items = append(items, sock)
+
+	fw := Item{Name: ItemFirewall, Status: NotApplicable, Evidence: "not a TCP probe"}
+	if d.tcp {
+		switch {
+		case len(d.rules) > 0:
+			fw = Item{Name: ItemFirewall, Status: Fail, Evidence: strings.Join(d.rules, "; ")}
+		case res.OK:
+			fw = Item{Name: ItemFirewall, Status: Pass, Evidence: "the connection went through"}
+		case res.Class == probe.ClassRefused:
+			fw = Item{Name: ItemFirewall, Status: Pass, Evidence: "refused, not dropped: the host answered"}
+		case d.fwTried && d.fwNote == "":
+			fw = Item{Name: ItemFirewall, Status: Pass, Evidence: "no rule drops or rejects the port"}
+		case d.fwTried:
+			fw = Item{Name: ItemFirewall, Status: Unchecked, Evidence: d.fwNote}
+		default:
+			fw = Item{Name: ItemFirewall, Status: Pass, Evidence: "the host answered"}
+		}
+	}
+	items = append(items, fw)
+	d.dg.Checklist = items
+}
+
+// MainExit renders a main process's end from ExecMainCode and
+// ExecMainStatus (waitid(2) CLD_* codes): "exited, status 3", "killed by
+// signal 9 (KILL)", "dumped core on signal 11 (SEGV)".
+func MainExit(code, status int32) string {
+	switch code {
+	case 1:
+		return fmt.Sprintf("exited, status %d", status)
+	case 2:
+		return fmt.Sprintf("killed by signal %d (%s)", status, signalName(status))
+	case 3:
+		return fmt.Sprintf("dumped core on signal %d (%s)", status, signalName(status))
+	}
+	return fmt.Sprintf("code %d, status %d", code, status)
+}
+
+func signalName(n int32) string {
+	names := map[int32]string{1: "HUP", 2: "INT", 3: "QUIT", 4: "ILL", 6: "ABRT", 7: "BUS", 8: "FPE", 9: "KILL", 11: "SEGV", 13: "PIPE", 14: "ALRM", 15: "TERM"}
+	if s, ok := names[n]; ok {
+		return s
+	}
+	return "SIG" + strconv.Itoa(int(n))
+}
+
+func since(u *Unit) string {
+	if u.StateChangeTimestamp.IsZero() {
+		return ""
+	}
+	return ", since " + u.StateChangeTimestamp.UTC().Format(time.RFC3339)
+}
+
+func withJournal(ev map[string]any, journal []string) map[string]any {
+	if len(journal) > 0 {
+		n := min(len(journal), 5)
+		ev["journal_tail"] = journal[len(journal)-n:]
+	}
+	return ev
+}
+
+func errString(errs ...error) string {
+	for _, e := range errs {
+		if e != nil {
+			return e.Error()
+		}
+	}
+	return ""
+}
+
+func socketStrings(ss []Socket) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = s.String()
+	}
+	return out
+}
+
+func tcpOnly(ss []Socket) []Socket {
+	var out []Socket
+	for _, s := range ss {
+		if s.Proto == "tcp" || s.Proto == "tcp6" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func ownedBy(owners []string, unit string) bool {
+	for _, o := range owners {
+		if strings.Contains(o, "("+unit+")") {
+			return true
+		}
+	}
+	return false
+}
