@@ -124,7 +124,8 @@ to = ["ops@example.com", "oncall@example.com"]
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{unit, "exit-code", "status 1", "verify failed"} {
+	for _, want := range []string{unit, "exit-code", "status 1", "verify failed",
+		"Diagnosis", "Cause:   backend crashed", "✗ backend running", "✗ port listening"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("plain text body lacks %q:\n%s", want, body)
 		}

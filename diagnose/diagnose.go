@@ -285,6 +285,11 @@ func (d *run) decide() {
 					Summary: fmt.Sprintf("the backend listens on %s, the check probes %s", alt[0], probed),
 					Hint:    fmt.Sprintf("bind the backend to %s (or 0.0.0.0/[::]), or point the upstream at %s", probed.Addr(), alt[0])})
 			}
+			if u == nil && len(alt) == 0 && res.Class == probe.ClassRefused && IsLocal(probed.Addr(), d.local) {
+				add(Finding{Cause: NotRunning, Evidence: map[string]any{"address": probed.String(), "listening": false},
+					Summary: fmt.Sprintf("nothing listens on %s", probed),
+					Hint:    fmt.Sprintf("start the backend that should listen on %s (name its unit to see the unit's state)", probed)})
+			}
 			if u != nil && u.Active() {
 				other := tcpOnly(d.unitSockets)
 				if len(other) > 0 {

@@ -208,6 +208,8 @@ Restart=no
 		case "remedy finished":
 			text = fmt.Sprintf("systemd restart job %v after %vms; unit %v/%v, main pid %v",
 				f["job_result"], f["job_ms"], f["active_state"], f["sub_state"], f["main_pid"])
+		case "diagnosis":
+			text = fmt.Sprintf("diagnosis: %v: %v", f["cause"], f["finding"])
 		case "remedy not carried out":
 			text = fmt.Sprintf("remedy not carried out: %v", f["error"])
 		default:
