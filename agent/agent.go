@@ -8,13 +8,20 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/medic-watchdog/medic/agent/config"
+	"github.com/medic-watchdog/medic/agent/policy"
 	"github.com/medic-watchdog/medic/diagnose"
+	"github.com/medic-watchdog/medic/logging"
 	"github.com/medic-watchdog/medic/notify"
 	"github.com/medic-watchdog/medic/probe"
 	"github.com/medic-watchdog/medic/remedy"
@@ -59,11 +66,20 @@ type Status struct {
 	Incident string `json:"incident,omitempty"`
 	// Diagnosis is the latest diagnosis of the open incident.
 	Diagnosis *diagnose.Diagnosis `json:"diagnosis,omitempty"`
+	// Failures counts consecutive failed probe rounds; RestartsInWindow
+	// the restarts of the budget in use and BudgetLeft what remains.
+	Failures         int `json:"consecutive_failures"`
+	RestartsInWindow int `json:"restarts_in_window"`
+	BudgetLeft       int `json:"budget_left"`
+	// LastLatency is how long the last probe round took.
+	LastLatency time.Duration `json:"last_latency_ns"`
+	// Paused is set while remediation is paused.
+	Paused *Pause `json:"paused,omitempty"`
 }
 
 // Agent runs every configured check until its context ends.
 type Agent struct {
-	cfg      *config.Config
+	cfg      atomic.Pointer[config.Config]
 	log      *zap.Logger
 	remedier Remedier
 	outbox   Outbox
@@ -73,8 +89,57 @@ type Agent struct {
 	now      func() time.Time
 
 	remedySlots chan struct{} // bounds concurrent remedies
-	runners     []*runner
+	observer    Observer
+	pauses      *pauseStore
+
+	watchdogEvery time.Duration // 0: no watchdog
+	ping          func()
+	statusLine    func(string)
+
+	mu      sync.Mutex // guards runners and reloadErr
+	runners []*runner
+	// reloadErr is the error of the last failed reload, until one succeeds.
+	reloadErr error
+	reloads   chan reloadRequest
+	runCtx    context.Context
+	wg        sync.WaitGroup
 }
+
+// Observer receives events for metrics; *metrics.Metrics implements it.
+type Observer interface {
+	// ObserveProbe records one probe: probe is "INDEX-TYPE", e.g. "0-tcp".
+	ObserveProbe(check, probe string, ok bool, d time.Duration)
+	// ObserveRemedy records one remedy with its job result, or "error".
+	ObserveRemedy(check, unit, action, result string)
+	// ObserveReload records a configuration reload.
+	ObserveReload(ok bool, at time.Time)
+	// ForgetCheck drops the series of a check removed by a reload.
+	ForgetCheck(check string)
+}
+
+type nopObserver struct{}
+
+func (nopObserver) ObserveProbe(string, string, bool, time.Duration) {}
+func (nopObserver) ObserveRemedy(string, string, string, string)     {}
+func (nopObserver) ObserveReload(bool, time.Time)                    {}
+func (nopObserver) ForgetCheck(string)                               {}
+
+// WithObserver sends probe, remedy and reload events to o.
+func WithObserver(o Observer) Option { return func(a *Agent) { a.observer = o } }
+
+// WithWatchdog makes Run call ping every interval (half of systemd's
+// WatchdogSec), but only while every runner's loop keeps coming round: a
+// stuck scheduler stops the pings and systemd restarts medic.
+func WithWatchdog(interval time.Duration, ping func()) Option {
+	return func(a *Agent) { a.watchdogEvery, a.ping = interval, ping }
+}
+
+// WithStatusLine makes Run report a one-line summary ("12 checks, 1
+// failing, 0 gave up") to f whenever it changes, e.g. as sd_notify STATUS=.
+func WithStatusLine(f func(string)) Option { return func(a *Agent) { a.statusLine = f } }
+
+// config returns the configuration in force.
+func (a *Agent) config() *config.Config { return a.cfg.Load() }
 
 // Option changes how New builds an Agent.
 type Option func(*Agent)
@@ -95,19 +160,38 @@ func WithJournal(read JournalReader) Option { return func(a *Agent) { a.journal 
 func New(cfg *config.Config, log *zap.Logger, rem Remedier, ob Outbox, opts ...Option) (*Agent, error) {
 	host, _ := os.Hostname()
 	a := &Agent{
-		cfg:         cfg,
 		log:         log,
 		remedier:    rem,
 		outbox:      ob,
 		host:        host,
 		now:         time.Now,
 		remedySlots: make(chan struct{}, max(1, cfg.Agent.MaxConcurrentRemedies)),
+		observer:    nopObserver{},
+		reloads:     make(chan reloadRequest),
 	}
+	a.cfg.Store(cfg)
 	for _, o := range opts {
 		o(a)
 	}
+	a.pauses = openPauses(filepath.Join(cfg.Agent.StateDir, "paused.json"), log)
+	runners, err := a.buildRunners(cfg.Checks, nil)
+	if err != nil {
+		return nil, fmt.Errorf("build agent: %w", err)
+	}
+	a.runners = runners
+	return a, nil
+}
+
+// buildRunners makes a runner for each check, reusing the runner of keep
+// whose check is unchanged. It fails when a probe cannot be built.
+func (a *Agent) buildRunners(checks []config.Check, keep map[string]*runner) ([]*runner, error) {
 	var errs []error
-	for i, c := range cfg.Checks {
+	out := make([]*runner, 0, len(checks))
+	for i, c := range checks {
+		if old, ok := keep[c.Name]; ok && reflect.DeepEqual(old.check, c) {
+			out = append(out, old)
+			continue
+		}
 		probes := make([]probe.Prober, 0, len(c.Probes))
 		for j, pc := range c.Probes {
 			p, err := probe.New(pc.Spec())
@@ -117,46 +201,344 @@ func New(cfg *config.Config, log *zap.Logger, rem Remedier, ob Outbox, opts ...O
 			}
 			probes = append(probes, p)
 		}
-		a.runners = append(a.runners, newRunner(a, c, probes))
+		r := newRunner(a, c, probes)
+		if p, ok := a.pauses.get(c.Name, a.now()); ok {
+			r.m.Pause(a.now(), p.Until)
+			r.setStatus(func(s *Status) { s.Paused = &p })
+		}
+		out = append(out, r)
 	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, fmt.Errorf("build agent: %w", err)
-	}
-	return a, nil
+	return out, errors.Join(errs...)
 }
 
 // Run starts one runner per check and blocks until ctx is done. It then
-// waits for in-flight probes and remedies to end (they see ctx cancelled)
-// and for notifications to finish, so no goroutine outlives Run.
+// waits for in-flight probes and remedies to end (they see ctx cancelled),
+// so no goroutine outlives Run. While it runs, Reload swaps the
+// configuration, and the watchdog (WithWatchdog) is pinged.
 func (a *Agent) Run(ctx context.Context) error {
-	a.log.Info("medic started", zap.Int("checks", len(a.runners)), zap.String("bus", a.cfg.Agent.Bus))
-	var wg sync.WaitGroup
+	cfg := a.config()
+	a.log.Info("medic started", zap.Int("checks", len(a.runners)), zap.String("bus", cfg.Agent.Bus))
+	a.mu.Lock()
+	a.runCtx = ctx
 	for _, r := range a.runners {
-		wg.Go(func() { r.run(ctx) })
+		a.start(r)
 	}
-	<-ctx.Done()
-	wg.Wait()
-	a.log.Info("medic stopped", zap.NamedError("cause", context.Cause(ctx)))
+	a.mu.Unlock()
+
+	var watchdog <-chan time.Time
+	if a.watchdogEvery > 0 && a.ping != nil {
+		t := time.NewTicker(a.watchdogEvery)
+		defer t.Stop()
+		watchdog = t.C
+		a.ping()
+	}
+	status := time.NewTicker(time.Second)
+	defer status.Stop()
+	last := ""
+	report := func() {
+		if a.statusLine == nil {
+			return
+		}
+		if line := a.StatusLine(); line != last {
+			a.statusLine(line)
+			last = line
+		}
+	}
+	report()
+
+	for {
+		select {
+		case <-ctx.Done():
+			a.wg.Wait()
+			a.log.Info("medic stopped", zap.NamedError("cause", context.Cause(ctx)))
+			return nil
+		case req := <-a.reloads:
+			req.done <- a.reload(req.cfg)
+			report()
+		case <-status.C:
+			report()
+		case <-watchdog:
+			if stuck := a.stuck(); stuck != "" {
+				a.log.Error("not pinging the watchdog: a check's loop is stuck", zap.String("check", stuck))
+				continue
+			}
+			a.ping()
+		}
+	}
+}
+
+// start runs r in its own goroutine with its own cancel; a.mu is held.
+func (a *Agent) start(r *runner) {
+	ctx, cancel := context.WithCancel(a.runCtx)
+	r.cancel, r.done = cancel, make(chan struct{})
+	r.heartbeat.Store(a.now().UnixNano())
+	a.wg.Go(func() {
+		defer close(r.done)
+		r.run(ctx)
+	})
+}
+
+// stuck names a check whose loop has not come round in time, or "".
+func (a *Agent) stuck() string {
+	now := a.now()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, r := range a.runners {
+		if r.stale(now) {
+			return r.check.Name
+		}
+	}
+	return ""
+}
+
+// StatusLine summarises the checks in one line, e.g. "12 checks, 1
+// failing, 0 gave up", followed by the last reload error if any.
+func (a *Agent) StatusLine() string {
+	failing, gaveUp, paused := 0, 0, 0
+	sts := a.Statuses()
+	for _, s := range sts {
+		switch s.State {
+		case "healthy":
+		case "gave_up":
+			gaveUp++
+		default:
+			failing++
+		}
+		if s.Paused != nil {
+			paused++
+		}
+	}
+	line := fmt.Sprintf("%d checks, %d failing, %d gave up", len(sts), failing, gaveUp)
+	if paused > 0 {
+		line += fmt.Sprintf(", %d paused", paused)
+	}
+	if err := a.ReloadError(); err != nil {
+		line += "; config reload failed, old config kept: " + firstLine(err.Error())
+	}
+	return line
+}
+
+func firstLine(s string) string {
+	line, rest, _ := strings.Cut(s, "\n")
+	if rest != "" {
+		line += " (and more)"
+	}
+	return line
+}
+
+// reloadRequest hands a new configuration to Run's loop.
+type reloadRequest struct {
+	cfg  *config.Config
+	done chan error
+}
+
+// Reload swaps in cfg, which must have passed Validate, while Run runs:
+// checks whose configuration did not change keep their runner, state,
+// counters and budgets; removed checks stop; new and changed checks start.
+// Settings that need a restart (bus, state_dir, status_socket,
+// metrics_listen, notifiers) keep their running value, with a warning.
+// It returns when the swap is done, or the error that kept the old
+// configuration in force.
+func (a *Agent) Reload(ctx context.Context, cfg *config.Config) error {
+	req := reloadRequest{cfg: cfg, done: make(chan error, 1)}
+	select {
+	case a.reloads <- req:
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+	select {
+	case err := <-req.done:
+		return err
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}
+
+// ReloadFailed records a reload that failed before it reached the agent
+// (the new file did not load), so that status and STATUS= show it.
+func (a *Agent) ReloadFailed(err error) {
+	a.mu.Lock()
+	a.reloadErr = err
+	a.mu.Unlock()
+	a.observer.ObserveReload(false, a.now())
+	a.log.Error("config reload failed; the running configuration stays", zap.String(logging.Field, logging.ConfigReloadFailed), zap.Error(err))
+}
+
+// ReloadError returns the error of the last failed reload, or nil once a
+// reload succeeded.
+func (a *Agent) ReloadError() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.reloadErr
+}
+
+func (a *Agent) reload(cfg *config.Config) error {
+	old := a.config()
+	for _, w := range restartOnly(old, cfg) {
+		a.log.Warn("this setting takes effect at the next restart of medic", zap.String("key", w))
+	}
+	// Keep what cannot change at run time.
+	cfg.Agent.Bus, cfg.Agent.StateDir = old.Agent.Bus, old.Agent.StateDir
+	cfg.Agent.StatusSocket, cfg.Agent.MetricsListen = old.Agent.StatusSocket, old.Agent.MetricsListen
+	cfg.Notifiers = old.Notifiers
+
+	a.mu.Lock()
+	keep := make(map[string]*runner, len(a.runners))
+	for _, r := range a.runners {
+		keep[r.check.Name] = r
+	}
+	runners, err := a.buildRunners(cfg.Checks, keep)
+	if err != nil {
+		a.mu.Unlock()
+		a.ReloadFailed(err)
+		return err
+	}
+	kept := map[*runner]bool{}
+	for _, r := range runners {
+		if keep[r.check.Name] == r {
+			kept[r] = true
+		}
+	}
+	// Stop the runners of removed and changed checks before their
+	// successors start, so that no check ever has two runners.
+	stopped, changed, started := 0, 0, 0
+	for _, r := range a.runners {
+		if kept[r] {
+			continue
+		}
+		r.cancel()
+		<-r.done
+		if slices.ContainsFunc(runners, func(n *runner) bool { return n.check.Name == r.check.Name }) {
+			changed++
+		} else {
+			stopped++
+			a.observer.ForgetCheck(r.check.Name)
+		}
+	}
+	for _, r := range runners {
+		if !kept[r] {
+			a.start(r)
+			started++
+		}
+	}
+	a.runners = runners
+	a.reloadErr = nil
+	a.mu.Unlock()
+	a.cfg.Store(cfg)
+
+	if setter, ok := a.remedier.(interface{ SetAllowed([]string) }); ok {
+		setter.SetAllowed(RemediableUnits(cfg))
+	}
+	a.observer.ObserveReload(true, a.now())
+	a.log.Info("config reloaded", zap.String(logging.Field, logging.ConfigReloaded),
+		zap.Int("checks", len(runners)), zap.Int("kept", len(kept)), zap.Int("started", started-changed),
+		zap.Int("changed", changed), zap.Int("stopped", stopped))
 	return nil
+}
+
+// restartOnly lists the settings that differ between old and cfg but take
+// effect only at a restart.
+func restartOnly(old, cfg *config.Config) []string {
+	var out []string
+	if old.Agent.Bus != cfg.Agent.Bus {
+		out = append(out, "agent.bus")
+	}
+	if old.Agent.StateDir != cfg.Agent.StateDir {
+		out = append(out, "agent.state_dir")
+	}
+	if old.Agent.StatusSocket != cfg.Agent.StatusSocket {
+		out = append(out, "agent.status_socket")
+	}
+	if old.Agent.MetricsListen != cfg.Agent.MetricsListen {
+		out = append(out, "agent.metrics_listen")
+	}
+	if !reflect.DeepEqual(old.Notifiers, cfg.Notifiers) {
+		out = append(out, "notifier")
+	}
+	return out
+}
+
+// RemediableUnits lists the units medic may act on under cfg: those of
+// checks whose remedy action is not "none".
+func RemediableUnits(cfg *config.Config) []string {
+	var units []string
+	for _, c := range cfg.Checks {
+		if c.Unit != "" && c.Remedy.Action != "none" {
+			units = append(units, c.Unit)
+		}
+	}
+	return units
 }
 
 // Trigger makes the named check probe now. It reports false when no check
 // has that name.
 func (a *Agent) Trigger(check, reason string) bool {
-	for _, r := range a.runners {
-		if r.check.Name == check {
-			r.Trigger(reason)
-			return true
-		}
+	if r := a.runner(check); r != nil {
+		r.Trigger(reason)
+		return true
 	}
 	return false
 }
 
+func (a *Agent) runner(check string) *runner {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, r := range a.runners {
+		if r.check.Name == check {
+			return r
+		}
+	}
+	return nil
+}
+
+// ErrNoCheck is returned for a check name the configuration does not have.
+var ErrNoCheck = errors.New("no such check")
+
+// Pause stops remediation of check until now+d (maintenance); the pause is
+// recorded in state_dir so it survives a restart of medic, and shown in
+// status and in alerts. The check keeps being probed.
+func (a *Agent) Pause(ctx context.Context, check string, d time.Duration, reason string) (Pause, error) {
+	r := a.runner(check)
+	if r == nil {
+		return Pause{}, fmt.Errorf("pause %s: %w", check, ErrNoCheck)
+	}
+	p := Pause{Until: a.now().Add(d), Reason: reason}
+	if err := a.pauses.set(check, p); err != nil {
+		return Pause{}, fmt.Errorf("pause %s: %w", check, err)
+	}
+	r.control(ctx, func(now time.Time) policy.Decision { return r.m.Pause(now, p.Until) })
+	r.setStatus(func(s *Status) { s.Paused = &p })
+	a.log.Warn("remediation paused", zap.String("check", check), zap.Time("until", p.Until), zap.String("reason", reason))
+	return p, nil
+}
+
+// Resume ends a pause of check; a check that is failing is remedied at once.
+func (a *Agent) Resume(ctx context.Context, check string) error {
+	r := a.runner(check)
+	if r == nil {
+		return fmt.Errorf("resume %s: %w", check, ErrNoCheck)
+	}
+	if err := a.pauses.remove(check); err != nil {
+		return fmt.Errorf("resume %s: %w", check, err)
+	}
+	r.control(ctx, func(now time.Time) policy.Decision { return r.m.Resume(now) })
+	r.setStatus(func(s *Status) { s.Paused = nil })
+	a.log.Info("remediation resumed", zap.String("check", check))
+	return nil
+}
+
 // Statuses returns a snapshot of every check, in configuration order.
 func (a *Agent) Statuses() []Status {
-	out := make([]Status, len(a.runners))
-	for i, r := range a.runners {
+	a.mu.Lock()
+	runners := slices.Clone(a.runners)
+	a.mu.Unlock()
+	out := make([]Status, len(runners))
+	now := a.now()
+	for i, r := range runners {
 		out[i] = r.snapshot()
+		if p := out[i].Paused; p != nil && !now.Before(p.Until) {
+			out[i].Paused = nil
+		}
 	}
 	return out
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -13,6 +14,7 @@ import (
 	"github.com/medic-watchdog/medic/agent/config"
 	"github.com/medic-watchdog/medic/agent/policy"
 	"github.com/medic-watchdog/medic/diagnose"
+	"github.com/medic-watchdog/medic/logging"
 	"github.com/medic-watchdog/medic/notify"
 	"github.com/medic-watchdog/medic/probe"
 	"github.com/medic-watchdog/medic/remedy"
@@ -38,6 +40,14 @@ type runner struct {
 	m       *policy.Machine
 	trigger chan string    // reasons to probe now; buffered, 1
 	jobDone chan jobResult // buffered, 1: at most one remedy is in flight
+	ctl     chan func(now time.Time) policy.Decision
+	// heartbeat is when the loop last came round (unix nanoseconds), for
+	// the watchdog.
+	heartbeat atomic.Int64
+	// cancel stops this runner alone (config reload); done is closed when
+	// its loop returned.
+	cancel context.CancelFunc
+	done   chan struct{}
 
 	// lastOK is the result of the previous probe round; lastFailure the
 	// latest failed probe.
@@ -59,6 +69,7 @@ func newRunner(a *Agent, c config.Check, probes []probe.Prober) *runner {
 		log:     a.log.With(zap.String("check", c.Name), zap.String("unit", c.Unit)),
 		trigger: make(chan string, 1),
 		jobDone: make(chan jobResult, 1),
+		ctl:     make(chan func(time.Time) policy.Decision),
 		lastOK:  true,
 		incidents: tracker{
 			check:   c,
@@ -99,10 +110,8 @@ func (r *runner) run(ctx context.Context) {
 
 	probeTimer := time.NewTimer(r.startDelay())
 	defer probeTimer.Stop()
-	wakeTimer := time.NewTimer(0)
-	if !wakeTimer.Stop() {
-		<-wakeTimer.C
-	}
+	wakeTimer := time.NewTimer(time.Hour)
+	wakeTimer.Stop()
 	defer wakeTimer.Stop()
 
 	apply := func(d policy.Decision) {
@@ -121,6 +130,7 @@ func (r *runner) run(ctx context.Context) {
 	}
 
 	for {
+		r.heartbeat.Store(r.agent.now().UnixNano())
 		select {
 		case <-ctx.Done():
 			return
@@ -131,6 +141,8 @@ func (r *runner) run(ctx context.Context) {
 			r.log.Info("probing now", zap.String("trigger", reason))
 			apply(r.doProbe(ctx))
 			probeTimer.Reset(r.nextDelay())
+		case f := <-r.ctl:
+			apply(f(r.agent.now()))
 		case <-wakeTimer.C:
 			apply(r.m.Tick(r.agent.now()))
 		case res := <-r.jobDone:
@@ -147,10 +159,40 @@ func (r *runner) run(ctx context.Context) {
 	}
 }
 
+// control runs f inside the runner's loop, which owns the Machine, and
+// waits until it ran or ctx ends. It reports whether f ran.
+func (r *runner) control(ctx context.Context, f func(now time.Time) policy.Decision) bool {
+	done := make(chan struct{})
+	wrapped := func(now time.Time) policy.Decision {
+		defer close(done)
+		return f(now)
+	}
+	select {
+	case r.ctl <- wrapped:
+	case <-ctx.Done():
+		return false
+	}
+	select {
+	case <-done:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// stale reports whether the loop has not come round for longer than a probe
+// round can take: the longest wait between probes plus the probe timeout,
+// with room for jitter and scheduling.
+func (r *runner) stale(now time.Time) bool {
+	last := time.Unix(0, r.heartbeat.Load())
+	limit := max(r.check.Interval.Duration, r.check.RetryInterval.Duration)*3/2 + r.check.Timeout.Duration + 5*time.Second
+	return now.Sub(last) > limit
+}
+
 // startDelay spreads the first probes of many checks over a fraction of the
 // interval, so that a thousand checks do not probe in the same millisecond.
 func (r *runner) startDelay() time.Duration {
-	spread := time.Duration(float64(r.check.Interval.Duration) * r.agent.cfg.Agent.Jitter)
+	spread := time.Duration(float64(r.check.Interval.Duration) * r.agent.config().Agent.Jitter)
 	if spread <= 0 {
 		return 0
 	}
@@ -168,7 +210,7 @@ func (r *runner) nextDelay() time.Duration {
 		return r.check.RetryInterval.Duration
 	}
 	iv := r.check.Interval.Duration
-	if j := r.agent.cfg.Agent.Jitter; j > 0 {
+	if j := r.agent.config().Agent.Jitter; j > 0 {
 		span := time.Duration(float64(iv) * j)
 		if span > 0 {
 			iv += rand.N(span) - span/2
@@ -195,6 +237,13 @@ func (r *runner) doProbe(ctx context.Context) policy.Decision {
 	}
 	wg.Wait()
 	now := r.agent.now()
+	var latency time.Duration
+	for i, res := range results {
+		latency = max(latency, res.Duration)
+		if ctx.Err() == nil {
+			r.agent.observer.ObserveProbe(r.check.Name, fmt.Sprintf("%d-%s", i, r.check.Probes[i].Type), res.OK, res.Duration)
+		}
+	}
 	if ctx.Err() != nil {
 		return policy.Decision{} // shutting down: a cancelled probe is no evidence
 	}
@@ -218,12 +267,21 @@ func (r *runner) doProbe(ctx context.Context) policy.Decision {
 		lvl("probe failed", zap.String("target", failed.Target), zap.String("class", string(failed.Class)),
 			zap.Duration("duration", failed.Duration), zap.NamedError("cause", failed.Err))
 	}
+	d := r.m.Probe(now, ok, reason)
+	used := r.m.RestartsInWindow(now)
 	r.setStatus(func(s *Status) {
 		s.LastProbe = now
 		s.LastOK = ok
 		s.LastError = reason
+		s.LastLatency = latency
+		if ok {
+			s.Failures = 0
+		} else {
+			s.Failures++
+		}
+		s.RestartsInWindow = used
+		s.BudgetLeft = max(0, r.check.Remedy.MaxRestarts-used)
 	})
-	d := r.m.Probe(now, ok, reason)
 	r.send(r.incidents.tick(now, r.m.State()))
 	return d
 }
@@ -256,15 +314,22 @@ func (r *runner) logOutcome(res jobResult) {
 		if errors.Is(res.err, context.Canceled) {
 			lvl = r.log.Info
 		}
-		lvl("remedy not carried out", zap.String("action", r.check.Remedy.Action), zap.Error(res.err))
+		lvl("remedy not carried out", zap.String(logging.Field, logging.RestartFailed), zap.String("action", r.check.Remedy.Action), zap.Error(res.err))
+		r.agent.observer.ObserveRemedy(r.check.Name, r.check.Unit, r.check.Remedy.Action, "error")
 		return
 	}
 	o := res.outcome
+	r.agent.observer.ObserveRemedy(r.check.Name, r.check.Unit, r.check.Remedy.Action, o.JobResult)
+	msgID := logging.RestartPerformed
+	if o.JobResult != "done" {
+		msgID = logging.RestartFailed
+	}
 	if o.ResetFailed {
 		r.log.Warn("systemd refused the restart (start-limit-hit): reset the unit's failed state and retried once; both count against the restart budget",
 			zap.Int("attempts", o.Attempts))
 	}
 	r.log.Info("remedy finished",
+		zap.String(logging.Field, msgID),
 		zap.String("action", r.check.Remedy.Action),
 		zap.String("job_result", o.JobResult),
 		zap.Bool("waited_for_job", o.WaitedForJob),
@@ -289,13 +354,17 @@ func (r *runner) logOutcome(res jobResult) {
 // escalation events.
 func (r *runner) apply(d policy.Decision) {
 	for _, t := range d.Transitions {
-		r.log.Info("state change",
+		fields := []zap.Field{}
+		if t.To == policy.GaveUp {
+			fields = append(fields, zap.String(logging.Field, logging.GaveUp))
+		}
+		r.log.Info("state change", append(fields,
 			zap.String("from", string(t.From)),
 			zap.String("to", string(t.To)),
 			zap.String("reason", t.Reason),
 			zap.Int("attempt", t.Attempt),
 			zap.Int64("elapsed_ms", t.Elapsed.Milliseconds()),
-		)
+		)...)
 		msgs := r.incidents.transition(t, r.lastFailure)
 		if t.From == policy.Healthy && t.To == policy.Failing {
 			dg := r.diagnose()
@@ -334,8 +403,12 @@ func (r *runner) apply(d policy.Decision) {
 func (r *runner) send(msgs []*notify.Message) {
 	for _, m := range msgs {
 		r.complete(m)
-		r.log.Warn("incident "+string(m.Kind), zap.String("incident", m.Incident.ID), zap.String("event", string(m.Event)),
-			zap.String("message_id", m.ID), zap.String("subject", m.Subject()), zap.Strings("notify", r.check.Escalate.Notify))
+		id := logging.IncidentFiring
+		if m.Kind == notify.Resolved || m.Kind == notify.Recovered {
+			id = logging.IncidentResolved
+		}
+		r.log.Warn("incident "+string(m.Kind), zap.String(logging.Field, id), zap.String("incident", m.Incident.ID), zap.String("event", string(m.Event)),
+			zap.String("notification_id", m.ID), zap.String("subject", m.Subject()), zap.Strings("notify", r.check.Escalate.Notify))
 		r.agent.enqueue(r.check, m)
 	}
 }
@@ -360,10 +433,10 @@ func (r *runner) unitState(ctx context.Context) *remedy.UnitState {
 
 // journal reads the unit's last journal lines when journal reading is on.
 func (r *runner) journal(ctx context.Context) []string {
-	if r.agent.journal == nil || r.agent.cfg.Agent.JournalLines <= 0 || r.check.Unit == "" {
+	if r.agent.journal == nil || r.agent.config().Agent.JournalLines <= 0 || r.check.Unit == "" {
 		return nil
 	}
-	lines, err := r.agent.journal(ctx, r.check.Unit, r.agent.cfg.Agent.JournalLines)
+	lines, err := r.agent.journal(ctx, r.check.Unit, r.agent.config().Agent.JournalLines)
 	if err != nil {
 		r.log.Debug("cannot read the unit's journal", zap.Error(err))
 	}
@@ -398,6 +471,12 @@ func DiagnoseUnit(s *remedy.UnitState) *diagnose.Unit {
 func (r *runner) complete(m *notify.Message) {
 	if m.Kind == notify.Test {
 		return
+	}
+	if p := r.snapshot().Paused; p != nil {
+		m.Incident.Paused = "remediation paused until " + p.Until.UTC().Format(time.RFC3339)
+		if p.Reason != "" {
+			m.Incident.Paused += ": " + p.Reason
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), stateTimeout)
 	defer cancel()

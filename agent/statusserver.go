@@ -1,10 +1,12 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
 	"net/http"
@@ -24,6 +26,9 @@ type Report struct {
 	Checks []Status `json:"checks"`
 	// Outbox lists per notifier the messages waiting for delivery.
 	Outbox []outbox.Stat `json:"outbox,omitempty"`
+	// ReloadError is why the last reload failed (the running configuration
+	// stayed); "" once a reload succeeded.
+	ReloadError string `json:"reload_error,omitempty"`
 }
 
 // StatusPath is the HTTP path of the report on the status socket.
@@ -54,15 +59,134 @@ func ListenStatus(path string) (net.Listener, error) {
 	return ln, nil
 }
 
-// ServeStatus answers GET /v1/status on ln with report() as JSON until ctx
-// ends, then closes ln (which removes the socket file).
-func ServeStatus(ctx context.Context, ln net.Listener, report func() Report) error {
+// Controller is what the status socket serves: the report, and the
+// control verbs of `medic reload`, `medic pause` and `medic resume`.
+type Controller interface {
+	Report() Report
+	// Reload reads the configuration file again and swaps it in; it
+	// returns when the reload is done, with the error that kept the
+	// running configuration.
+	Reload(ctx context.Context) error
+	Pause(ctx context.Context, check string, d time.Duration, reason string) (Pause, error)
+	Resume(ctx context.Context, check string) error
+}
+
+// The status socket's API, version 1 (JSON over HTTP on a unix socket;
+// there is no TCP listener for control):
+//
+//	GET  /v1/status                              → Report
+//	POST /v1/reload                              → {"ok":true} or {"error":"..."} (422)
+//	POST /v1/pause  {"check","for","reason"}     → {"ok":true,"until":...}
+//	POST /v1/resume {"check"}                    → {"ok":true}
+//
+// "for" is a Go duration string. Errors answer 400 (bad request), 404 (no
+// such check) or 422 (the reload failed), with {"error": "..."}.
+const (
+	ReloadPath = "/v1/reload"
+	PausePath  = "/v1/pause"
+	ResumePath = "/v1/resume"
+)
+
+// maxRequestBody bounds a control request.
+const maxRequestBody = 64 << 10
+
+// PauseRequest is the body of POST /v1/pause.
+type PauseRequest struct {
+	Check  string `json:"check"`
+	For    string `json:"for"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// ControlResponse is the answer to a control verb.
+type ControlResponse struct {
+	OK    bool      `json:"ok"`
+	Error string    `json:"error,omitempty"`
+	Until time.Time `json:"until,omitzero"`
+}
+
+// ParsePauseRequest decodes and checks a pause request body: a known field
+// set, a check name, and a positive duration of at most 30 days.
+func ParsePauseRequest(body []byte) (PauseRequest, time.Duration, error) {
+	var req PauseRequest
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		return req, 0, fmt.Errorf("parse pause request: %w", err)
+	}
+	if req.Check == "" {
+		return req, 0, errors.New("parse pause request: missing check")
+	}
+	d, err := time.ParseDuration(req.For)
+	if err != nil || d <= 0 || d > 30*24*time.Hour {
+		return req, 0, fmt.Errorf("parse pause request: for %q: want a duration like 30m, up to 720h", req.For)
+	}
+	return req, d, nil
+}
+
+// ServeStatus serves the status API on ln until ctx ends, then closes ln
+// (which removes the socket file).
+func ServeStatus(ctx context.Context, ln net.Listener, ctl Controller) error {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET "+StatusPath, func(w http.ResponseWriter, _ *http.Request) {
+	reply := func(w http.ResponseWriter, code int, v any) {
 		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(code)
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
-		_ = enc.Encode(report())
+		_ = enc.Encode(v)
+	}
+	fail := func(w http.ResponseWriter, err error) {
+		code := http.StatusBadRequest
+		switch {
+		case errors.Is(err, ErrNoCheck):
+			code = http.StatusNotFound
+		case errors.Is(err, errReload):
+			code = http.StatusUnprocessableEntity
+		}
+		reply(w, code, ControlResponse{Error: err.Error()})
+	}
+	mux.HandleFunc("GET "+StatusPath, func(w http.ResponseWriter, _ *http.Request) {
+		reply(w, http.StatusOK, ctl.Report())
+	})
+	mux.HandleFunc("POST "+ReloadPath, func(w http.ResponseWriter, r *http.Request) {
+		if err := ctl.Reload(r.Context()); err != nil {
+			fail(w, fmt.Errorf("%w: %w", errReload, err))
+			return
+		}
+		reply(w, http.StatusOK, ControlResponse{OK: true})
+	})
+	mux.HandleFunc("POST "+PausePath, func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(io.LimitReader(r.Body, maxRequestBody))
+		if err != nil {
+			fail(w, err)
+			return
+		}
+		req, d, err := ParsePauseRequest(body)
+		if err != nil {
+			fail(w, err)
+			return
+		}
+		p, err := ctl.Pause(r.Context(), req.Check, d, req.Reason)
+		if err != nil {
+			fail(w, err)
+			return
+		}
+		reply(w, http.StatusOK, ControlResponse{OK: true, Until: p.Until})
+	})
+	mux.HandleFunc("POST "+ResumePath, func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			Check string `json:"check"`
+		}
+		dec := json.NewDecoder(io.LimitReader(r.Body, maxRequestBody))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&req); err != nil || req.Check == "" {
+			fail(w, fmt.Errorf("parse resume request: want {\"check\": NAME}"))
+			return
+		}
+		if err := ctl.Resume(r.Context(), req.Check); err != nil {
+			fail(w, err)
+			return
+		}
+		reply(w, http.StatusOK, ControlResponse{OK: true})
 	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	stop := context.AfterFunc(ctx, func() {
@@ -77,14 +201,52 @@ func ServeStatus(ctx context.Context, ln net.Listener, report func() Report) err
 	return nil
 }
 
-// FetchStatus reads the report from the status socket at path.
-func FetchStatus(ctx context.Context, path string) (*Report, error) {
-	client := &http.Client{Transport: &http.Transport{
+// errReload marks a failed reload in answers (422).
+var errReload = errors.New("reload failed, the running configuration stays")
+
+// Control sends a control verb to the status socket at path: POST to
+// apiPath with body (nil for none). It returns the error medic answered.
+func Control(ctx context.Context, path, apiPath string, body any) (ControlResponse, error) {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return ControlResponse{}, err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://medic"+apiPath, rd)
+	if err != nil {
+		return ControlResponse{}, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := unixClient(path).Do(req)
+	if err != nil {
+		return ControlResponse{}, fmt.Errorf("talk to medic at %s: %w (is medic running?)", path, err)
+	}
+	defer resp.Body.Close()
+	var cr ControlResponse
+	if err := json.NewDecoder(io.LimitReader(resp.Body, maxRequestBody)).Decode(&cr); err != nil {
+		return cr, fmt.Errorf("talk to medic at %s: %s: %w", path, resp.Status, err)
+	}
+	if !cr.OK {
+		return cr, errors.New(cr.Error)
+	}
+	return cr, nil
+}
+
+func unixClient(path string) *http.Client {
+	return &http.Client{Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			var d net.Dialer
 			return d.DialContext(ctx, "unix", path)
 		},
 	}}
+}
+
+// FetchStatus reads the report from the status socket at path.
+func FetchStatus(ctx context.Context, path string) (*Report, error) {
+	client := unixClient(path)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://medic"+StatusPath, nil)
 	if err != nil {
 		return nil, err

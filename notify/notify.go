@@ -116,6 +116,9 @@ type Incident struct {
 	Since time.Time `json:"since"`
 	// ResolvedAt is when the check was healthy again; zero while open.
 	ResolvedAt time.Time `json:"resolved_at,omitzero"`
+	// Paused says that an operator paused remediation of the check, until
+	// when and why; "" when not paused.
+	Paused string `json:"paused,omitempty"`
 	// Restarts is the number of restarts medic issued in the incident.
 	Restarts int `json:"restarts"`
 	// Timeline lists what happened, oldest first.

@@ -205,10 +205,12 @@ func (o Outcome) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 // Remediator acts on the allowed units of one systemd manager. It is safe
 // for concurrent use.
 type Remediator struct {
-	root    context.Context
-	dial    DialFunc
-	allowed map[string]bool
-	log     *zap.Logger
+	root context.Context
+	dial DialFunc
+	log  *zap.Logger
+
+	allowedMu sync.RWMutex
+	allowed   map[string]bool
 
 	// Tunables; tests in this package shorten them.
 	backoffMin, backoffMax time.Duration
@@ -248,7 +250,39 @@ func New(ctx context.Context, dial DialFunc, allowed []string, log *zap.Logger) 
 }
 
 // Allowed reports whether unit is one the Remediator may act on.
-func (r *Remediator) Allowed(unit string) bool { return r.allowed[unit] }
+func (r *Remediator) Allowed(unit string) bool {
+	r.allowedMu.RLock()
+	defer r.allowedMu.RUnlock()
+	return r.allowed[unit]
+}
+
+// SetAllowed replaces the units the Remediator may act on, after a
+// configuration reload. A remedy already running finishes.
+func (r *Remediator) SetAllowed(units []string) {
+	m := make(map[string]bool, len(units))
+	for _, u := range units {
+		m[u] = true
+	}
+	r.allowedMu.Lock()
+	r.allowed = m
+	r.allowedMu.Unlock()
+}
+
+// Connect dials the bus now, if no connection is up, so that a caller can
+// tell at start-up that systemd answers (medic sends READY=1 only then). It
+// returns the dial error, wrapped as "connect to systemd ...".
+func (r *Remediator) Connect(ctx context.Context) error {
+	_, err := r.connect(ctx)
+	return err
+}
+
+// Connected reports whether a bus connection is up right now (for the
+// medic_dbus_connected metric). It does not dial.
+func (r *Remediator) Connected() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.conn != nil && r.conn.Connected()
+}
 
 // Close closes the bus connection, if any. The Remediator stays usable and
 // dials again on the next call.
@@ -406,7 +440,7 @@ func unitJob(ctx context.Context, c Systemd, unit string) (uint32, error) {
 func (r *Remediator) Remedy(ctx context.Context, unit string, action Action, jobTimeout time.Duration) (out Outcome, err error) {
 	start := time.Now()
 	out = Outcome{Unit: unit, Action: action}
-	if !r.allowed[unit] {
+	if !r.Allowed(unit) {
 		return out, fmt.Errorf("%s %s: %w", action, unit, ErrNotAllowed)
 	}
 	if action != Restart && action != Start {
@@ -608,6 +642,8 @@ func (r *Remediator) resetFailed(ctx context.Context, unit string) error {
 
 // AllowedUnits returns the allowed units, sorted.
 func (r *Remediator) AllowedUnits() []string {
+	r.allowedMu.RLock()
+	defer r.allowedMu.RUnlock()
 	out := make([]string, 0, len(r.allowed))
 	for u := range r.allowed {
 		out = append(out, u)

@@ -19,6 +19,9 @@ func TestLoadInvalid(t *testing.T) {
 		file string
 		want []string
 	}{
+		{"invalid-refused-unit.toml", []string{
+			`testdata/invalid-refused-unit.toml:3: check[0].unit: medic refuses to act on dbus.service: restarting it could cut off medic itself or every way in to the machine; use remedy.action = "none" to only watch it`,
+		}},
 		{"invalid-tcp-missing-port.toml", []string{
 			`testdata/invalid-tcp-missing-port.toml:16: check[1].probe[0].address: missing port`,
 		}},

@@ -107,6 +107,22 @@ func (v *validator) agent(key string, a *Agent) {
 	}
 }
 
+// refusedUnits are the units medic never acts on: its own, the bus it
+// speaks, the authority that allows it, the journal and the way in.
+var refusedUnits = map[string]bool{
+	"medic.service":            true,
+	"dbus.service":             true,
+	"dbus.socket":              true,
+	"dbus-broker.service":      true,
+	"polkit.service":           true,
+	"polkitd.service":          true,
+	"systemd-journald.service": true,
+	"systemd-journald.socket":  true,
+	"ssh.service":              true,
+	"ssh.socket":               true,
+	"sshd.service":             true,
+}
+
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
 
 func (v *validator) check(key string, c *Check, notifiers map[string]int) {
@@ -119,6 +135,8 @@ func (v *validator) check(key string, c *Check, notifiers map[string]int) {
 	switch {
 	case c.Unit == "" && c.Remedy.Action != "none":
 		v.errorf(key+".unit", "missing unit (required unless remedy.action = \"none\")")
+	case c.Unit != "" && c.Remedy.Action != "none" && refusedUnits[c.Unit]:
+		v.errorf(key+".unit", "medic refuses to act on %s: restarting it could cut off medic itself or every way in to the machine; use remedy.action = \"none\" to only watch it", c.Unit)
 	case c.Unit != "":
 		if msg := checkUnitName(c.Unit); msg != "" {
 			v.errorf(key+".unit", "%s", msg)

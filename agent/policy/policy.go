@@ -119,6 +119,7 @@ type Machine struct {
 	nextAttempt  time.Time // restart falls due at this time (Restarting, not in flight)
 	verifyUntil  time.Time // deadline of Verifying
 	gaveUpAt     time.Time
+	pausedUntil  time.Time // remediation paused (maintenance) until then
 }
 
 // New returns a Machine in state Healthy whose grace period starts at now.
@@ -222,11 +223,35 @@ func (m *Machine) ChargeRestart(now time.Time) {
 	m.restarts = append(m.restarts, now)
 }
 
+// Pause stops remediation until until (maintenance): failed probes still
+// count and the check still becomes failing, but no restart is issued and
+// nothing escalates until the pause ends, when a still failing check is
+// remedied as usual. A restart already in flight finishes.
+func (m *Machine) Pause(now, until time.Time) Decision {
+	m.pausedUntil = until
+	var d Decision
+	m.wake(&d)
+	return d
+}
+
+// Resume ends a pause at now; a failing check is remedied at once.
+func (m *Machine) Resume(now time.Time) Decision {
+	m.pausedUntil = time.Time{}
+	return m.Tick(now)
+}
+
+// Paused reports whether remediation is paused at now.
+func (m *Machine) Paused(now time.Time) bool { return now.Before(m.pausedUntil) }
+
 // Tick tells the Machine that time has passed; it fires due backoffs,
 // verify deadlines and budget renewals.
 func (m *Machine) Tick(now time.Time) Decision {
 	var d Decision
 	switch m.state {
+	case Failing:
+		if m.p.Remediate && !m.Paused(now) {
+			m.act(&d, now)
+		}
 	case Restarting:
 		if !m.jobInFlight && !now.Before(m.nextAttempt) {
 			m.act(&d, now)
@@ -251,6 +276,12 @@ func (m *Machine) Tick(now time.Time) Decision {
 // up otherwise. The Machine is in Failing or Restarting.
 func (m *Machine) act(d *Decision, now time.Time) {
 	if !m.p.Remediate {
+		return
+	}
+	if m.Paused(now) {
+		if m.state != Failing {
+			m.to(d, now, Failing, fmt.Sprintf("remediation paused until %s", m.pausedUntil.UTC().Format(time.RFC3339)))
+		}
 		return
 	}
 	if used := m.RestartsInWindow(now); used >= m.p.MaxRestarts {
@@ -326,6 +357,10 @@ func (m *Machine) prune(now time.Time) {
 
 // wake sets d.WakeAt to the next time Tick has work.
 func (m *Machine) wake(d *Decision) {
+	if !m.pausedUntil.IsZero() && m.state == Failing && m.p.Remediate {
+		d.WakeAt = m.pausedUntil
+		return
+	}
 	switch m.state {
 	case Restarting:
 		if !m.jobInFlight {

@@ -330,3 +330,38 @@ func TestChargeRestart(t *testing.T) {
 		t.Errorf("after a failed verify with the budget spent: state %s restart %v, want gave_up, no restart", m.State(), d.Restart)
 	}
 }
+
+// TestPause: a paused check becomes failing but is not restarted until the
+// pause ends; then it is restarted at once.
+func TestPause(t *testing.T) {
+	m := New(params(), t0)
+	until := t0.Add(30 * time.Minute)
+	if d := m.Pause(t0.Add(15*time.Second), until); !d.WakeAt.IsZero() {
+		t.Errorf("pause of a healthy check asks to wake at %s", d.WakeAt)
+	}
+	var d Decision
+	for i := range 3 {
+		d = m.Probe(t0.Add(time.Duration(20+i)*time.Second), false, "refused")
+	}
+	if m.State() != Failing || d.Restart || !d.WakeAt.Equal(until) {
+		t.Fatalf("paused: state %s restart %v wake %s; want failing, no restart, wake at the pause's end", m.State(), d.Restart, d.WakeAt)
+	}
+	if len(d.Transitions) != 1 || d.Transitions[0].Escalate {
+		t.Errorf("paused transitions = %+v, want one that does not escalate", d.Transitions)
+	}
+	if d := m.Tick(until.Add(-time.Second)); d.Restart {
+		t.Error("restarted before the pause ended")
+	}
+	if d := m.Tick(until); !d.Restart || m.State() != Restarting {
+		t.Errorf("at the pause's end: restart %v state %s, want a restart", d.Restart, m.State())
+	}
+
+	m2 := New(params(), t0)
+	m2.Pause(t0, t0.Add(time.Hour))
+	for i := range 3 {
+		m2.Probe(t0.Add(time.Duration(20+i)*time.Second), false, "refused")
+	}
+	if d := m2.Resume(t0.Add(time.Minute)); !d.Restart || m2.Paused(t0.Add(time.Minute)) {
+		t.Errorf("resume of a failing check: restart %v, want a restart at once", d.Restart)
+	}
+}

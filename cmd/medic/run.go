@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/fsnotify/fsnotify"
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -33,7 +34,12 @@ func newRunCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "run",
 		Short: "Run the agent until SIGINT or SIGTERM",
-		Args:  cobra.NoArgs,
+		Long: `run starts medic: it probes every check, restarts failing units over D-Bus,
+and escalates. It speaks sd_notify (Type=notify: READY=1 once the config is
+valid, the bus answers and the status socket is bound; STATUS=; WATCHDOG=1;
+RELOADING=1/STOPPING=1). SIGHUP, a change of the configuration file, and
+` + "`medic reload`" + ` reload the configuration; SIGINT and SIGTERM stop medic.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := newLogger(logFormat, debug)
 			if err != nil {
@@ -47,23 +53,38 @@ func newRunCmd() *cobra.Command {
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			return runAgent(ctx, cfg, log)
+			return runDaemon(ctx, file, cfg, log)
 		},
 	}
 	cmd.Flags().StringVarP(&file, "config", "c", defaultConfig, "configuration file")
-	cmd.Flags().StringVar(&logFormat, "log-format", "json", "log format: json or console")
+	cmd.Flags().StringVar(&logFormat, "log-format", "auto", "log format: auto (the journal's native protocol when stderr is the journal), journal, json or console")
 	cmd.Flags().BoolVar(&debug, "debug", false, "log every probe")
 	return cmd
 }
 
-// runAgent connects to systemd and runs the agent on cfg until ctx ends.
+// runAgent runs medic on cfg until ctx ends, without a configuration file
+// to reload (the demo).
 func runAgent(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
-	units := make([]string, 0, len(cfg.Checks))
-	for _, c := range cfg.Checks {
-		if c.Unit != "" && c.Remedy.Action != "none" {
-			units = append(units, c.Unit)
-		}
-	}
+	return runDaemon(ctx, "", cfg, log)
+}
+
+// daemon is a running medic: the agent, its outbox and the pieces around
+// them. It implements agent.Controller for the status socket.
+type daemon struct {
+	file    string
+	log     *zap.Logger
+	agent   *agent.Agent
+	outbox  *outbox.Outbox
+	host    string
+	started time.Time
+	// reloadMu makes reloads from SIGHUP, the file watcher and the socket
+	// run one at a time.
+	reloadMu sync.Mutex
+}
+
+// runDaemon connects to systemd and runs the agent on cfg until ctx ends;
+// file is reloaded on SIGHUP, on change and on request ("" for none).
+func runDaemon(ctx context.Context, file string, cfg *config.Config, log *zap.Logger) error {
 	host, _ := os.Hostname()
 	notifiers, err := agent.BuildNotifiers(cfg, host, log)
 	if err != nil {
@@ -77,13 +98,26 @@ func runAgent(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 	if err != nil {
 		return err
 	}
-	rem := remedy.New(ctx, remedy.Dial(cfg.Agent.Bus), units, log.Named("remedy"))
+	rem := remedy.New(ctx, remedy.Dial(cfg.Agent.Bus), agent.RemediableUnits(cfg), log.Named("remedy"))
 	defer rem.Close()
-	a, err := agent.New(cfg, log, rem, ob, agent.WithVersion(version),
-		agent.WithJournal(journal.Reader{User: cfg.Agent.Bus == "user"}.Tail))
+	if err := connectBus(ctx, rem, log); err != nil {
+		return err
+	}
+
+	opts := []agent.Option{
+		agent.WithVersion(version),
+		agent.WithJournal(journal.Reader{User: cfg.Agent.Bus == "user"}.Tail),
+		agent.WithStatusLine(func(line string) { notifyStatus(line) }),
+	}
+	if every, ok := watchdogInterval(); ok {
+		opts = append(opts, agent.WithWatchdog(every, notifyWatchdog))
+		log.Info("systemd watchdog enabled", zap.Duration("ping_every", every))
+	}
+	a, err := agent.New(cfg, log, rem, ob, opts...)
 	if err != nil {
 		return err
 	}
+	d := &daemon{file: file, log: log, agent: a, outbox: ob, host: host, started: time.Now()}
 
 	var wg sync.WaitGroup
 	if path := cfg.Agent.StatusSocket; path != "" {
@@ -91,12 +125,8 @@ func runAgent(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		if err != nil {
 			return err
 		}
-		started := time.Now()
 		wg.Go(func() {
-			err := agent.ServeStatus(ctx, ln, func() agent.Report {
-				return agent.Report{Version: version, Host: host, Started: started, Checks: a.Statuses(), Outbox: ob.Stats()}
-			})
-			if err != nil {
+			if err := agent.ServeStatus(ctx, ln, d); err != nil {
 				log.Error("status socket stopped", zap.Error(err))
 			}
 		})
@@ -111,7 +141,13 @@ func runAgent(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 			log.Error("outbox stopped", zap.Error(err))
 		}
 	})
+	if file != "" {
+		wg.Go(func() { d.watchReloads(ctx) })
+	}
+
+	notifyReady()
 	err = a.Run(ctx)
+	notifyStopping()
 	wg.Wait()
 	// Deliver what is still pending, within what systemd's TimeoutStopSec
 	// (90s by default) leaves us.
@@ -123,8 +159,124 @@ func runAgent(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 	return err
 }
 
+// connectBus dials systemd before medic reports ready. A bus that does
+// not answer yet is retried (with the remedy's backoff) until ctx ends or
+// busWait passes, then medic starts anyway and keeps redialing: probing
+// goes on while remediation waits for the bus.
+func connectBus(ctx context.Context, rem *remedy.Remediator, log *zap.Logger) error {
+	cctx, cancel := context.WithTimeout(ctx, busWait)
+	defer cancel()
+	for {
+		err := rem.Connect(cctx)
+		if err == nil {
+			return nil
+		}
+		if cctx.Err() != nil {
+			if ctx.Err() != nil {
+				return err
+			}
+			log.Error("systemd bus not reachable; starting anyway, remediation waits for it", zap.Error(err))
+			return nil
+		}
+	}
+}
+
+// busWait bounds waiting for the bus at start-up.
+const busWait = 15 * time.Second
+
 // flushTimeout bounds delivering the outbox at shutdown.
 const flushTimeout = 10 * time.Second
+
+// Report implements agent.Controller.
+func (d *daemon) Report() agent.Report {
+	return agent.Report{Version: version, Host: d.host, Started: d.started, Checks: d.agent.Statuses(),
+		Outbox: d.outbox.Stats(), ReloadError: errString(d.agent.ReloadError())}
+}
+
+// Reload implements agent.Controller: it loads the file again, validates
+// it and swaps it in; on any error the running configuration stays.
+func (d *daemon) Reload(ctx context.Context) error {
+	if d.file == "" {
+		return errors.New("no configuration file to reload")
+	}
+	d.reloadMu.Lock()
+	defer d.reloadMu.Unlock()
+	notifyReloading()
+	defer notifyReady()
+	cfg, err := config.Load(d.file)
+	if err != nil {
+		d.agent.ReloadFailed(err)
+		return err
+	}
+	return d.agent.Reload(ctx, cfg)
+}
+
+// Pause implements agent.Controller.
+func (d *daemon) Pause(ctx context.Context, check string, dur time.Duration, reason string) (agent.Pause, error) {
+	return d.agent.Pause(ctx, check, dur, reason)
+}
+
+// Resume implements agent.Controller.
+func (d *daemon) Resume(ctx context.Context, check string) error { return d.agent.Resume(ctx, check) }
+
+// watchReloads reloads on SIGHUP and when the configuration file changes.
+// It watches the file's directory, not the file: editors save by writing a
+// new file and renaming it over the old one. Bursts of events are merged
+// (debounce) so that one save is one reload.
+func (d *daemon) watchReloads(ctx context.Context) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
+	var events <-chan fsnotify.Event
+	w, err := fsnotify.NewWatcher()
+	if err == nil {
+		err = w.Add(filepath.Dir(d.file))
+	}
+	if err != nil {
+		d.log.Warn("not watching the configuration file for changes; reload with SIGHUP or medic reload", zap.Error(err))
+	} else {
+		defer w.Close()
+		events = w.Events
+	}
+	base := filepath.Base(d.file)
+	debounce := time.NewTimer(time.Hour)
+	debounce.Stop()
+	defer debounce.Stop()
+	reload := func(why string) {
+		if err := d.Reload(ctx); err != nil {
+			d.log.Error("reload failed", zap.String("trigger", why), zap.Error(err))
+		}
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			reload("SIGHUP")
+		case ev, ok := <-events:
+			if !ok {
+				events = nil
+				continue
+			}
+			if filepath.Base(ev.Name) == base && ev.Op&(fsnotify.Write|fsnotify.Create|fsnotify.Rename|fsnotify.Chmod) != 0 {
+				debounce.Reset(reloadDebounce)
+			}
+		case <-debounce.C:
+			reload("file changed")
+		}
+	}
+}
+
+// reloadDebounce merges the events of one save.
+const reloadDebounce = 300 * time.Millisecond
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
 
 // newLogger builds the process logger: JSON lines for journald and log
 // shippers, or a console format for people.

@@ -12,14 +12,13 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/medic-watchdog/medic/agent"
-	"github.com/medic-watchdog/medic/agent/config"
 	"github.com/medic-watchdog/medic/diagnose"
 )
 
 func newStatusCmd() *cobra.Command {
 	var (
-		file, socket string
-		asJSON       bool
+		sf     socketFlags
+		asJSON bool
 	)
 	cmd := &cobra.Command{
 		Use:   "status",
@@ -30,16 +29,9 @@ diagnosis: the cause, the finding, the fix and the checklist. It exits 1 when
 a check is not healthy.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if socket == "" {
-				cfg, err := config.Load(file)
-				if err != nil {
-					printConfigErrors(cmd.ErrOrStderr(), err)
-					return exitCode(1)
-				}
-				socket = cfg.Agent.StatusSocket
-				if socket == "" {
-					return fmt.Errorf("%s turns the status socket off (status_socket = \"\")", file)
-				}
+			socket, err := sf.path()
+			if err != nil {
+				return err
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), 5*time.Second)
 			defer cancel()
@@ -59,8 +51,7 @@ a check is not healthy.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVarP(&file, "config", "c", defaultConfig, "configuration file (for status_socket)")
-	cmd.Flags().StringVar(&socket, "socket", "", "status socket path (overrides the configuration)")
+	sf.add(cmd)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
 	return cmd
 }
@@ -70,7 +61,7 @@ a check is not healthy.`,
 func printStatus(out io.Writer, r *agent.Report) bool {
 	fmt.Fprintf(out, "medic %s on %s, up %s\n\n", r.Version, r.Host, time.Since(r.Started).Round(time.Second))
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "CHECK\tUNIT\tSTATE\tSINCE\tRESTARTS\tLAST PROBE")
+	fmt.Fprintln(w, "CHECK\tUNIT\tSTATE\tSINCE\tLAST PROBE\tLATENCY\tFAILS\tRESTARTS\tBUDGET LEFT\tINCIDENT\tCAUSE")
 	healthy := true
 	for _, c := range r.Checks {
 		since := "-"
@@ -87,9 +78,33 @@ func printStatus(out io.Writer, r *agent.Report) bool {
 		if c.State != "healthy" {
 			healthy = false
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%s\n", c.Check, c.Unit, c.State, since, c.Restarts, last)
+		state := c.State
+		if c.Paused != nil {
+			state += " (paused)"
+		}
+		cause, incident := "-", "-"
+		if c.Diagnosis != nil && c.Diagnosis.Primary.Cause != "" {
+			cause = string(c.Diagnosis.Primary.Cause)
+		}
+		if c.Incident != "" {
+			incident = c.Incident
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\t%s\n", c.Check, orDash(c.Unit), state, since, last,
+			c.LastLatency.Round(100*time.Microsecond), c.Failures, c.RestartsInWindow, c.BudgetLeft, incident, cause)
 	}
 	w.Flush()
+	if r.ReloadError != "" {
+		fmt.Fprintf(out, "\nthe last reload failed, the running configuration stays:\n%s\n", r.ReloadError)
+	}
+	for _, c := range r.Checks {
+		if p := c.Paused; p != nil {
+			fmt.Fprintf(out, "\n%s: remediation paused until %s", c.Check, p.Until.Local().Format(time.RFC3339))
+			if p.Reason != "" {
+				fmt.Fprintf(out, " (%s)", p.Reason)
+			}
+			fmt.Fprintln(out)
+		}
+	}
 	for _, c := range r.Checks {
 		if c.Diagnosis != nil && c.Diagnosis.Primary.Cause != "" {
 			fmt.Fprintf(out, "\n%s (%s):\n", c.Check, c.Incident)
@@ -139,4 +154,11 @@ func statusMark(s diagnose.Status) string {
 		return "?"
 	}
 	return "–"
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }

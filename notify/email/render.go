@@ -201,6 +201,9 @@ func newView(m *notify.Message) *view {
 	if in.Cause != "" {
 		facts = append(facts, field{Key: "Cause", Value: clean(in.Cause)})
 	}
+	if in.Paused != "" {
+		facts = append(facts, field{Key: "Paused", Value: clean(in.Paused)})
+	}
 	if !in.Since.IsZero() {
 		since := stamp(in.Since)
 		if in.ResolvedAt.IsZero() && !m.At.IsZero() {

@@ -1,0 +1,362 @@
+// Package metrics exposes medic's Prometheus metrics.
+//
+// A [Metrics] holds a private registry with the Go runtime, process and
+// build-info collectors and medic's own metrics. The agent reports events
+// (probe results, remedies, config reloads) through the Observe methods; the
+// state medic already keeps elsewhere (check states, outbox counts, the D-Bus
+// connection) is read from [Sources] at scrape time, so it is never copied.
+//
+// Label values come only from medic's configuration and from small fixed
+// sets: never an error string or a URL. A value outside its expected form is
+// replaced by "other" so that a bug cannot blow up the series count or leak
+// a secret into a label.
+package metrics
+
+import (
+	"regexp"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+const namespace = "medic"
+
+// other replaces a label value outside its expected form or set.
+const other = "other"
+
+// states are the values of medic_check_state's state label, in the order
+// they are exposed. A check's current state outside this set is exposed as
+// state="other".
+var states = []string{"healthy", "failing", "restarting", "verifying", "gave_up", "paused"}
+
+// results are the values of medic_remediations_total's result label: the
+// systemd job results, and "error" when the job could not be queued or its
+// result not read. Any other value is counted as "other".
+var results = []string{"done", "failed", "canceled", "timeout", "dependency", "skipped", "error"}
+
+// notificationResults are the values of medic_notifications_total's result
+// label.
+var notificationResults = []string{"delivered", "failed", "dropped"}
+
+// probeDurationBuckets are the upper bounds, in seconds, of
+// medic_probe_duration_seconds: 100µs to 10s.
+var probeDurationBuckets = []float64{
+	0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+	0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+}
+
+// CheckState is the scrape-time view of one check.
+type CheckState struct {
+	// Check is the check's name.
+	Check string
+	// State is the check's policy state: "healthy", "failing",
+	// "restarting", "verifying", "gave_up" or "paused"; any other value is
+	// exposed as state="other".
+	State string
+	// IncidentOpen is whether the check has an open incident.
+	IncidentOpen bool
+}
+
+// OutboxStat is the scrape-time view of one notifier's outbox.
+type OutboxStat struct {
+	// Notifier is the notifier's name.
+	Notifier string
+	// Pending is the number of messages waiting for delivery.
+	Pending int
+	// Delivered, Failed and Dropped are cumulative counts of the messages
+	// the notifier accepted, rejected for good, and dropped by the outbox
+	// bound. They are exposed as a counter, so they must not decrease
+	// (except when medic restarts).
+	Delivered, Failed, Dropped uint64
+}
+
+// Sources are the functions a scrape reads medic's current state from. Each
+// may be nil, in which case its metrics are left out. They are called
+// concurrently with the agent, once per scrape, and must be safe for that.
+type Sources struct {
+	// Checks gives medic_check_state and medic_incidents_open.
+	Checks func() []CheckState
+	// Outbox gives medic_outbox_pending and medic_notifications_total.
+	Outbox func() []OutboxStat
+	// DBusConnected gives medic_dbus_connected.
+	DBusConnected func() bool
+}
+
+// Metrics is medic's metrics registry. Its methods are safe for concurrent
+// use.
+type Metrics struct {
+	reg *prometheus.Registry
+
+	probeSuccess  *prometheus.GaugeVec
+	probeDuration *prometheus.HistogramVec
+	remediations  *prometheus.CounterVec
+
+	reload *reloadCollector
+}
+
+// New returns a Metrics whose registry holds the Go, process and build-info
+// collectors, the event metrics fed by the Observe methods, and a collector
+// that reads src at every scrape.
+func New(src Sources) *Metrics {
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		probeSuccess: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: namespace,
+			Name:      "probe_success",
+			Help:      "Whether the last run of the probe passed (1) or failed (0).",
+		}, []string{"check", "probe"}),
+		probeDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: namespace,
+			Name:      "probe_duration_seconds",
+			Help:      "How long probe runs took, passed or failed.",
+			Buckets:   probeDurationBuckets,
+		}, []string{"check", "probe"}),
+		remediations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace,
+			Name:      "remediations_total",
+			Help:      "Remedies medic carried out on a check's unit, by action and systemd job result.",
+		}, []string{"check", "unit", "action", "result"}),
+		reload: newReloadCollector(),
+	}
+	m.reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		collectors.NewBuildInfoCollector(),
+		m.probeSuccess,
+		m.probeDuration,
+		m.remediations,
+		m.reload,
+		newSourceCollector(src),
+	)
+	return m
+}
+
+// ObserveProbe records one run of a check's probe: medic_probe_success is
+// set to 1 when ok and to 0 otherwise, and d is observed in
+// medic_probe_duration_seconds. probe names the probe by its index in the
+// check and its type, like "0-tcp" or "1-http"; never pass its target or
+// error. A probe value of another form is recorded as "other".
+func (m *Metrics) ObserveProbe(check, probe string, ok bool, d time.Duration) {
+	l := prometheus.Labels{"check": checkLabel(check), "probe": probeLabel(probe)}
+	v := 0.0
+	if ok {
+		v = 1
+	}
+	m.probeSuccess.With(l).Set(v)
+	m.probeDuration.With(l).Observe(d.Seconds())
+}
+
+// ObserveRemedy counts one remedy in medic_remediations_total. action is the
+// remedy action, like "restart" or "start"; result is the systemd job result
+// ("done", "failed", "canceled", "timeout", "dependency", "skipped") or
+// "error". Any other result, or an action or unit that is not a
+// plain name, is counted as "other".
+func (m *Metrics) ObserveRemedy(check, unit, action, result string) {
+	m.remediations.With(prometheus.Labels{
+		"check":  checkLabel(check),
+		"unit":   unitLabel(unit),
+		"action": actionLabel(action),
+		"result": oneOf(result, results),
+	}).Inc()
+}
+
+// ObserveReload records a configuration load: it sets
+// medic_config_last_reload_successful to 1 when ok and to 0 otherwise, and
+// when ok sets medic_config_last_reload_success_timestamp_seconds to at.
+// Neither metric is exposed before the first call, so the agent should call
+// it once the initial configuration is loaded.
+func (m *Metrics) ObserveReload(ok bool, at time.Time) {
+	m.reload.observe(ok, at)
+}
+
+// ForgetCheck deletes every series of check from the event metrics, for a
+// check that a configuration reload removed. The scrape-time metrics follow
+// [Sources] and need no forgetting.
+func (m *Metrics) ForgetCheck(check string) {
+	l := prometheus.Labels{"check": checkLabel(check)}
+	m.probeSuccess.DeletePartialMatch(l)
+	m.probeDuration.DeletePartialMatch(l)
+	m.remediations.DeletePartialMatch(l)
+}
+
+// reloadCollector exposes the config reload metrics once a reload was
+// observed; before that there is nothing truthful to say.
+type reloadCollector struct {
+	successful, timestamp *prometheus.Desc
+
+	mu       sync.Mutex
+	observed bool
+	ok       bool
+	lastOK   time.Time
+}
+
+func newReloadCollector() *reloadCollector {
+	return &reloadCollector{
+		successful: prometheus.NewDesc(namespace+"_config_last_reload_successful",
+			"Whether the last configuration load succeeded (1) or failed and the previous configuration stays in use (0).", nil, nil),
+		timestamp: prometheus.NewDesc(namespace+"_config_last_reload_success_timestamp_seconds",
+			"When the last successful configuration load happened, in seconds since the Unix epoch.", nil, nil),
+	}
+}
+
+func (c *reloadCollector) observe(ok bool, at time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.observed, c.ok = true, ok
+	if ok {
+		c.lastOK = at
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (c *reloadCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.successful
+	ch <- c.timestamp
+}
+
+// Collect implements prometheus.Collector.
+func (c *reloadCollector) Collect(ch chan<- prometheus.Metric) {
+	c.mu.Lock()
+	observed, ok, lastOK := c.observed, c.ok, c.lastOK
+	c.mu.Unlock()
+	if !observed {
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(c.successful, prometheus.GaugeValue, boolFloat(ok))
+	if !lastOK.IsZero() {
+		ch <- prometheus.MustNewConstMetric(c.timestamp, prometheus.GaugeValue,
+			float64(lastOK.UnixNano())/1e9)
+	}
+}
+
+// sourceCollector reads Sources at scrape time.
+type sourceCollector struct {
+	src Sources
+
+	checkState, incidentsOpen *prometheus.Desc
+	outboxPending, notifs     *prometheus.Desc
+	dbusConnected             *prometheus.Desc
+}
+
+func newSourceCollector(src Sources) *sourceCollector {
+	return &sourceCollector{
+		src: src,
+		checkState: prometheus.NewDesc(namespace+"_check_state",
+			"The policy state of each check: 1 for its current state, 0 for the others.",
+			[]string{"check", "state"}, nil),
+		incidentsOpen: prometheus.NewDesc(namespace+"_incidents_open",
+			"Number of checks with an open incident.", nil, nil),
+		outboxPending: prometheus.NewDesc(namespace+"_outbox_pending",
+			"Messages waiting in a notifier's outbox for delivery.",
+			[]string{"notifier"}, nil),
+		notifs: prometheus.NewDesc(namespace+"_notifications_total",
+			"Messages handled by a notifier's outbox: delivered, failed for good, or dropped by the outbox bound.",
+			[]string{"notifier", "result"}, nil),
+		dbusConnected: prometheus.NewDesc(namespace+"_dbus_connected",
+			"Whether medic is connected to the systemd manager over D-Bus (1) or not (0).", nil, nil),
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (c *sourceCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.checkState
+	ch <- c.incidentsOpen
+	ch <- c.outboxPending
+	ch <- c.notifs
+	ch <- c.dbusConnected
+}
+
+// Collect implements prometheus.Collector. Entries whose name repeats one
+// already seen in the same scrape are skipped: a registry refuses duplicate
+// series.
+func (c *sourceCollector) Collect(ch chan<- prometheus.Metric) {
+	if c.src.Checks != nil {
+		open := 0
+		seen := map[string]bool{}
+		for _, s := range c.src.Checks() {
+			if s.IncidentOpen {
+				open++
+			}
+			name := checkLabel(s.Check)
+			if seen[name] {
+				continue
+			}
+			seen[name] = true
+			state := oneOf(s.State, states)
+			for _, st := range states {
+				ch <- prometheus.MustNewConstMetric(c.checkState, prometheus.GaugeValue, boolFloat(st == state), name, st)
+			}
+			if state == other {
+				ch <- prometheus.MustNewConstMetric(c.checkState, prometheus.GaugeValue, 1, name, other)
+			}
+		}
+		ch <- prometheus.MustNewConstMetric(c.incidentsOpen, prometheus.GaugeValue, float64(open))
+	}
+	if c.src.Outbox != nil {
+		seen := map[string]bool{}
+		for _, s := range c.src.Outbox() {
+			name := checkLabel(s.Notifier)
+			if seen[name] {
+				continue
+			}
+			seen[name] = true
+			ch <- prometheus.MustNewConstMetric(c.outboxPending, prometheus.GaugeValue, float64(s.Pending), name)
+			for i, n := range []uint64{s.Delivered, s.Failed, s.Dropped} {
+				ch <- prometheus.MustNewConstMetric(c.notifs, prometheus.CounterValue, float64(n), name, notificationResults[i])
+			}
+		}
+	}
+	if c.src.DBusConnected != nil {
+		ch <- prometheus.MustNewConstMetric(c.dbusConnected, prometheus.GaugeValue, boolFloat(c.src.DBusConnected()))
+	}
+}
+
+var (
+	// nameRE is the form of check and notifier names (agent/config's nameRE),
+	// bounded in length.
+	nameRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,128}$`)
+	// probeRE is "<index>-<type>".
+	probeRE = regexp.MustCompile(`^[0-9]{1,4}-[a-z0-9_]{1,32}$`)
+	// unitRE is the form of a systemd unit name (agent/config's unitCharsRE
+	// plus '@' of template instances), bounded as systemd bounds it.
+	unitRE = regexp.MustCompile(`^[A-Za-z0-9:_.@\\-]{1,256}$`)
+	// actionRE is a lowercase word.
+	actionRE = regexp.MustCompile(`^[a-z][a-z_-]{0,31}$`)
+)
+
+func checkLabel(s string) string  { return match(s, nameRE) }
+func probeLabel(s string) string  { return match(s, probeRE) }
+func actionLabel(s string) string { return match(s, actionRE) }
+
+// unitLabel keeps an empty unit empty: a check without a unit.
+func unitLabel(s string) string {
+	if s == "" {
+		return ""
+	}
+	return match(s, unitRE)
+}
+
+func match(s string, re *regexp.Regexp) string {
+	if re.MatchString(s) {
+		return s
+	}
+	return other
+}
+
+func oneOf(s string, set []string) string {
+	for _, v := range set {
+		if s == v {
+			return s
+		}
+	}
+	return other
+}
+
+func boolFloat(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
