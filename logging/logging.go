@@ -51,7 +51,9 @@ type Options struct {
 	// detection and terminal detection look at its file descriptor, so a
 	// writer without an Fd method is neither the journal nor a terminal.
 	Stderr io.Writer
-	// Identifier is the journal's SYSLOG_IDENTIFIER; empty means "medic".
+	// Identifier is the SYSLOG_IDENTIFIER sent with the native protocol;
+	// empty means "medic". (On the stream transport journald takes it from
+	// the unit's SyslogIdentifier= instead.)
 	Identifier string
 	// JournalSocket is journald's native socket; empty means
 	// DefaultJournalSocket. Tests point it at a socket of their own.

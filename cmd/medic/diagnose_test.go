@@ -80,10 +80,7 @@ func TestDiagnoseCommand(t *testing.T) {
 // status socket: the check is failing and carries the diagnosis.
 func TestStatusShowsDiagnosis(t *testing.T) {
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "medic")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := medicBinary(t)
 	addr := closedPort(t)
 	sock := filepath.Join(dir, "medic.sock")
 	cfg := filepath.Join(dir, "medic.toml")

@@ -20,10 +20,7 @@ import (
 // and the next medic delivers it once the server is up: exactly one mail.
 func TestPendingMailSurvivesSIGKILL(t *testing.T) {
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "medic")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := medicBinary(t)
 	smtp := smtptest.Start(t, smtptest.Options{Mode: smtptest.NoTLS})
 	if err := smtp.Down(); err != nil {
 		t.Fatal(err)

@@ -19,6 +19,8 @@ import (
 	"github.com/medic-watchdog/medic/agent"
 	"github.com/medic-watchdog/medic/agent/config"
 	"github.com/medic-watchdog/medic/journal"
+	"github.com/medic-watchdog/medic/logging"
+	"github.com/medic-watchdog/medic/metrics"
 	"github.com/medic-watchdog/medic/notify/outbox"
 	"github.com/medic-watchdog/medic/remedy"
 )
@@ -100,8 +102,10 @@ func runDaemon(ctx context.Context, file string, cfg *config.Config, log *zap.Lo
 	}
 	rem := remedy.New(ctx, remedy.Dial(cfg.Agent.Bus), agent.RemediableUnits(cfg), log.Named("remedy"))
 	defer rem.Close()
-	if err := connectBus(ctx, rem, log); err != nil {
-		return err
+	if len(agent.RemediableUnits(cfg)) > 0 {
+		if err := connectBus(ctx, rem, log); err != nil {
+			return err
+		}
 	}
 
 	opts := []agent.Option{
@@ -113,13 +117,49 @@ func runDaemon(ctx context.Context, file string, cfg *config.Config, log *zap.Lo
 		opts = append(opts, agent.WithWatchdog(every, notifyWatchdog))
 		log.Info("systemd watchdog enabled", zap.Duration("ping_every", every))
 	}
-	a, err := agent.New(cfg, log, rem, ob, opts...)
+	var a *agent.Agent
+	m := metrics.New(metrics.Sources{
+		Checks: func() []metrics.CheckState {
+			var out []metrics.CheckState
+			for _, s := range a.Statuses() {
+				state := s.State
+				if s.Paused != nil {
+					state = "paused"
+				}
+				out = append(out, metrics.CheckState{Check: s.Check, State: state, IncidentOpen: s.Incident != ""})
+			}
+			return out
+		},
+		Outbox: func() []metrics.OutboxStat {
+			var out []metrics.OutboxStat
+			for _, s := range ob.Stats() {
+				out = append(out, metrics.OutboxStat{Notifier: s.Notifier, Pending: s.Pending, Delivered: s.Delivered, Failed: uint64(s.Failed), Dropped: s.Dropped})
+			}
+			return out
+		},
+		DBusConnected: rem.Connected,
+	})
+	opts = append(opts, agent.WithObserver(m))
+	a, err = agent.New(cfg, log, rem, ob, opts...)
 	if err != nil {
 		return err
 	}
+	m.ObserveReload(true, time.Now())
 	d := &daemon{file: file, log: log, agent: a, outbox: ob, host: host, started: time.Now()}
 
 	var wg sync.WaitGroup
+	if addr := cfg.Agent.MetricsListen; addr != "" {
+		ln, err := metrics.Listen(addr)
+		if err != nil {
+			return fmt.Errorf("listen for metrics: %w", err)
+		}
+		log.Info("serving metrics", zap.String("address", "http://"+ln.Addr().String()+metrics.Path))
+		wg.Go(func() {
+			if err := m.Serve(ctx, ln); err != nil {
+				log.Error("metrics endpoint stopped", zap.Error(err))
+			}
+		})
+	}
 	if path := cfg.Agent.StatusSocket; path != "" {
 		ln, err := agent.ListenStatus(path)
 		if err != nil {
@@ -278,28 +318,16 @@ func errString(err error) string {
 	return err.Error()
 }
 
-// newLogger builds the process logger: JSON lines for journald and log
-// shippers, or a console format for people.
+// newLogger builds the process logger (package logging): the journal's
+// native protocol when stderr is the journal, priority-prefixed lines for
+// "journal" without the socket, JSON for shipping, console for people.
+// Sampling is always off: a watchdog never drops a log line.
 func newLogger(format string, debug bool) (*zap.Logger, error) {
-	var zc zap.Config
-	switch format {
-	case "json":
-		zc = zap.NewProductionConfig()
-		zc.EncoderConfig.EncodeTime = zapcore.RFC3339NanoTimeEncoder
-	case "console":
-		zc = zap.NewDevelopmentConfig()
-		zc.DisableStacktrace = true
-		zc.EncoderConfig.EncodeTime = zapcore.TimeEncoderOfLayout("15:04:05.000")
-	default:
-		return nil, fmt.Errorf("parse --log-format %q: want json or console", format)
-	}
-	zc.Sampling = nil // never drop a line of a watchdog's log
-	zc.DisableCaller = true
-	zc.Level = zap.NewAtomicLevelAt(zap.InfoLevel)
+	level := zapcore.InfoLevel
 	if debug {
-		zc.Level.SetLevel(zap.DebugLevel)
+		level = zapcore.DebugLevel
 	}
-	return zc.Build()
+	return logging.New(logging.Options{Format: format, Level: level})
 }
 
 func newCheckConfigCmd() *cobra.Command {
