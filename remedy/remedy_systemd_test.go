@@ -210,8 +210,10 @@ func TestSystemdWaitsForExistingJob(t *testing.T) {
 	if out.JobResult != JobDone || !out.JobResultInferred {
 		t.Errorf("JobResult = %q (inferred %v), want done, inferred", out.JobResult, out.JobResultInferred)
 	}
-	if out.Before.ActiveState != "activating" || out.Before.SubState != "start-pre" || out.Before.Job == 0 {
-		t.Errorf("Before = %v, want activating/start-pre with a job", out.Before)
+	// The operator's job is queued; systemd may not have begun running it
+	// (inactive/dead) or be in ExecStartPre (activating/start-pre).
+	if out.Before.Job == 0 || (out.Before.ActiveState != "activating" && out.Before.ActiveState != "inactive") {
+		t.Errorf("Before = %v, want a pending job, inactive or activating", out.Before)
 	}
 	if !out.After.Active() || out.After.Job != 0 {
 		t.Errorf("After = %v, want active, no job", out.After)
