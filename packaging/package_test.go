@@ -150,6 +150,7 @@ var packageFiles = []installed{
 	{"/usr/bin/medic", 0o755, "root", "root", ""},
 	{"/lib/systemd/system/medic.service", 0o644, "root", "root", "User=medic"},
 	{"/usr/lib/sysusers.d/medic.conf", 0o644, "root", "root", "m medic systemd-journal"},
+	{"/usr/lib/systemd/catalog/medic.catalog", 0o644, "root", "root", "Defined-By: medic"},
 	{"/etc/medic/medic.toml", 0o640, "root", "medic", "[agent]"},
 	{"/usr/share/man/man8/medic.8", 0o644, "root", "root", ".TH"},
 	{"/usr/share/man/man8/medic-run.8", 0o644, "root", "root", ".TH"},

@@ -51,6 +51,11 @@ if [ -f /etc/medic/medic.toml ]; then
 fi
 
 # enable/disable work without a running systemd (they only write symlinks);
+# The catalog makes `journalctl -x` explain medic's MESSAGE_IDs.
+if command -v journalctl >/dev/null 2>&1; then
+	journalctl --update-catalog >/dev/null 2>&1 || true
+fi
+
 # daemon-reload and try-restart need systemd as PID 1.
 if [ "$action" = install ] && command -v systemctl >/dev/null 2>&1; then
 	systemctl enable medic.service >/dev/null 2>&1 || true
