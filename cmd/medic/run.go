@@ -284,6 +284,7 @@ func (d *daemon) watchReloads(ctx context.Context) {
 	debounce.Stop()
 	defer debounce.Stop()
 	reload := func(why string) {
+		d.log.Info("reloading the configuration", zap.String("trigger", why))
 		if err := d.Reload(ctx); err != nil {
 			d.log.Error("reload failed", zap.String("trigger", why), zap.Error(err))
 		}
