@@ -92,6 +92,8 @@ type Agent struct {
 	observer    Observer
 	pauses      *pauseStore
 
+	watchDial remedy.SignalDialFunc // nil: no unit events
+
 	watchdogEvery time.Duration // 0: no watchdog
 	ping          func()
 	statusLine    func(string)
@@ -133,6 +135,11 @@ func WithObserver(o Observer) Option { return func(a *Agent) { a.observer = o } 
 func WithWatchdog(interval time.Duration, ping func()) Option {
 	return func(a *Agent) { a.watchdogEvery, a.ping = interval, ping }
 }
+
+// WithUnitWatch makes Run watch the configured units over D-Bus signals
+// (remedy.Watcher) on connections from dial: a unit that dies or stops makes
+// its check probe at once instead of at the next interval.
+func WithUnitWatch(dial remedy.SignalDialFunc) Option { return func(a *Agent) { a.watchDial = dial } }
 
 // WithStatusLine makes Run report a one-line summary ("12 checks, 1
 // failing, 0 gave up") to f whenever it changes, e.g. as sd_notify STATUS=.
@@ -234,6 +241,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	status := time.NewTicker(time.Second)
 	defer status.Stop()
+
+	stopWatch := a.watchUnits(ctx)
+	defer func() { stopWatch() }()
 	last := ""
 	report := func() {
 		if a.statusLine == nil {
@@ -253,7 +263,12 @@ func (a *Agent) Run(ctx context.Context) error {
 			a.log.Info("medic stopped", zap.NamedError("cause", context.Cause(ctx)))
 			return nil
 		case req := <-a.reloads:
-			req.done <- a.reload(req.cfg)
+			err := a.reload(req.cfg)
+			if err == nil {
+				stopWatch()
+				stopWatch = a.watchUnits(ctx)
+			}
+			req.done <- err
 			report()
 		case <-status.C:
 			report()
@@ -265,6 +280,46 @@ func (a *Agent) Run(ctx context.Context) error {
 			a.ping()
 		}
 	}
+}
+
+// watchUnits runs a remedy.Watcher of the configured units, dispatching
+// its events to the checks of each unit, until the returned stop is called
+// (it waits for the watcher to end).
+func (a *Agent) watchUnits(ctx context.Context) (stop func()) {
+	if a.watchDial == nil {
+		return func() {}
+	}
+	var units []string
+	for _, c := range a.config().Checks {
+		if c.Unit != "" && !slices.Contains(units, c.Unit) {
+			units = append(units, c.Unit)
+		}
+	}
+	if len(units) == 0 {
+		return func() {}
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	events := make(chan remedy.UnitEvent, 64)
+	w := remedy.NewWatcher(a.watchDial, units, a.log.Named("watch"))
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = w.Run(wctx, events) })
+	wg.Go(func() {
+		for {
+			select {
+			case <-wctx.Done():
+				return
+			case ev := <-events:
+				a.mu.Lock()
+				for _, r := range a.runners {
+					if r.check.Unit == ev.Unit {
+						r.unitEvent(ev)
+					}
+				}
+				a.mu.Unlock()
+			}
+		}
+	})
+	return func() { cancel(); wg.Wait() }
 }
 
 // start runs r in its own goroutine with its own cancel; a.mu is held.
@@ -521,7 +576,10 @@ func (a *Agent) Resume(ctx context.Context, check string) error {
 	if err := a.pauses.remove(check); err != nil {
 		return fmt.Errorf("resume %s: %w", check, err)
 	}
-	r.control(ctx, func(now time.Time) policy.Decision { return r.m.Resume(now) })
+	r.control(ctx, func(now time.Time) policy.Decision {
+		r.stoppedByOperator = false
+		return r.m.Resume(now)
+	})
 	r.setStatus(func(s *Status) { s.Paused = nil })
 	a.log.Info("remediation resumed", zap.String("check", check))
 	return nil

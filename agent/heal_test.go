@@ -71,11 +71,18 @@ type harness struct {
 
 func startAgent(t *testing.T, m *usermanager.Manager, unit, addr, remedyExtra string) *harness {
 	t.Helper()
+	return startAgentWith(t, m, unit, addr, remedyExtra, "")
+}
+
+// startAgentWith is startAgent with checkExtra lines added to the check.
+func startAgentWith(t *testing.T, m *usermanager.Manager, unit, addr, remedyExtra, checkExtra string) *harness {
+	t.Helper()
 	for _, kv := range m.Env() {
 		k, v, _ := strings.Cut(kv, "=")
 		t.Setenv(k, v)
 	}
-	cfg, err := config.Parse([]byte(fmt.Sprintf(healConfig, unit, addr, remedyExtra)), "heal.toml")
+	text := strings.Replace(fmt.Sprintf(healConfig, unit, addr, remedyExtra), "grace = \"0s\"\n", "grace = \"0s\"\n"+checkExtra, 1)
+	cfg, err := config.Parse([]byte(text), "heal.toml")
 	if err != nil {
 		t.Fatalf("parse config: %v", err)
 	}
@@ -85,7 +92,7 @@ func startAgent(t *testing.T, m *usermanager.Manager, unit, addr, remedyExtra st
 	ctx, cancel := context.WithCancel(context.Background())
 	rem := remedy.New(ctx, remedy.Dial("user"), []string{unit}, log.Named("remedy"))
 	ob := &memOutbox{}
-	a, err := agent.New(cfg, log, rem, ob)
+	a, err := agent.New(cfg, log, rem, ob, agent.WithUnitWatch(remedy.DialSignals("user")))
 	if err != nil {
 		cancel()
 		t.Fatalf("new agent: %v", err)
@@ -163,6 +170,17 @@ func TestHealKilledBackend(t *testing.T) {
 	back := time.Since(killed)
 	systemdtest.WaitFor(t, 10*time.Second, func() bool { return h.state() == "healthy" && len(h.transitions()) >= 4 }, "medic to verify the backend")
 
+	// The unit's death arrived as a D-Bus signal and made the check probe
+	// at once, long before the next 1s interval.
+	triggered := false
+	for _, e := range h.logs.FilterMessage("probing now").All() {
+		if e.ContextMap()["trigger"] == "unit failed" && e.Time.After(killed) && e.Time.Sub(killed) < 500*time.Millisecond {
+			triggered = true
+		}
+	}
+	if !triggered {
+		t.Errorf("no probe triggered by the unit's failure within 500ms of the kill")
+	}
 	want := []string{"healthy→failing", "failing→restarting", "restarting→verifying", "verifying→healthy"}
 	if got := h.transitions(); strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("transitions = %v, want %v", got, want)
@@ -239,5 +257,60 @@ func TestGiveUpOnAlwaysFailingUnit(t *testing.T) {
 	if us := msgs[0].m.Incident.UnitState; us.ActiveState != "failed" || us.Result != "exit-code" || us.ExecMainStatus != 1 {
 		t.Errorf("unit state in the firing message = %+v, want failed, exit-code, status 1", us)
 	}
+	h.stop()
+}
+
+// TestOperatorStopIsLeftAlone: `systemctl stop` by an operator is not
+// healed: the check shows the unit as stopped by the operator, and medic
+// resumes when the operator starts the unit again. With restart_stopped the
+// same stop is healed.
+func TestOperatorStopIsLeftAlone(t *testing.T) {
+	m := systemdtest.Start(t)
+	bin := systemdtest.Backend(t)
+	addr := systemdtest.FreePort(t)
+	unit := "medic-operator-stop.service"
+	systemdtest.LinkUnit(t, m, unit, systemdtest.BackendUnit(bin, addr))
+	systemdtest.Systemctl(t, m, "start", unit)
+	h := startAgent(t, m, unit, addr, `  verify_timeout = "5s"`)
+	systemdtest.WaitFor(t, 10*time.Second, func() bool { return h.agent.Statuses()[0].LastOK }, "a first passing probe")
+
+	systemdtest.Systemctl(t, m, "stop", unit)
+	systemdtest.WaitFor(t, 5*time.Second, func() bool {
+		s := h.agent.Statuses()[0]
+		return s.Paused != nil && strings.Contains(s.Paused.Reason, "stopped by the operator")
+	}, "the check to show the operator's stop")
+	time.Sleep(1500 * time.Millisecond) // failures go on; no restart may follow
+	if n := h.count("remedy finished"); n != 0 {
+		t.Fatalf("medic restarted a unit an operator stopped (%d remedies)", n)
+	}
+	if got := systemdtest.Prop(t, m, unit, "ActiveState"); got != "inactive" {
+		t.Errorf("ActiveState = %s, want inactive (left alone)", got)
+	}
+
+	systemdtest.Systemctl(t, m, "start", unit)
+	systemdtest.WaitFor(t, 5*time.Second, func() bool { return h.agent.Statuses()[0].Paused == nil }, "the pause to lift when the unit started")
+	systemdtest.WaitFor(t, 10*time.Second, func() bool { s := h.agent.Statuses()[0]; return s.State == "healthy" && s.LastOK }, "the check to be healthy again")
+	// And a death now is healed again. (With grace = "0s" medic may also
+	// have restarted the unit the operator just started, before it
+	// listened: count from here.)
+	before := h.count("remedy finished")
+	systemdtest.Systemctl(t, m, "kill", "--signal=KILL", unit)
+	systemdtest.WaitFor(t, 10*time.Second, func() bool {
+		return h.count("remedy finished") > before && h.agent.Statuses()[0].State == "healthy" && systemdtest.Answers(addr)
+	}, "the death after the operator's start to be healed")
+	h.stop()
+}
+
+func TestRestartStoppedHealsOperatorStop(t *testing.T) {
+	m := systemdtest.Start(t)
+	bin := systemdtest.Backend(t)
+	addr := systemdtest.FreePort(t)
+	unit := "medic-restart-stopped.service"
+	systemdtest.LinkUnit(t, m, unit, systemdtest.BackendUnit(bin, addr))
+	systemdtest.Systemctl(t, m, "start", unit)
+	h := startAgentWith(t, m, unit, addr, `  verify_timeout = "5s"`, "restart_stopped = true\n")
+	systemdtest.WaitFor(t, 10*time.Second, func() bool { return h.agent.Statuses()[0].LastOK }, "a first passing probe")
+	systemdtest.Systemctl(t, m, "stop", unit)
+	systemdtest.WaitFor(t, 10*time.Second, func() bool { return h.count("remedy finished") == 1 && systemdtest.Answers(addr) }, "the stopped unit to be restarted")
 	h.stop()
 }

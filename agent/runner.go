@@ -41,6 +41,13 @@ type runner struct {
 	trigger chan string    // reasons to probe now; buffered, 1
 	jobDone chan jobResult // buffered, 1: at most one remedy is in flight
 	ctl     chan func(now time.Time) policy.Decision
+	units   chan remedy.UnitEvent // the unit's state changes; buffered
+	// stoppedByOperator is set while the unit stays stopped by a stop job
+	// medic did not issue; remediation is paused meanwhile.
+	stoppedByOperator bool
+	// lastJobDone is when medic's last restart job finished: unit events
+	// from before it belong to that restart.
+	lastJobDone time.Time
 	// heartbeat is when the loop last came round (unix nanoseconds), for
 	// the watchdog.
 	heartbeat atomic.Int64
@@ -70,6 +77,7 @@ func newRunner(a *Agent, c config.Check, probes []probe.Prober) *runner {
 		trigger: make(chan string, 1),
 		jobDone: make(chan jobResult, 1),
 		ctl:     make(chan func(time.Time) policy.Decision),
+		units:   make(chan remedy.UnitEvent, 16),
 		lastOK:  true,
 		incidents: tracker{
 			check:   c,
@@ -115,7 +123,12 @@ func (r *runner) run(ctx context.Context) {
 	defer wakeTimer.Stop()
 
 	apply := func(d policy.Decision) {
-		r.apply(d)
+		// The unit's state is the diagnosis' first evidence: read it before
+		// the restart changes it, then restart at once, then diagnose.
+		var before *remedy.UnitState
+		if opensIncident(d) {
+			before = r.unitNow()
+		}
 		if d.Restart {
 			remedies.Add(1)
 			go func() {
@@ -123,6 +136,7 @@ func (r *runner) run(ctx context.Context) {
 				r.jobDone <- r.remedy(ctx)
 			}()
 		}
+		r.apply(d, before)
 		wakeTimer.Stop()
 		if !d.WakeAt.IsZero() {
 			wakeTimer.Reset(max(0, d.WakeAt.Sub(r.agent.now())))
@@ -143,11 +157,20 @@ func (r *runner) run(ctx context.Context) {
 			probeTimer.Reset(r.nextDelay())
 		case f := <-r.ctl:
 			apply(f(r.agent.now()))
+		case ev := <-r.units:
+			if probeNow, d := r.handleUnit(ev); probeNow {
+				apply(d)
+				apply(r.doProbeAfterEvent(ctx, ev))
+				probeTimer.Reset(r.nextDelay())
+			} else {
+				apply(d)
+			}
 		case <-wakeTimer.C:
 			apply(r.m.Tick(r.agent.now()))
 		case res := <-r.jobDone:
 			r.logOutcome(res)
 			now := r.agent.now()
+			r.lastJobDone = now
 			r.incidents.job(now, r.m.Attempt(), res.outcome, res.err)
 			if res.outcome.ResetFailed {
 				r.m.ChargeRestart(now)
@@ -157,6 +180,82 @@ func (r *runner) run(ctx context.Context) {
 			probeTimer.Reset(0)
 		}
 	}
+}
+
+// unitEvent hands ev to the runner's loop without blocking; when the
+// loop is behind, the oldest pending event is dropped (the newest state is
+// what counts).
+func (r *runner) unitEvent(ev remedy.UnitEvent) {
+	for {
+		select {
+		case r.units <- ev:
+			return
+		default:
+			select {
+			case <-r.units:
+			default:
+			}
+		}
+	}
+}
+
+// handleUnit reacts to a state change of the unit. It reports whether the
+// check must probe now, with the decision of any pause it set or lifted.
+//
+// Never fight an operator: a stop job that medic did not issue (`systemctl
+// stop`) pauses remediation until the unit is active again or `medic
+// resume`, unless the check sets restart_stopped. A unit that died is
+// probed at once, and the probe round counts as failed.
+func (r *runner) handleUnit(ev remedy.UnitEvent) (bool, policy.Decision) {
+	now := r.agent.now()
+	if r.m.JobInFlight() || ev.At.Before(r.lastJobDone) {
+		return false, policy.Decision{} // medic's own restart passing through
+	}
+	switch {
+	case ev.StopJob && !r.check.RestartStopped && !r.m.JobInFlight():
+		if !r.stoppedByOperator {
+			r.stoppedByOperator = true
+			r.log.Warn("unit stopped by an operator; medic leaves it alone until it is started again or medic resume",
+				zap.String("active_state", ev.ActiveState))
+			r.setStatus(func(s *Status) {
+				s.Paused = &Pause{Until: now.Add(operatorStopHold), Reason: "stopped by the operator (systemctl stop)"}
+			})
+		}
+		return false, r.m.Pause(now, now.Add(operatorStopHold))
+	case ev.ActiveState == "active" && r.stoppedByOperator:
+		r.stoppedByOperator = false
+		r.log.Info("unit started again after an operator's stop; remediation resumes")
+		r.setStatus(func(s *Status) { s.Paused = nil })
+		// Lift the pause without acting: the unit runs again, and the
+		// probe that follows sees whether it answers.
+		until := time.Time{}
+		if p, ok := r.agent.pauses.get(r.check.Name, now); ok { // an explicit pause still holds
+			until = p.Until
+		}
+		r.m.Started(now)
+		return true, r.m.Pause(now, until)
+	case ev.Down() && !r.stoppedByOperator:
+		return true, policy.Decision{}
+	case ev.ActiveState != "active" && !ev.Resync:
+		return true, policy.Decision{} // leaving active/running: look now
+	}
+	return false, policy.Decision{}
+}
+
+// operatorStopHold bounds how long an operator's stop pauses remediation
+// when the unit is never started again: long enough for any maintenance.
+const operatorStopHold = 100 * 365 * 24 * time.Hour
+
+// doProbeAfterEvent probes now because of ev; a unit that is failed or
+// inactive makes the round count as failed even if the port answers (then
+// something else holds it).
+func (r *runner) doProbeAfterEvent(ctx context.Context, ev remedy.UnitEvent) policy.Decision {
+	reason := fmt.Sprintf("unit %s/%s", ev.ActiveState, ev.SubState)
+	if ev.Result != "" {
+		reason += ", result " + ev.Result
+	}
+	r.log.Info("probing now", zap.String("trigger", "unit "+ev.ActiveState), zap.String("unit_state", reason))
+	return r.doProbeWith(ctx, ev.Down(), reason)
 }
 
 // control runs f inside the runner's loop, which owns the Machine, and
@@ -223,6 +322,12 @@ func (r *runner) nextDelay() time.Duration {
 // timeout, and feeds the combined result to the Machine: the check fails
 // when any probe fails. A panicking probe counts as a failed probe.
 func (r *runner) doProbe(ctx context.Context) policy.Decision {
+	return r.doProbeWith(ctx, false, "")
+}
+
+// doProbeWith is doProbe; when unitDown, the round fails even if every
+// probe passed, with unitState as the reason.
+func (r *runner) doProbeWith(ctx context.Context, unitDown bool, unitState string) policy.Decision {
 	results := make([]probe.Result, len(r.probes))
 	var wg sync.WaitGroup
 	for i, p := range r.probes {
@@ -254,6 +359,11 @@ func (r *runner) doProbe(ctx context.Context) policy.Decision {
 			ok, failed, spec = false, res, r.check.Probes[i].Spec()
 			break
 		}
+	}
+	if ok && unitDown && len(results) > 0 {
+		ok, spec = false, r.check.Probes[0].Spec()
+		failed = results[0]
+		failed.OK, failed.Class, failed.Err = false, probe.ClassOther, fmt.Errorf("%s, yet %s answers", unitState, failed.Target)
 	}
 	r.lastOK = ok
 	reason := ""
@@ -352,22 +462,14 @@ func (r *runner) logOutcome(res jobResult) {
 
 // apply logs the Decision's transitions, updates the status and raises
 // escalation events.
-func (r *runner) apply(d policy.Decision) {
+func (r *runner) apply(d policy.Decision, before *remedy.UnitState) {
 	for _, t := range d.Transitions {
-		fields := []zap.Field{}
-		if t.To == policy.GaveUp {
-			fields = append(fields, zap.String(logging.Field, logging.GaveUp))
-		}
-		r.log.Info("state change", append(fields,
-			zap.String("from", string(t.From)),
-			zap.String("to", string(t.To)),
-			zap.String("reason", t.Reason),
-			zap.Int("attempt", t.Attempt),
-			zap.Int64("elapsed_ms", t.Elapsed.Milliseconds()),
-		)...)
+		r.logTransition(t)
+	}
+	for _, t := range d.Transitions {
 		msgs := r.incidents.transition(t, r.lastFailure)
 		if t.From == policy.Healthy && t.To == policy.Failing {
-			dg := r.diagnose()
+			dg := r.diagnoseWith(before)
 			r.log.Warn("diagnosis", zap.String("cause", string(dg.Primary.Cause)), zap.String("finding", dg.Primary.Summary),
 				zap.String("hint", dg.Primary.Hint), zap.Strings("unavailable", dg.Unavailable))
 			r.incidents.diagnosed(dg)
@@ -396,6 +498,21 @@ func (r *runner) apply(d policy.Decision) {
 			s.Reason = d.Transitions[len(d.Transitions)-1].Reason
 		})
 	}
+}
+
+// logTransition writes the one log line of a state change.
+func (r *runner) logTransition(t policy.Transition) {
+	fields := []zap.Field{}
+	if t.To == policy.GaveUp {
+		fields = append(fields, zap.String(logging.Field, logging.GaveUp))
+	}
+	r.log.Info("state change", append(fields,
+		zap.String("from", string(t.From)),
+		zap.String("to", string(t.To)),
+		zap.String("reason", t.Reason),
+		zap.Int("attempt", t.Attempt),
+		zap.Int64("elapsed_ms", t.Elapsed.Milliseconds()),
+	)...)
 }
 
 // send completes each message with the unit's current state and journal,
@@ -444,15 +561,39 @@ func (r *runner) journal(ctx context.Context) []string {
 }
 
 // diagnose gathers the evidence for the latest failed probe now.
-func (r *runner) diagnose() *diagnose.Diagnosis {
+func (r *runner) diagnose() *diagnose.Diagnosis { return r.diagnoseWith(nil) }
+
+// diagnoseWith is diagnose with the unit's state read earlier (nil: read
+// it now).
+func (r *runner) diagnoseWith(unit *remedy.UnitState) *diagnose.Diagnosis {
 	ctx, cancel := context.WithTimeout(context.Background(), stateTimeout)
 	defer cancel()
+	if unit == nil {
+		unit = r.unitState(ctx)
+	}
 	in := diagnose.Input{Spec: r.lastSpec, Result: r.lastFailure, ClientUser: r.check.ClientUser, Journal: r.journal(ctx)}
-	if s := r.unitState(ctx); s != nil {
-		in.Unit = DiagnoseUnit(s)
+	if unit != nil {
+		in.Unit = DiagnoseUnit(unit)
 	}
 	dg := diagnose.Diagnose(ctx, in)
 	return &dg
+}
+
+// unitNow reads the unit's state, bounded by stateTimeout.
+func (r *runner) unitNow() *remedy.UnitState {
+	ctx, cancel := context.WithTimeout(context.Background(), stateTimeout)
+	defer cancel()
+	return r.unitState(ctx)
+}
+
+// opensIncident reports whether d holds the healthy → failing transition.
+func opensIncident(d policy.Decision) bool {
+	for _, t := range d.Transitions {
+		if t.From == policy.Healthy && t.To == policy.Failing {
+			return true
+		}
+	}
+	return false
 }
 
 // DiagnoseUnit converts a unit state read by package remedy into what

@@ -66,6 +66,11 @@ type Agent struct {
 	// MaxConcurrentRemedies caps how many restarts medic runs at once
 	// across all checks (4, at least 1).
 	MaxConcurrentRemedies int `toml:"max_concurrent_remedies"`
+	// UnitEvents makes medic follow the configured units' state changes
+	// over D-Bus signals, so that a unit that dies is probed (and healed)
+	// at once instead of at the next interval (true). false leaves
+	// detection to the probes' schedule alone.
+	UnitEvents bool `toml:"unit_events"`
 	// JournalLines is how many of a unit's last journal lines go into its
 	// alerts (20); 0 turns journal reading off. Reading another unit's
 	// journal needs medic in the systemd-journal (or adm) group.
@@ -103,6 +108,11 @@ type Check struct {
 	// (re)start of the unit during which failures are not counted (10s, 0 or
 	// more).
 	Grace Duration `toml:"grace"`
+	// RestartStopped makes medic restart the unit even when an operator
+	// stopped it (`systemctl stop`); by default (false) such a unit is left
+	// alone, reported as stopped by the operator, until it is started again
+	// or `medic resume`.
+	RestartStopped bool `toml:"restart_stopped"`
 	// ClientUser is the user the proxy in front of the backend runs as
 	// ("www-data"): diagnosis checks whether it may connect to a unix
 	// socket probe's socket.
@@ -273,6 +283,7 @@ var (
 		StatusSocket:          "/run/medic/medic.sock",
 		MetricsListen:         "",
 		MaxConcurrentRemedies: 4,
+		UnitEvents:            true,
 		JournalLines:          20,
 		OutboxMax:             1000,
 	}

@@ -170,7 +170,14 @@ func (m *Machine) Probe(now time.Time, ok bool, reason string) Decision {
 			m.to(&d, now, Failing, fmt.Sprintf("%d consecutive failed probes: %s", m.fails, reason))
 			m.act(&d, now)
 		}
-	case Failing, GaveUp:
+	case Failing:
+		switch {
+		case ok && m.successes >= m.p.Successes:
+			m.recover(&d, now, "probes pass again without a restart")
+		case !ok && !now.Before(m.graceUntil):
+			m.act(&d, now) // a pause may have ended without a Tick
+		}
+	case GaveUp:
 		if ok && m.successes >= m.p.Successes {
 			m.recover(&d, now, "probes pass again without a restart")
 		}
@@ -222,6 +229,15 @@ func (m *Machine) JobDone(now time.Time, result string, err error) Decision {
 func (m *Machine) ChargeRestart(now time.Time) {
 	m.restarts = append(m.restarts, now)
 }
+
+// Started tells the Machine that the unit was (re)started by someone else
+// at now (an operator's `systemctl start`): failures are not counted, and
+// do not lead to a restart, for the grace period.
+func (m *Machine) Started(now time.Time) { m.graceUntil = now.Add(m.p.Grace) }
+
+// JobInFlight reports whether a restart the Machine asked for has not
+// reported its result yet.
+func (m *Machine) JobInFlight() bool { return m.jobInFlight }
 
 // Pause stops remediation until until (maintenance): failed probes still
 // count and the check still becomes failing, but no restart is issued and

@@ -113,6 +113,9 @@ func runDaemon(ctx context.Context, file string, cfg *config.Config, log *zap.Lo
 		agent.WithJournal(journal.Reader{User: cfg.Agent.Bus == "user"}.Tail),
 		agent.WithStatusLine(func(line string) { notifyStatus(line) }),
 	}
+	if cfg.Agent.UnitEvents {
+		opts = append(opts, agent.WithUnitWatch(remedy.DialSignals(cfg.Agent.Bus)))
+	}
 	if every, ok := watchdogInterval(); ok {
 		opts = append(opts, agent.WithWatchdog(every, notifyWatchdog))
 		log.Info("systemd watchdog enabled", zap.Duration("ping_every", every))

@@ -11,10 +11,12 @@ package systemdtest
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -202,19 +204,36 @@ func LinkUnit(t testing.TB, m *usermanager.Manager, name, content string) {
 	}
 }
 
-// FreePort returns "127.0.0.1:N" for a port that was free a moment ago
-// (from a listener it closed).
+// FreePort returns "127.0.0.1:N" for a port that was free a moment ago,
+// chosen below the kernel's ephemeral port range
+// (/proc/sys/net/ipv4/ip_local_port_range): a port from that range can be
+// taken meanwhile as the local port of any outgoing connection (a probe's,
+// say), and a backend unit then fails to bind it.
 func FreePort(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	lo := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil {
+				lo = n
+			}
+		}
 	}
-	addr := ln.Addr().String()
-	if err := ln.Close(); err != nil {
-		t.Fatal(err)
+	const base = 10000
+	for range 200 {
+		port := base + rand.IntN(max(1, lo-base))
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue
+		}
+		addr := ln.Addr().String()
+		if err := ln.Close(); err != nil {
+			t.Fatal(err)
+		}
+		return addr
 	}
-	return addr
+	t.Fatal("no free port below the ephemeral range after 200 tries")
+	return ""
 }
 
 // WaitFor polls cond every 20 ms until it returns true, failing the test

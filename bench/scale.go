@@ -1,0 +1,346 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// scaleResult is one row of the scale table.
+type scaleResult struct {
+	Tool       string  `json:"tool"`
+	Checks     int     `json:"checks"`
+	CPUPercent float64 `json:"cpu_percent_of_one_core"`
+	RSSMB      float64 `json:"rss_mb_max"`
+	// Lateness is (time between two probes of a check) - interval, over
+	// every check, from the listeners' accept times.
+	P50LatenessMS float64 `json:"p50_lateness_ms"`
+	P99LatenessMS float64 `json:"p99_lateness_ms"`
+	// CycleMS is the median time between two probes of a check.
+	CycleMS float64 `json:"cycle_ms"`
+	// Probed is how many checks' listeners saw at least two probes.
+	Probed    int     `json:"probed"`
+	Intervals int     `json:"intervals"`
+	Seconds   float64 `json:"seconds"`
+	// ListenerCPUPercent is the bench's own CPU use (the listeners) in the
+	// same window, on the same cores.
+	ListenerCPUPercent float64 `json:"listener_cpu_percent_of_one_core"`
+	Note               string  `json:"note,omitempty"`
+}
+
+// scaleInterval is the probe interval of every scale run.
+const scaleInterval = time.Second
+
+// scaleTool is medic or Monit watching K TCP ports.
+type scaleTool interface {
+	name() string
+	// start runs the tool with one TCP check per port, its files in dir.
+	start(dir string, ports []int) (*exec.Cmd, error)
+}
+
+// runScale runs every scale configuration not skipped.
+func runScale(ctx context.Context, o *options, res *results) error {
+	type run struct {
+		t scaleTool
+		k int
+	}
+	var runs []run
+	if !o.skipped("scale-medic") {
+		for _, k := range o.Scale {
+			runs = append(runs, run{medicScale{bin: o.MedicBin}, k})
+		}
+	}
+	if !o.skipped("scale-monit") {
+		for _, k := range o.MonitScale {
+			runs = append(runs, run{monitScale{}, k})
+		}
+	}
+	for _, r := range runs {
+		logf("scale: %s with %d TCP checks (%s warm-up, %s measured)", r.t.name(), r.k, o.ScaleWarmup, o.ScaleDuration)
+		sr, err := scaleRun(ctx, r.t, r.k, o)
+		if err != nil {
+			sr = scaleResult{Tool: r.t.name(), Checks: r.k, Note: "failed: " + err.Error()}
+			logf("scale %s %d: %v", r.t.name(), r.k, err)
+		}
+		res.Scale = append(res.Scale, sr)
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// scaleRun starts k listeners and the tool, lets it warm up, then samples
+// its CPU and RSS for dur and computes lateness from the accept times.
+func scaleRun(ctx context.Context, t scaleTool, k int, o *options) (scaleResult, error) {
+	r := scaleResult{Tool: t.name(), Checks: k}
+	dir, err := os.MkdirTemp("", "medic-bench-scale-")
+	if err != nil {
+		return r, err
+	}
+	defer removeDir(dir, o.Keep)
+	ls, err := listen(k)
+	if err != nil {
+		return r, err
+	}
+	defer ls.close()
+	cmd, err := t.start(dir, ls.ports())
+	if err != nil {
+		return r, err
+	}
+	defer stopChild(cmd)
+	pid := cmd.Process.Pid
+	if err := sleepCtx(ctx, o.ScaleWarmup); err != nil {
+		return r, err
+	}
+	from := time.Now()
+	self0, _ := cpuTicks(os.Getpid())
+	cpu0, err := cpuTicks(pid)
+	if err != nil {
+		return r, fmt.Errorf("%s exited during warm-up: %w (files in %s)", t.name(), err, dir)
+	}
+	rss, err := sampleRSS(ctx, pid, o.ScaleDuration)
+	if err != nil {
+		return r, err
+	}
+	cpu1, err := cpuTicks(pid)
+	if err != nil {
+		return r, fmt.Errorf("%s exited: %w", t.name(), err)
+	}
+	self1, _ := cpuTicks(os.Getpid())
+	to := time.Now()
+	r.Seconds = to.Sub(from).Seconds()
+	r.ListenerCPUPercent = 100 * float64(self1-self0) / clockTicks / r.Seconds
+	r.CPUPercent = 100 * float64(cpu1-cpu0) / clockTicks / r.Seconds
+	r.RSSMB = float64(rss) / 1024
+	ls.close()
+	r.fill(ls.intervals(from, to))
+	if r.Probed < k {
+		r.Note = fmt.Sprintf("only %d of %d checks probed twice in the window", r.Probed, k)
+	}
+	return r, nil
+}
+
+// fill computes the lateness and cycle columns from per-check intervals.
+func (r *scaleResult) fill(perCheck [][]time.Duration) {
+	var late, all []float64
+	for _, iv := range perCheck {
+		if len(iv) > 0 {
+			r.Probed++
+		}
+		for _, d := range iv {
+			all = append(all, ms(d))
+			late = append(late, ms(d-scaleInterval))
+		}
+	}
+	r.Intervals = len(all)
+	r.P50LatenessMS = percentile(late, 50)
+	r.P99LatenessMS = percentile(late, 99)
+	r.CycleMS = percentile(all, 50)
+}
+
+// listeners are loopback TCP listeners that record when each connection
+// arrived (accepted) and close it at once.
+type listeners struct {
+	lns    []net.Listener
+	stamps [][]time.Time // per listener, written only by its goroutine
+	wg     sync.WaitGroup
+	once   sync.Once
+}
+
+// Listener ports come from below the kernel's ephemeral range
+// (32768-60999 on Linux by default): thousands of probes a second leave
+// their client ports in TIME_WAIT there, and kernel-chosen ports would run
+// out. A port already taken is skipped.
+const (
+	firstListenPort = 12000
+	lastListenPort  = 32767
+)
+
+// listen opens k loopback listeners.
+func listen(k int) (*listeners, error) {
+	ls := &listeners{stamps: make([][]time.Time, k)}
+	port := firstListenPort
+	for i := range k {
+		var ln net.Listener
+		var err error
+		for ; port <= lastListenPort; port++ {
+			if ln, err = net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
+				break
+			}
+		}
+		port++
+		if ln == nil {
+			ls.close()
+			return nil, fmt.Errorf("listener %d of %d: no free port in %d-%d: %v", i+1, k, firstListenPort, lastListenPort, err)
+		}
+		ls.lns = append(ls.lns, ln)
+		ls.wg.Add(1)
+		go ls.accept(i)
+	}
+	return ls, nil
+}
+
+func (ls *listeners) accept(i int) {
+	defer ls.wg.Done()
+	for {
+		c, err := ls.lns[i].Accept()
+		if err != nil {
+			return
+		}
+		ls.stamps[i] = append(ls.stamps[i], time.Now())
+		c.Close()
+	}
+}
+
+func (ls *listeners) ports() []int {
+	out := make([]int, len(ls.lns))
+	for i, ln := range ls.lns {
+		out[i] = ln.Addr().(*net.TCPAddr).Port
+	}
+	return out
+}
+
+// close closes every listener and waits for the accept goroutines.
+func (ls *listeners) close() {
+	ls.once.Do(func() {
+		for _, ln := range ls.lns {
+			ln.Close()
+		}
+		ls.wg.Wait()
+	})
+}
+
+// intervals returns, per listener, the times between consecutive
+// connections that both arrived within [from, to]. Call after close.
+func (ls *listeners) intervals(from, to time.Time) [][]time.Duration {
+	out := make([][]time.Duration, len(ls.stamps))
+	for i, st := range ls.stamps {
+		var prev time.Time
+		for _, t := range st {
+			if t.Before(from) || t.After(to) {
+				continue
+			}
+			if !prev.IsZero() {
+				out[i] = append(out[i], t.Sub(prev))
+			}
+			prev = t
+		}
+	}
+	return out
+}
+
+// medicScale runs medic with one TCP check (remedy "none") per port.
+type medicScale struct{ bin string }
+
+func (medicScale) name() string { return "medic" }
+
+func (m medicScale) start(dir string, ports []int) (*exec.Cmd, error) {
+	var b strings.Builder
+	// jitter = 0: every probe's schedule is exactly one interval after the
+	// previous probe, so lateness can be measured from the outside.
+	fmt.Fprintf(&b, "[agent]\ninterval = %q\ntimeout = \"500ms\"\njitter = 0.0\nstate_dir = %q\nstatus_socket = %q\njournal_lines = 0\n",
+		scaleInterval.String(), filepath.Join(dir, "state"), filepath.Join(dir, "medic.sock"))
+	for i, p := range ports {
+		fmt.Fprintf(&b, "\n[[check]]\nname = \"c%05d\"\n  [[check.probe]]\n  type = \"tcp\"\n  address = \"127.0.0.1:%d\"\n  [check.remedy]\n  action = \"none\"\n  [check.escalate]\n  notify = []\n", i, p)
+	}
+	conf := filepath.Join(dir, "medic.toml")
+	if err := os.WriteFile(conf, []byte(b.String()), 0o600); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "state"), 0o700); err != nil {
+		return nil, err
+	}
+	return startChild(m.bin, []string{"run", "-c", conf, "--log-format", "json"}, os.Environ(), filepath.Join(dir, "medic.log"))
+}
+
+// monitScale runs Monit (`set daemon 1`) with one `check host` per port.
+type monitScale struct{}
+
+func (monitScale) name() string { return "monit" }
+
+func (monitScale) start(dir string, ports []int) (*exec.Cmd, error) {
+	var b strings.Builder
+	for i, p := range ports {
+		fmt.Fprintf(&b, "\ncheck host c%05d with address 127.0.0.1\n  if failed port %d type tcp then alert\n", i, p)
+	}
+	rc, err := writeMonitrc(dir, b.String())
+	if err != nil {
+		return nil, err
+	}
+	return startMonit(dir, rc)
+}
+
+// clockTicks is USER_HZ, the unit of utime and stime in /proc/PID/stat
+// (100 on every Linux architecture Go supports).
+const clockTicks = 100
+
+// cpuTicks returns utime+stime of pid from /proc/PID/stat.
+func cpuTicks(pid int) (uint64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("malformed /proc/%d/stat", pid)
+	}
+	// After "pid (comm) ": state is field 3; utime and stime are 14 and 15.
+	f := strings.Fields(s[i+2:])
+	if len(f) < 13 {
+		return 0, fmt.Errorf("malformed /proc/%d/stat", pid)
+	}
+	ut, err1 := strconv.ParseUint(f[11], 10, 64)
+	st, err2 := strconv.ParseUint(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("malformed /proc/%d/stat", pid)
+	}
+	return ut + st, nil
+}
+
+// rssKB returns VmRSS of pid in KiB.
+func rssKB(pid int) (uint64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			return strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+		}
+	}
+	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
+}
+
+// sampleRSS reads VmRSS every 500 ms for dur and returns the largest value.
+func sampleRSS(ctx context.Context, pid int, dur time.Duration) (uint64, error) {
+	var peak uint64
+	end := time.Now().Add(dur)
+	for time.Now().Before(end) {
+		v, err := rssKB(pid)
+		if err != nil {
+			return 0, fmt.Errorf("pid %d exited: %w", pid, err)
+		}
+		peak = max(peak, v)
+		if err := sleepCtx(ctx, min(500*time.Millisecond, time.Until(end))); err != nil {
+			return 0, err
+		}
+	}
+	return peak, nil
+}
+
+// sortedCopy returns xs sorted, leaving xs alone.
+func sortedCopy(xs []float64) []float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return s
+}

@@ -1,0 +1,303 @@
+package nginx
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+)
+
+// Defaults of a Follower.
+const (
+	// DefaultPoll is how often a Follower looks at the file when no event
+	// came (events can be missed on some file systems, and a writer that
+	// keeps writing to a renamed file sends none for the new name).
+	DefaultPoll = time.Second
+	// DefaultDrain is how long a Follower keeps reading the old file after
+	// a rename-and-create rotation: nginx writes to it until it reopens its
+	// logs (logrotate's postrotate sends USR1).
+	DefaultDrain = 5 * time.Second
+	// maxLine caps a line; longer ones are cut into pieces of this size.
+	// nginx writes at most 2048 bytes per error log line.
+	maxLine = 64 << 10
+)
+
+// Follower follows a log file as `tail -F` does: from its end at start,
+// across logrotate's rename-and-create and copytruncate, and waiting for a
+// file that does not exist yet. A Follower is run once; its fields are not
+// to be changed while it runs.
+type Follower struct {
+	// Path is the file to follow. Its directory must exist.
+	Path string
+	// OnLine is called with each complete line, without its newline, in
+	// the order written; from the goroutine that runs Run.
+	OnLine func(line string)
+	// OnError, when set, is told of problems Run works around by trying
+	// again at the next event or poll: a file it cannot open or read.
+	OnError func(err error)
+	// Poll is how often the file is looked at without an event; 0 means
+	// DefaultPoll.
+	Poll time.Duration
+	// Drain is how long the old file is still read after a rotation by
+	// rename; 0 means DefaultDrain.
+	Drain time.Duration
+
+	// The file being read, its offset and the start of a line not yet
+	// ended by a newline.
+	cur *tailFile
+	// The file before a rename-and-create rotation, read until drainUntil.
+	old        *tailFile
+	drainUntil time.Time
+	lastErr    string
+	// ready, when set (by tests), is called once Run watches the directory
+	// and has looked at the file.
+	ready func()
+}
+
+// tailFile is one open file and its unfinished line.
+type tailFile struct {
+	f       *os.File
+	off     int64
+	partial []byte
+	buf     []byte
+}
+
+// Follow follows path until ctx ends, calling fn with each line appended to
+// it. See Follower.
+func Follow(ctx context.Context, path string, fn func(line string)) error {
+	f := &Follower{Path: path, OnLine: fn}
+	return f.Run(ctx)
+}
+
+// Run follows the file until ctx ends, then closes everything it opened
+// and returns nil. It returns an error only when it cannot watch the
+// file's directory (it does not exist, or inotify fails).
+//
+// Lines already in the file when Run starts are skipped: it starts at the
+// end. A file that does not exist at start is read from its beginning once
+// it appears. When the file is renamed and a new one created in its place
+// (logrotate's default), Run reads what is left in the old file, then
+// reads the new one from its beginning, and keeps reading the old file for
+// Drain, since the writer may still append to it until it reopens its log.
+// When the file shrinks below the offset read so far (logrotate's
+// copytruncate), Run starts again from the beginning; lines written between
+// the copy and the truncation are lost, as with every tail. A line without
+// its newline yet is held until the newline arrives.
+func (fl *Follower) Run(ctx context.Context) error {
+	if fl.Poll <= 0 {
+		fl.Poll = DefaultPoll
+	}
+	if fl.Drain <= 0 {
+		fl.Drain = DefaultDrain
+	}
+	path := filepath.Clean(fl.Path)
+	dir := filepath.Dir(path)
+	if fi, err := os.Stat(dir); err != nil {
+		return fmt.Errorf("follow %s: %w", path, err)
+	} else if !fi.IsDir() {
+		return fmt.Errorf("follow %s: %s is not a directory", path, dir)
+	}
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return fmt.Errorf("follow %s: %w", path, err)
+	}
+	defer w.Close()
+	// The directory, not the file: a rotation replaces the file.
+	if err := w.Add(dir); err != nil {
+		return fmt.Errorf("follow %s: watch %s: %w", path, dir, err)
+	}
+	defer fl.closeAll()
+
+	fl.open(path, true)
+	if fl.ready != nil {
+		fl.ready()
+	}
+	tick := time.NewTicker(fl.Poll)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev, ok := <-w.Events:
+			if !ok {
+				return nil
+			}
+			_ = ev // any change in the directory: look again
+		case err, ok := <-w.Errors:
+			if !ok {
+				return nil
+			}
+			// An overflowed queue lost events: the poll below catches up.
+			fl.report(fmt.Errorf("follow %s: %w", path, err))
+		case <-tick.C:
+		}
+		fl.step(path)
+	}
+}
+
+// step reads what is new and handles rotations.
+func (fl *Follower) step(path string) {
+	if fl.old != nil {
+		fl.read(fl.old)
+		if time.Now().After(fl.drainUntil) {
+			fl.finish(fl.old)
+			fl.old = nil
+		}
+	}
+	if fl.cur == nil {
+		fl.open(path, false)
+		if fl.cur == nil {
+			return
+		}
+	}
+	fl.read(fl.cur)
+
+	fi, err := os.Stat(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return // renamed away, the new file is not there yet: keep reading the old
+	case err != nil:
+		fl.report(fmt.Errorf("follow %s: %w", path, err))
+		return
+	}
+	ci, err := fl.cur.f.Stat()
+	if err != nil {
+		fl.report(fmt.Errorf("follow %s: %w", path, err))
+		return
+	}
+	if !os.SameFile(fi, ci) {
+		// Rotated by rename: the old file is drained for a while, the new
+		// one read from its start.
+		if fl.old != nil {
+			fl.finish(fl.old)
+		}
+		fl.old, fl.cur = fl.cur, nil
+		fl.drainUntil = time.Now().Add(fl.Drain)
+		fl.open(path, false)
+		if fl.cur != nil {
+			fl.read(fl.cur)
+		}
+		return
+	}
+	if ci.Size() < fl.cur.off {
+		// Truncated (copytruncate): what is in it now was written after.
+		if _, err := fl.cur.f.Seek(0, io.SeekStart); err != nil {
+			fl.report(fmt.Errorf("follow %s: %w", path, err))
+			return
+		}
+		fl.cur.off = 0
+		fl.cur.partial = fl.cur.partial[:0]
+		fl.read(fl.cur)
+	}
+}
+
+// open opens path as the current file, at its end when atEnd.
+func (fl *Follower) open(path string, atEnd bool) {
+	f, err := os.Open(path)
+	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			fl.report(fmt.Errorf("follow %s: %w", path, err))
+		}
+		return
+	}
+	t := &tailFile{f: f}
+	if atEnd {
+		off, err := f.Seek(0, io.SeekEnd)
+		if err != nil {
+			f.Close()
+			fl.report(fmt.Errorf("follow %s: %w", path, err))
+			return
+		}
+		t.off = off
+	}
+	fl.cur = t
+	fl.lastErr = ""
+}
+
+// read reads t to its end and hands over every complete line.
+func (fl *Follower) read(t *tailFile) {
+	if t.buf == nil {
+		t.buf = make([]byte, 32<<10)
+	}
+	for {
+		n, err := t.f.Read(t.buf)
+		if n > 0 {
+			t.off += int64(n)
+			fl.lines(t, t.buf[:n])
+		}
+		if err != nil {
+			if err != io.EOF {
+				fl.report(fmt.Errorf("follow %s: %w", t.f.Name(), err))
+			}
+			return
+		}
+		if n == 0 {
+			return
+		}
+	}
+}
+
+// lines splits b at newlines, joining its start to the held partial line.
+func (fl *Follower) lines(t *tailFile, b []byte) {
+	for len(b) > 0 {
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 {
+			t.partial = append(t.partial, b...)
+			for len(t.partial) >= maxLine {
+				fl.emit(t.partial[:maxLine])
+				t.partial = append(t.partial[:0], t.partial[maxLine:]...)
+			}
+			return
+		}
+		if len(t.partial) > 0 {
+			t.partial = append(t.partial, b[:i]...)
+			fl.emit(t.partial)
+			t.partial = t.partial[:0]
+		} else {
+			fl.emit(b[:i])
+		}
+		b = b[i+1:]
+	}
+}
+
+func (fl *Follower) emit(line []byte) {
+	line = bytes.TrimSuffix(line, []byte{'\r'})
+	if fl.OnLine != nil {
+		fl.OnLine(string(line))
+	}
+}
+
+// finish hands over the last, unfinished line of a file that will not
+// grow any more and closes it.
+func (fl *Follower) finish(t *tailFile) {
+	if len(t.partial) > 0 {
+		fl.emit(t.partial)
+		t.partial = nil
+	}
+	t.f.Close()
+}
+
+func (fl *Follower) closeAll() {
+	for _, t := range []*tailFile{fl.old, fl.cur} {
+		if t != nil {
+			t.f.Close()
+		}
+	}
+	fl.old, fl.cur = nil, nil
+}
+
+// report passes err to OnError, once per distinct message in a row.
+func (fl *Follower) report(err error) {
+	if fl.OnError == nil || err.Error() == fl.lastErr {
+		return
+	}
+	fl.lastErr = err.Error()
+	fl.OnError(err)
+}
