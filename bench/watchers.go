@@ -83,15 +83,17 @@ func (systemdWatcher) start(context.Context, *lab) error       { return nil }
 func (systemdWatcher) settle(context.Context, time.Time) error { return nil }
 func (systemdWatcher) stop() []string                          { return []string{"Restart=always, RestartSec=0"} }
 
-// Event triggers: the one place that says how a medic check asks for them
-// or opts out. The line goes into the backend's [[check]] table. When medic
-// does not know the key (check-config fails naming it), the events variant
-// is reported as not implemented, and the polling variant runs without the
-// line (a medic without triggers only polls).
+// Event triggers: the one place that says how medic is told to follow the
+// unit's state over D-Bus (probe at once when the unit dies) or to leave
+// detection to the probes' schedule. The line goes into the [agent] table.
+// When medic does not know the key (check-config fails naming it), the
+// events variant is reported as not implemented, and the polling variant
+// runs without the line (a medic without triggers only polls); medic's log
+// tells afterwards whether any probe was event-triggered.
 const (
-	triggersKey     = "triggers"
-	triggersEvents  = `triggers = ["unit"]`
-	triggersPolling = `triggers = []`
+	triggersKey     = "unit_events"
+	triggersEvents  = "unit_events = true"
+	triggersPolling = "unit_events = false"
 )
 
 // medicWatcher runs `medic run` with a tight configuration.
@@ -124,6 +126,7 @@ jitter = 0.0
 state_dir = "%[1]s/state"
 status_socket = "%[1]s/medic.sock"
 journal_lines = 0
+%[4]s
 
 [[check]]
 name = "backend"
@@ -132,7 +135,6 @@ retry_interval = "20ms"
 failures = 1
 successes = 1
 grace = "0s"
-%[4]s
   [[check.probe]]
   type = "tcp"
   address = "%[3]s"

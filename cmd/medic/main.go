@@ -32,7 +32,7 @@ func newRootCmd() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(newRunCmd(), newCheckConfigCmd(), newNotifyCmd(), newOutboxCmd(), newStatusCmd(), newReloadCmd(), newPauseCmd(), newResumeCmd(), newDiagnoseCmd(), newVersionCmd(), newDemoCmd(), newDemoBackendCmd())
-	root.AddCommand(newPolkitRuleCmd(), newGendocsCmd())
+	root.AddCommand(newPolkitRuleCmd(), newGendocsCmd(), newDiscoverCmd())
 	return root
 }
 

@@ -395,11 +395,20 @@ func TestRetryAfterHonoured(t *testing.T) {
 func TestAttemptsPersisted(t *testing.T) {
 	dir := t.TempDir()
 	r := newRecorder("hook")
-	r.fail = func(*notify.Message, int) (bool, error) { return true, errors.New("post webhook: 503") }
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	calls := 0
+	r.fail = func(*notify.Message, int) (bool, error) {
+		calls++
+		if calls == 3 {
+			// Stop after the third failure has been recorded: the Run
+			// below returns once this attempt is done.
+			time.AfterFunc(20*time.Millisecond, cancel)
+		}
+		return true, errors.New("post webhook: 503")
+	}
 	o := open(t, testOptions(t, dir), r)
 	enqueue(t, o, "hook", msg("inc.1", notify.Firing))
-	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
-	defer cancel()
 	if err := o.Run(ctx); err != nil {
 		t.Fatal(err)
 	}
