@@ -7,6 +7,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -22,6 +24,7 @@ import (
 	"github.com/medic-watchdog/medic/agent/policy"
 	"github.com/medic-watchdog/medic/diagnose"
 	"github.com/medic-watchdog/medic/logging"
+	"github.com/medic-watchdog/medic/nginx"
 	"github.com/medic-watchdog/medic/notify"
 	"github.com/medic-watchdog/medic/probe"
 	"github.com/medic-watchdog/medic/remedy"
@@ -117,6 +120,9 @@ type Observer interface {
 	ObserveReload(ok bool, at time.Time)
 	// ForgetCheck drops the series of a check removed by a reload.
 	ForgetCheck(check string)
+	// ObserveUpstreamError counts an upstream error line of nginx's error
+	// log by upstream (address or group) and errno.
+	ObserveUpstreamError(upstream string, errno int)
 }
 
 type nopObserver struct{}
@@ -125,6 +131,7 @@ func (nopObserver) ObserveProbe(string, string, bool, time.Duration) {}
 func (nopObserver) ObserveRemedy(string, string, string, string)     {}
 func (nopObserver) ObserveReload(bool, time.Time)                    {}
 func (nopObserver) ForgetCheck(string)                               {}
+func (nopObserver) ObserveUpstreamError(string, int)                 {}
 
 // WithObserver sends probe, remedy and reload events to o.
 func WithObserver(o Observer) Option { return func(a *Agent) { a.observer = o } }
@@ -244,6 +251,8 @@ func (a *Agent) Run(ctx context.Context) error {
 
 	stopWatch := a.watchUnits(ctx)
 	defer func() { stopWatch() }()
+	stopLogs := a.watchLogs(ctx)
+	defer func() { stopLogs() }()
 	last := ""
 	report := func() {
 		if a.statusLine == nil {
@@ -267,6 +276,8 @@ func (a *Agent) Run(ctx context.Context) error {
 			if err == nil {
 				stopWatch()
 				stopWatch = a.watchUnits(ctx)
+				stopLogs()
+				stopLogs = a.watchLogs(ctx)
 			}
 			req.done <- err
 			report()
@@ -320,6 +331,84 @@ func (a *Agent) watchUnits(ctx context.Context) (stop func()) {
 		}
 	})
 	return func() { cancel(); wg.Wait() }
+}
+
+// watchLogs follows every [[watch.nginx]] error log until the returned
+// stop is called: an upstream error makes each check that probes that
+// upstream probe at once, and every error line is counted by upstream and
+// errno.
+func (a *Agent) watchLogs(ctx context.Context) (stop func()) {
+	logs := a.config().Watch.Nginx
+	if len(logs) == 0 {
+		return func() {}
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	for _, w := range logs {
+		log := a.log.With(zap.String("error_log", w.ErrorLog))
+		fl := &nginx.Follower{
+			Path:    w.ErrorLog,
+			OnLine:  func(line string) { a.upstreamLine(line) },
+			OnError: func(err error) { log.Warn("following the nginx error log", zap.Error(err)) },
+		}
+		wg.Go(func() {
+			if err := fl.Run(wctx); err != nil && wctx.Err() == nil {
+				log.Error("stopped following the nginx error log", zap.Error(err))
+			}
+		})
+	}
+	return func() { cancel(); wg.Wait() }
+}
+
+// upstreamLine handles one line of an nginx error log.
+func (a *Agent) upstreamLine(line string) {
+	e, ok := nginx.ParseErrorLine(line)
+	if !ok {
+		return
+	}
+	upstream := e.Addr
+	if upstream == "" {
+		upstream = e.Group
+	}
+	a.observer.ObserveUpstreamError(upstream, e.Errno)
+	if e.Addr == "" {
+		return
+	}
+	reason := fmt.Sprintf("nginx: %s (upstream %s)", e.Message, e.Addr)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, r := range a.runners {
+		if probesUpstream(r.check, e.Addr) {
+			r.Trigger(reason)
+		}
+	}
+}
+
+// probesUpstream reports whether one of c's probes targets addr, an
+// upstream address as nginx.NormalizeAddr gives it ("127.0.0.1:8080",
+// "[::1]:8080") or "unix:/path".
+func probesUpstream(c config.Check, addr string) bool {
+	for _, p := range c.Probes {
+		var target string
+		switch p.Type {
+		case "tcp":
+			target, _ = nginx.NormalizeAddr(p.Address)
+		case "unix":
+			target = "unix:" + p.Path
+		case "http":
+			if u, err := url.Parse(p.URL); err == nil {
+				port := u.Port()
+				if port == "" {
+					port = map[string]string{"http": "80", "https": "443"}[u.Scheme]
+				}
+				target, _ = nginx.NormalizeAddr(net.JoinHostPort(u.Hostname(), port))
+			}
+		}
+		if target != "" && target == addr {
+			return true
+		}
+	}
+	return false
 }
 
 // start runs r in its own goroutine with its own cancel; a.mu is held.

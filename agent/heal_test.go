@@ -77,11 +77,32 @@ func startAgent(t *testing.T, m *usermanager.Manager, unit, addr, remedyExtra st
 // startAgentWith is startAgent with checkExtra lines added to the check.
 func startAgentWith(t *testing.T, m *usermanager.Manager, unit, addr, remedyExtra, checkExtra string) *harness {
 	t.Helper()
+	return startAgentCustom(t, m, unit, addr, "", true, checkExtra, remedyExtra)
+}
+
+// startAgentWithWatch is startAgent that also follows an nginx error log.
+func startAgentWithWatch(t *testing.T, m *usermanager.Manager, unit, addr, errorLog string) *harness {
+	t.Helper()
+	return startAgentCustom(t, m, unit, addr, errorLog, true, "", `  verify_timeout = "5s"`)
+}
+
+// startAgentCustom runs an agent on healConfig with checkExtra lines in the
+// check (and optional remedy lines), following errorLog when set, with
+// unit events on or off.
+func startAgentCustom(t *testing.T, m *usermanager.Manager, unit, addr, errorLog string, unitEvents bool, checkExtra string, remedyExtra ...string) *harness {
+	t.Helper()
 	for _, kv := range m.Env() {
 		k, v, _ := strings.Cut(kv, "=")
 		t.Setenv(k, v)
 	}
-	text := strings.Replace(fmt.Sprintf(healConfig, unit, addr, remedyExtra), "grace = \"0s\"\n", "grace = \"0s\"\n"+checkExtra, 1)
+	text := strings.Replace(fmt.Sprintf(healConfig, unit, addr, strings.Join(remedyExtra, "\n")), "grace = \"0s\"\n", "grace = \"0s\"\n"+checkExtra+"\n", 1)
+	if errorLog != "" {
+		text += fmt.Sprintf("\n[[watch.nginx]]\nerror_log = %q\n", errorLog)
+	}
+	opts := []agent.Option{}
+	if unitEvents {
+		opts = append(opts, agent.WithUnitWatch(remedy.DialSignals("user")))
+	}
 	cfg, err := config.Parse([]byte(text), "heal.toml")
 	if err != nil {
 		t.Fatalf("parse config: %v", err)
@@ -92,7 +113,7 @@ func startAgentWith(t *testing.T, m *usermanager.Manager, unit, addr, remedyExtr
 	ctx, cancel := context.WithCancel(context.Background())
 	rem := remedy.New(ctx, remedy.Dial("user"), []string{unit}, log.Named("remedy"))
 	ob := &memOutbox{}
-	a, err := agent.New(cfg, log, rem, ob, agent.WithUnitWatch(remedy.DialSignals("user")))
+	a, err := agent.New(cfg, log, rem, ob, opts...)
 	if err != nil {
 		cancel()
 		t.Fatalf("new agent: %v", err)

@@ -291,12 +291,16 @@ func (r *runner) stale(now time.Time) bool {
 // startDelay spreads the first probes of many checks over a fraction of the
 // interval, so that a thousand checks do not probe in the same millisecond.
 func (r *runner) startDelay() time.Duration {
-	spread := time.Duration(float64(r.check.Interval.Duration) * r.agent.config().Agent.Jitter)
+	spread := min(time.Duration(float64(r.check.Interval.Duration)*r.agent.config().Agent.Jitter), maxStartSpread)
 	if spread <= 0 {
 		return 0
 	}
 	return rand.N(spread)
 }
+
+// maxStartSpread caps the start spread: a check with a long interval still
+// probes within a second of medic's start.
+const maxStartSpread = time.Second
 
 // nextDelay is the retry interval after a failed probe while detection or
 // verification is under way, and the interval with jitter otherwise.
@@ -463,9 +467,17 @@ func (r *runner) logOutcome(res jobResult) {
 // apply logs the Decision's transitions, updates the status and raises
 // escalation events.
 func (r *runner) apply(d policy.Decision, before *remedy.UnitState) {
+	if len(d.Transitions) == 0 {
+		return
+	}
 	for _, t := range d.Transitions {
 		r.logTransition(t)
 	}
+	// The state first: status readers must never see "healthy" while a
+	// restart this decision started is already under way.
+	last := d.Transitions[len(d.Transitions)-1]
+	st := r.m.State()
+	r.setStatus(func(s *Status) { s.State, s.Since, s.Reason = string(st), last.At, last.Reason })
 	for _, t := range d.Transitions {
 		msgs := r.incidents.transition(t, r.lastFailure)
 		if t.From == policy.Healthy && t.To == policy.Failing {
@@ -485,19 +497,11 @@ func (r *runner) apply(d policy.Decision, before *remedy.UnitState) {
 		}
 		r.send(msgs)
 	}
-	if len(d.Transitions) > 0 {
-		st := r.m.State()
-		incident := ""
-		if r.incidents.open != nil {
-			incident = r.incidents.open.ID
-		}
-		r.setStatus(func(s *Status) {
-			s.Incident = incident
-			s.State = string(st)
-			s.Since = d.Transitions[len(d.Transitions)-1].At
-			s.Reason = d.Transitions[len(d.Transitions)-1].Reason
-		})
+	incident := ""
+	if r.incidents.open != nil {
+		incident = r.incidents.open.ID
 	}
+	r.setStatus(func(s *Status) { s.Incident = incident })
 }
 
 // logTransition writes the one log line of a state change.

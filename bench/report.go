@@ -207,8 +207,8 @@ func printScale(w io.Writer, r *results) {
 			continue
 		}
 		fmt.Fprintf(w, "| %d | %s | %.1f | %.1f | %s | %s |\n", s.Checks, s.Tool, s.CPUPercent, s.RSSMB, num(s.P99LatenessMS), num(s.CycleMS))
-		note := fmt.Sprintf("%s %d: p50 lateness %s ms; the listeners (the bench itself) used %.1f %% of one core meanwhile",
-			s.Tool, s.Checks, num(s.P50LatenessMS), s.ListenerCPUPercent)
+		note := fmt.Sprintf("%s %d: p50 lateness %s ms; %d failed probes logged; the listeners (the bench itself) used %.1f %% of one core meanwhile",
+			s.Tool, s.Checks, num(s.P50LatenessMS), s.FailedProbes, s.ListenerCPUPercent)
 		if s.Note != "" {
 			note += "; " + s.Note
 		}

@@ -33,7 +33,10 @@ type scaleResult struct {
 	// ListenerCPUPercent is the bench's own CPU use (the listeners) in the
 	// same window, on the same cores.
 	ListenerCPUPercent float64 `json:"listener_cpu_percent_of_one_core"`
-	Note               string  `json:"note,omitempty"`
+	// FailedProbes is how many failed probes the tool logged during the
+	// whole run (warm-up included); each one skews the lateness.
+	FailedProbes int    `json:"failed_probes"`
+	Note         string `json:"note,omitempty"`
 }
 
 // scaleInterval is the probe interval of every scale run.
@@ -44,6 +47,8 @@ type scaleTool interface {
 	name() string
 	// start runs the tool with one TCP check per port, its files in dir.
 	start(dir string, ports []int) (*exec.Cmd, error)
+	// failedProbes counts the failed probes the tool logged in dir.
+	failedProbes(dir string) int
 }
 
 // runScale runs every scale configuration not skipped.
@@ -123,6 +128,7 @@ func scaleRun(ctx context.Context, t scaleTool, k int, o *options) (scaleResult,
 	r.RSSMB = float64(rss) / 1024
 	ls.close()
 	r.fill(ls.intervals(from, to))
+	r.FailedProbes = t.failedProbes(dir)
 	if r.Probed < k {
 		r.Note = fmt.Sprintf("only %d of %d checks probed twice in the window", r.Probed, k)
 	}
@@ -262,6 +268,16 @@ func (m medicScale) start(dir string, ports []int) (*exec.Cmd, error) {
 	return startChild(m.bin, []string{"run", "-c", conf, "--log-format", "json"}, os.Environ(), filepath.Join(dir, "medic.log"))
 }
 
+func (medicScale) failedProbes(dir string) int {
+	return countInFile(filepath.Join(dir, "medic.log"), `"probe failed"`)
+}
+
+// countInFile counts the occurrences of s in the file at path.
+func countInFile(path, s string) int {
+	b, _ := os.ReadFile(path)
+	return strings.Count(string(b), s)
+}
+
 // monitScale runs Monit (`set daemon 1`) with one `check host` per port.
 type monitScale struct{}
 
@@ -277,6 +293,10 @@ func (monitScale) start(dir string, ports []int) (*exec.Cmd, error) {
 		return nil, err
 	}
 	return startMonit(dir, rc)
+}
+
+func (monitScale) failedProbes(dir string) int {
+	return countInFile(filepath.Join(dir, "monit.log"), "failed protocol test")
 }
 
 // clockTicks is USER_HZ, the unit of utime and stime in /proc/PID/stat

@@ -14,6 +14,7 @@ package metrics
 
 import (
 	"regexp"
+	"strconv"
 	"sync"
 	"time"
 
@@ -92,6 +93,7 @@ type Metrics struct {
 	probeSuccess  *prometheus.GaugeVec
 	probeDuration *prometheus.HistogramVec
 	remediations  *prometheus.CounterVec
+	upstreamErrs  *prometheus.CounterVec
 
 	reload *reloadCollector
 }
@@ -118,6 +120,11 @@ func New(src Sources) *Metrics {
 			Name:      "remediations_total",
 			Help:      "Remedies medic carried out on a check's unit, by action and systemd job result.",
 		}, []string{"check", "unit", "action", "result"}),
+		upstreamErrs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace,
+			Name:      "nginx_upstream_errors_total",
+			Help:      "Upstream errors read from nginx error logs, by upstream address (or group) and errno (0 for no live upstreams).",
+		}, []string{"upstream", "errno"}),
 		reload: newReloadCollector(),
 	}
 	m.reg.MustRegister(
@@ -127,10 +134,20 @@ func New(src Sources) *Metrics {
 		m.probeSuccess,
 		m.probeDuration,
 		m.remediations,
+		m.upstreamErrs,
 		m.reload,
 		newSourceCollector(src),
 	)
 	return m
+}
+
+// ObserveUpstreamError counts one upstream error line of nginx's error log:
+// upstream is the normalised address ("127.0.0.1:8080", "[::1]:8080",
+// "unix:/run/app.sock") or the upstream group's name; errno is nginx's
+// errno (111, 113, 110, 13, 2), 0 for "no live upstreams". An upstream of
+// another form is counted as "other".
+func (m *Metrics) ObserveUpstreamError(upstream string, errno int) {
+	m.upstreamErrs.WithLabelValues(match(upstream, upstreamRE), strconv.Itoa(max(0, min(errno, 999)))).Inc()
 }
 
 // ObserveProbe records one run of a check's probe: medic_probe_success is
@@ -324,6 +341,8 @@ var (
 	unitRE = regexp.MustCompile(`^[A-Za-z0-9:_.@\\-]{1,256}$`)
 	// actionRE is a lowercase word.
 	actionRE = regexp.MustCompile(`^[a-z][a-z_-]{0,31}$`)
+	// upstreamRE: a host:port, [v6]:port, unix:/path or group name.
+	upstreamRE = regexp.MustCompile(`^[A-Za-z0-9._:/\[\]-]{1,200}$`)
 )
 
 func checkLabel(s string) string  { return match(s, nameRE) }

@@ -293,3 +293,19 @@ func TestLabelSanitizing(t *testing.T) {
 		}
 	}
 }
+
+func TestObserveUpstreamError(t *testing.T) {
+	m := New(Sources{})
+	m.ObserveUpstreamError("127.0.0.1:8080", 111)
+	m.ObserveUpstreamError("127.0.0.1:8080", 111)
+	m.ObserveUpstreamError("unix:/run/app.sock", 13)
+	m.ObserveUpstreamError(`http://evil "quoted"`, 2)
+	for _, c := range []struct {
+		upstream, errno string
+		want            float64
+	}{{"127.0.0.1:8080", "111", 2}, {"unix:/run/app.sock", "13", 1}, {"other", "2", 1}} {
+		if got := testutil.ToFloat64(m.upstreamErrs.WithLabelValues(c.upstream, c.errno)); got != c.want {
+			t.Errorf("upstream %s errno %s = %v, want %v", c.upstream, c.errno, got, c.want)
+		}
+	}
+}

@@ -30,7 +30,7 @@ func TestNginxAcceptsConfigFixture(t *testing.T) {
 	}
 }
 
-func TestParseConfigUpstreams(t *testing.T) {
+func TestNginxConfigUpstreams(t *testing.T) {
 	c, err := ParseConfig(confFixture(t))
 	if err != nil {
 		t.Fatal(err)
@@ -75,7 +75,7 @@ func TestParseConfigUpstreams(t *testing.T) {
 	}
 }
 
-func TestParseConfigTargets(t *testing.T) {
+func TestNginxConfigTargets(t *testing.T) {
 	c, err := ParseConfig(confFixture(t))
 	if err != nil {
 		t.Fatal(err)
@@ -102,7 +102,7 @@ func TestParseConfigTargets(t *testing.T) {
 	}
 }
 
-func TestParseConfigStream(t *testing.T) {
+func TestNginxConfigStream(t *testing.T) {
 	dir := t.TempDir()
 	conf := `events {}
 stream {
@@ -133,7 +133,7 @@ stream {
 	}
 }
 
-func TestParseConfigErrors(t *testing.T) {
+func TestNginxConfigErrors(t *testing.T) {
 	tests := []struct{ name, conf, want string }{
 		{"unterminated", "http { proxy_pass x }", `nginx.conf:1: unexpected "}" in directive "proxy_pass"`},
 		{"unclosed block", "http {\n server {\n", `unexpected end of file, expecting "}"`},
@@ -156,7 +156,7 @@ func TestParseConfigErrors(t *testing.T) {
 	}
 }
 
-func TestTokenize(t *testing.T) {
+func TestNginxConfigTokenize(t *testing.T) {
 	toks, err := tokenize("x", "a 'b c' \"d\\\"e\" # comment ; {\nf${g}h;x#y {")
 	if err != nil {
 		t.Fatal(err)

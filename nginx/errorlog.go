@@ -148,7 +148,7 @@ func ParseErrorLine(line string) (UpstreamError, bool) {
 		// unix:/run/app.sock failed (13: Permission denied)", "connect() to
 		// 10.0.0.5:8080 failed (113: No route to host)".
 		i := strings.LastIndex(msg, " failed (")
-		if i < 0 {
+		if i < len("connect() to ") {
 			return e, false
 		}
 		e.Kind = KindConnectFailed

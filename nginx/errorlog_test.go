@@ -188,7 +188,7 @@ func TestParseErrorLineRejects(t *testing.T) {
 	}
 }
 
-func TestNormalizeAddr(t *testing.T) {
+func TestErrorLineNormalizeAddr(t *testing.T) {
 	tests := []struct{ in, wantAddr, wantGroup string }{
 		{"127.0.0.1:8080", "127.0.0.1:8080", ""},
 		{"[::1]:8080", "[::1]:8080", ""},

@@ -67,6 +67,9 @@ type tailFile struct {
 	off     int64
 	partial []byte
 	buf     []byte
+	// skip drops bytes up to the next newline: the rest of a line whose
+	// start was written before Run started.
+	skip bool
 }
 
 // Follow follows path until ctx ends, calling fn with each line appended to
@@ -81,7 +84,7 @@ func Follow(ctx context.Context, path string, fn func(line string)) error {
 // file's directory (it does not exist, or inotify fails).
 //
 // Lines already in the file when Run starts are skipped: it starts at the
-// end. A file that does not exist at start is read from its beginning once
+// end (and after the end of a line being written then). A file that does not exist at start is read from its beginning once
 // it appears. When the file is renamed and a new one created in its place
 // (logrotate's default), Run reads what is left in the old file, then
 // reads the new one from its beginning, and keeps reading the old file for
@@ -194,6 +197,7 @@ func (fl *Follower) step(path string) {
 		}
 		fl.cur.off = 0
 		fl.cur.partial = fl.cur.partial[:0]
+		fl.cur.skip = false
 		fl.read(fl.cur)
 	}
 }
@@ -216,6 +220,12 @@ func (fl *Follower) open(path string, atEnd bool) {
 			return
 		}
 		t.off = off
+		if off > 0 {
+			last := make([]byte, 1)
+			if _, err := f.ReadAt(last, off-1); err == nil && last[0] != '\n' {
+				t.skip = true
+			}
+		}
 	}
 	fl.cur = t
 	fl.lastErr = ""
@@ -246,6 +256,14 @@ func (fl *Follower) read(t *tailFile) {
 
 // lines splits b at newlines, joining its start to the held partial line.
 func (fl *Follower) lines(t *tailFile, b []byte) {
+	if t.skip {
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 {
+			return
+		}
+		t.skip = false
+		b = b[i+1:]
+	}
 	for len(b) > 0 {
 		i := bytes.IndexByte(b, '\n')
 		if i < 0 {

@@ -34,6 +34,9 @@ type Config struct {
 	Checks []Check `toml:"check"`
 	// Notifiers are the [[notifier]] tables, in file order.
 	Notifiers []Notifier `toml:"notifier"`
+	// Watch holds the logs medic follows for early signs of a failing
+	// backend (the [watch] tables).
+	Watch Watch `toml:"watch"`
 
 	// loc finds the lines of keys in the source; nil when built in code.
 	// Because of it, two Configs parsed from different text are never
@@ -181,6 +184,23 @@ type Remedy struct {
 	// JobTimeout is how long medic waits for the result of systemd's job
 	// (90s, more than 0).
 	JobTimeout Duration `toml:"job_timeout"`
+}
+
+// Watch holds the [[watch.*]] tables.
+type Watch struct {
+	// Nginx are the nginx error logs to follow ([[watch.nginx]]).
+	Nginx []NginxWatch `toml:"nginx"`
+}
+
+// NginxWatch is one [[watch.nginx]] table: an nginx error log whose
+// upstream errors ("connect() failed (111: Connection refused) while
+// connecting to upstream", "upstream timed out", "no live upstreams", ...)
+// make the checks that probe that upstream probe at once.
+type NginxWatch struct {
+	// ErrorLog is the absolute path of nginx's error_log, e.g.
+	// "/var/log/nginx/error.log". It is followed from its end, across
+	// logrotate's rename-and-create and copytruncate.
+	ErrorLog string `toml:"error_log"`
 }
 
 // Escalate is the [check.escalate] table: whom to tell about an incident.
@@ -442,6 +462,7 @@ type rawConfig struct {
 	Agent     Agent            `toml:"agent"`
 	Checks    []toml.Primitive `toml:"check"`
 	Notifiers []toml.Primitive `toml:"notifier"`
+	Watch     Watch            `toml:"watch"`
 }
 
 type rawCheck struct {
@@ -459,7 +480,7 @@ func (d *decoder) decode(data []byte) (*Config, error) {
 		sortErrors(d.errs)
 		return nil, d.errs
 	}
-	cfg := &Config{File: d.file, Agent: raw.Agent, loc: d.loc}
+	cfg := &Config{File: d.file, Agent: raw.Agent, Watch: raw.Watch, loc: d.loc}
 	for i, p := range raw.Checks {
 		key := fmt.Sprintf("check[%d]", i)
 		rc := rawCheck{Check: DefaultCheck}

@@ -60,6 +60,16 @@ func (c *Config) Validate() error {
 		checks[ch.Name] = i
 	}
 
+	for i, w := range c.Watch.Nginx {
+		key := fmt.Sprintf("watch.nginx[%d].error_log", i)
+		switch {
+		case w.ErrorLog == "":
+			v.errorf(key, "missing error_log: the path of nginx's error log")
+		case !filepath.IsAbs(w.ErrorLog):
+			v.errorf(key, "%q is not an absolute path", w.ErrorLog)
+		}
+	}
+
 	if len(v.errs) == 0 {
 		return nil
 	}
