@@ -195,9 +195,9 @@ func num502(xs []float64) string {
 }
 
 func printScale(w io.Writer, r *results) {
-	fmt.Fprintf(w, "\nScale: TCP checks at a %s interval against loopback listeners, %s measured after %s of warm-up; "+
+	fmt.Fprintf(w, "\nScale: TCP checks at a %s interval (medic: jitter %g) against loopback listeners, %s measured after %s of warm-up; "+
 		"lateness = time between two probes of a check − %s; cycle = median time between two probes of a check.\n\n",
-		scaleInterval, r.Options.ScaleDuration, r.Options.ScaleWarmup, scaleInterval)
+		scaleInterval, r.Options.ScaleJitter, r.Options.ScaleDuration, r.Options.ScaleWarmup, scaleInterval)
 	fmt.Fprintln(w, "| checks | tool | CPU % of one core | RSS MB | p99 lateness ms | cycle ms |")
 	fmt.Fprintln(w, "|---:|---|---:|---:|---:|---:|")
 	var notes []string

@@ -60,7 +60,7 @@ func runScale(ctx context.Context, o *options, res *results) error {
 	var runs []run
 	if !o.skipped("scale-medic") {
 		for _, k := range o.Scale {
-			runs = append(runs, run{medicScale{bin: o.MedicBin}, k})
+			runs = append(runs, run{medicScale{bin: o.MedicBin, jitter: o.ScaleJitter}, k})
 		}
 	}
 	if !o.skipped("scale-monit") {
@@ -245,16 +245,20 @@ func (ls *listeners) intervals(from, to time.Time) [][]time.Duration {
 }
 
 // medicScale runs medic with one TCP check (remedy "none") per port.
-type medicScale struct{ bin string }
+type medicScale struct {
+	bin    string
+	jitter float64
+}
 
 func (medicScale) name() string { return "medic" }
 
 func (m medicScale) start(dir string, ports []int) (*exec.Cmd, error) {
 	var b strings.Builder
-	// jitter = 0: every probe's schedule is exactly one interval after the
-	// previous probe, so lateness can be measured from the outside.
-	fmt.Fprintf(&b, "[agent]\ninterval = %q\ntimeout = \"500ms\"\njitter = 0.0\nstate_dir = %q\nstatus_socket = %q\njournal_lines = 0\n",
-		scaleInterval.String(), filepath.Join(dir, "state"), filepath.Join(dir, "medic.sock"))
+	// jitter = 0 (the default of -scale-jitter): every probe's schedule is
+	// exactly one interval after the previous probe, so lateness can be
+	// measured from the outside.
+	fmt.Fprintf(&b, "[agent]\ninterval = %q\ntimeout = \"500ms\"\njitter = %g\nstate_dir = %q\nstatus_socket = %q\njournal_lines = 0\n",
+		scaleInterval.String(), m.jitter, filepath.Join(dir, "state"), filepath.Join(dir, "medic.sock"))
 	for i, p := range ports {
 		fmt.Fprintf(&b, "\n[[check]]\nname = \"c%05d\"\n  [[check.probe]]\n  type = \"tcp\"\n  address = \"127.0.0.1:%d\"\n  [check.remedy]\n  action = \"none\"\n  [check.escalate]\n  notify = []\n", i, p)
 	}
