@@ -77,7 +77,7 @@ func newRunner(a *Agent, c config.Check, probes []probe.Prober) *runner {
 		trigger: make(chan string, 1),
 		jobDone: make(chan jobResult, 1),
 		ctl:     make(chan func(time.Time) policy.Decision),
-		units:   make(chan remedy.UnitEvent, 16),
+		units:   make(chan remedy.UnitEvent, 4),
 		lastOK:  true,
 		incidents: tracker{
 			check:   c,
@@ -288,10 +288,12 @@ func (r *runner) stale(now time.Time) bool {
 	return now.Sub(last) > limit
 }
 
-// startDelay spreads the first probes of many checks over a fraction of the
-// interval, so that a thousand checks do not probe in the same millisecond.
+// startDelay spreads the first probes of many checks over the interval
+// (at most a second), so that ten thousand checks do not probe in the same
+// millisecond, every interval, even with jitter 0: the schedule of each
+// check stays exact, only its phase differs.
 func (r *runner) startDelay() time.Duration {
-	spread := min(time.Duration(float64(r.check.Interval.Duration)*r.agent.config().Agent.Jitter), maxStartSpread)
+	spread := min(r.check.Interval.Duration, maxStartSpread)
 	if spread <= 0 {
 		return 0
 	}
