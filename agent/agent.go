@@ -123,6 +123,9 @@ type Observer interface {
 	// ObserveUpstreamError counts an upstream error line of nginx's error
 	// log by upstream (address or group) and errno.
 	ObserveUpstreamError(upstream string, errno int)
+	// ObserveLateness records how late a scheduled probe round started
+	// relative to its schedule (0 or more).
+	ObserveLateness(d time.Duration)
 }
 
 type nopObserver struct{}
@@ -132,6 +135,7 @@ func (nopObserver) ObserveRemedy(string, string, string, string)     {}
 func (nopObserver) ObserveReload(bool, time.Time)                    {}
 func (nopObserver) ForgetCheck(string)                               {}
 func (nopObserver) ObserveUpstreamError(string, int)                 {}
+func (nopObserver) ObserveLateness(time.Duration)                    {}
 
 // WithObserver sends probe, remedy and reload events to o.
 func WithObserver(o Observer) Option { return func(a *Agent) { a.observer = o } }

@@ -116,8 +116,16 @@ func (r *runner) run(ctx context.Context) {
 	var remedies sync.WaitGroup
 	defer remedies.Wait()
 
-	probeTimer := time.NewTimer(r.startDelay())
+	// due is when the armed probe timer should fire: lateness is measured
+	// against it (on the monotonic clock).
+	first := r.startDelay()
+	due := time.Now().Add(first)
+	probeTimer := time.NewTimer(first)
 	defer probeTimer.Stop()
+	arm := func(d time.Duration) {
+		due = time.Now().Add(d)
+		probeTimer.Reset(d)
+	}
 	wakeTimer := time.NewTimer(time.Hour)
 	wakeTimer.Stop()
 	defer wakeTimer.Stop()
@@ -149,19 +157,20 @@ func (r *runner) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-probeTimer.C:
+			r.agent.observer.ObserveLateness(max(0, time.Since(due)))
 			apply(r.doProbe(ctx))
-			probeTimer.Reset(r.nextDelay())
+			arm(r.nextDelay())
 		case reason := <-r.trigger:
 			r.log.Info("probing now", zap.String("trigger", reason))
 			apply(r.doProbe(ctx))
-			probeTimer.Reset(r.nextDelay())
+			arm(r.nextDelay())
 		case f := <-r.ctl:
 			apply(f(r.agent.now()))
 		case ev := <-r.units:
 			if probeNow, d := r.handleUnit(ev); probeNow {
 				apply(d)
 				apply(r.doProbeAfterEvent(ctx, ev))
-				probeTimer.Reset(r.nextDelay())
+				arm(r.nextDelay())
 			} else {
 				apply(d)
 			}
@@ -177,7 +186,7 @@ func (r *runner) run(ctx context.Context) {
 			}
 			apply(r.m.JobDone(now, res.outcome.JobResult, res.err))
 			// Start verifying at once rather than an interval later.
-			probeTimer.Reset(0)
+			arm(0)
 		}
 	}
 }

@@ -94,6 +94,7 @@ type Metrics struct {
 	probeDuration *prometheus.HistogramVec
 	remediations  *prometheus.CounterVec
 	upstreamErrs  *prometheus.CounterVec
+	lateness      prometheus.Histogram
 
 	reload *reloadCollector
 }
@@ -125,6 +126,12 @@ func New(src Sources) *Metrics {
 			Name:      "nginx_upstream_errors_total",
 			Help:      "Upstream errors read from nginx error logs, by upstream address (or group) and errno (0 for no live upstreams).",
 		}, []string{"upstream", "errno"}),
+		lateness: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: namespace,
+			Name:      "probe_lateness_seconds",
+			Help:      "How late scheduled probe rounds started relative to their schedule, all checks together.",
+			Buckets:   []float64{0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5},
+		}),
 		reload: newReloadCollector(),
 	}
 	m.reg.MustRegister(
@@ -135,11 +142,17 @@ func New(src Sources) *Metrics {
 		m.probeDuration,
 		m.remediations,
 		m.upstreamErrs,
+		m.lateness,
 		m.reload,
 		newSourceCollector(src),
 	)
 	return m
 }
+
+// ObserveLateness records how late a scheduled probe round started, in
+// medic_probe_lateness_seconds (one histogram for all checks, so that ten
+// thousand checks do not make ten thousand series).
+func (m *Metrics) ObserveLateness(d time.Duration) { m.lateness.Observe(d.Seconds()) }
 
 // ObserveUpstreamError counts one upstream error line of nginx's error log:
 // upstream is the normalised address ("127.0.0.1:8080", "[::1]:8080",
