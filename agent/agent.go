@@ -78,6 +78,12 @@ type Status struct {
 	LastLatency time.Duration `json:"last_latency_ns"`
 	// Paused is set while remediation is paused.
 	Paused *Pause `json:"paused,omitempty"`
+	// RemedyError is why the last remedy could not be carried out (bus
+	// down, manager not answering); "" after one succeeds.
+	RemedyError string `json:"remedy_error,omitempty"`
+	// StateNote reports a saved state that could not be used, e.g. a
+	// corrupt state file that was moved aside.
+	StateNote string `json:"state_note,omitempty"`
 }
 
 // Agent runs every configured check until its context ends.
@@ -92,6 +98,7 @@ type Agent struct {
 	now      func() time.Time
 
 	remedySlots chan struct{} // bounds concurrent remedies
+	diagSlots   chan struct{} // bounds concurrent diagnoses
 	observer    Observer
 	pauses      *pauseStore
 
@@ -109,6 +116,9 @@ type Agent struct {
 	runCtx    context.Context
 	wg        sync.WaitGroup
 }
+
+// maxConcurrentDiagnoses bounds the diagnoses gathering evidence at once.
+const maxConcurrentDiagnoses = 2
 
 // Observer receives events for metrics; *metrics.Metrics implements it.
 type Observer interface {
@@ -184,6 +194,7 @@ func New(cfg *config.Config, log *zap.Logger, rem Remedier, ob Outbox, opts ...O
 		host:        host,
 		now:         time.Now,
 		remedySlots: make(chan struct{}, max(1, cfg.Agent.MaxConcurrentRemedies)),
+		diagSlots:   make(chan struct{}, maxConcurrentDiagnoses),
 		observer:    nopObserver{},
 		reloads:     make(chan reloadRequest),
 	}

@@ -104,7 +104,7 @@ timeout = %q
 
 func newAgent(t *testing.T, text string) *agent.Agent {
 	t.Helper()
-	cfg, err := config.Parse([]byte("[agent]\nbus = \"user\"\njitter = 0.0\n"+text), "test.toml")
+	cfg, err := config.Parse([]byte(fmt.Sprintf("[agent]\nbus = \"user\"\njitter = 0.0\nstate_dir = %q\n", t.TempDir())+text), "test.toml")
 	if err != nil {
 		t.Fatalf("parse: %v", err)
 	}

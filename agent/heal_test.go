@@ -30,6 +30,7 @@ const healConfig = `
 bus = "user"
 interval = "1s"
 timeout = "300ms"
+state_dir = "STATE_DIR"
 
 [[check]]
 name = "backend"
@@ -99,6 +100,7 @@ func startAgentCustom(t *testing.T, m *usermanager.Manager, unit, addr, errorLog
 	if errorLog != "" {
 		text += fmt.Sprintf("\n[[watch.nginx]]\nerror_log = %q\n", errorLog)
 	}
+	text = strings.Replace(text, "STATE_DIR", t.TempDir(), 1)
 	opts := []agent.Option{}
 	if unitEvents {
 		opts = append(opts, agent.WithUnitWatch(remedy.DialSignals("user")))

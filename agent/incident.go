@@ -39,6 +39,11 @@ type openIncident struct {
 	lastSent  time.Time // last firing or reminder message
 	flapping  bool
 	lastFix   time.Time // flapping: the last recovery
+	// recovering is set after a restart fixed the check without
+	// escalation: the incident stays open until the check was stable for
+	// stablePeriod, so that a unit that dies again soon after (a crash
+	// loop) continues this incident instead of starting a new one.
+	recovering bool
 }
 
 // transition records t, which happened while lastFailure was the check's
@@ -72,7 +77,8 @@ func (k *tracker) transition(t policy.Transition, lastFailure probe.Result) []*n
 
 func (k *tracker) failing(t policy.Transition, lastFailure probe.Result) []*notify.Message {
 	since := t.At.Add(-t.Elapsed)
-	if k.open != nil && k.open.flapping {
+	if k.open != nil && (k.open.flapping || k.open.recovering) {
+		k.open.recovering = false
 		k.add(since, "failed again", lastFailure.Problem())
 		return nil
 	}
@@ -116,16 +122,28 @@ func (k *tracker) healthy(t policy.Transition) []*notify.Message {
 			return k.escalate(t.At, notify.Flapping)
 		}
 	}
-	var out []*notify.Message
 	switch {
 	case in.escalated:
-		out = k.close(t.At, notify.Resolved, notify.EventResolved)
-	case fixed && k.check.Escalate.NotifyOnRecovery:
-		out = k.close(t.At, notify.Recovered, notify.EventRecovered)
+		return k.close(t.At, notify.Resolved, notify.EventResolved)
+	case fixed:
+		// Quiet: logged and counted; the incident stays open until the
+		// check has been stable, so a crash loop stays one incident.
+		in.recovering = true
+		in.lastFix = t.At
+		if k.check.Escalate.NotifyOnRecovery {
+			return []*notify.Message{k.message(t.At, notify.Recovered, notify.EventRecovered)}
+		}
+		return nil
 	default:
 		k.close(t.At, "", "")
+		return nil
 	}
-	return out
+}
+
+// stablePeriod is how long a check must pass after a quiet fix before its
+// incident is closed: the remedy window, at most two minutes.
+func (k *tracker) stablePeriod() time.Duration {
+	return min(k.check.Remedy.Window.Duration, 2*time.Minute)
 }
 
 // tick is called after every probe round: it sends a reminder when one is
@@ -139,6 +157,10 @@ func (k *tracker) tick(now time.Time, state policy.State) []*notify.Message {
 	if in.flapping && state == policy.Healthy && !now.Before(in.lastFix.Add(k.check.Remedy.Window.Duration)) {
 		k.add(now, "stable", fmt.Sprintf("no failure for %s", k.check.Remedy.Window))
 		return k.close(now, notify.Resolved, notify.EventResolved)
+	}
+	if in.recovering && state == policy.Healthy && !now.Before(in.lastFix.Add(k.stablePeriod())) {
+		k.close(now, "", "")
+		return nil
 	}
 	if in.escalated && k.check.Escalate.RepeatInterval.Duration > 0 && !now.Before(in.lastSent.Add(k.check.Escalate.RepeatInterval.Duration)) {
 		in.lastSent = now

@@ -91,6 +91,27 @@ func TestTrackerEscalatesOnceRemindsAndResolves(t *testing.T) {
 	}
 }
 
+// TestTrackerCrashLoopIsOneIncident: a unit that dies again soon after a
+// quiet fix continues the same incident, and escalation gives one firing.
+func TestTrackerCrashLoopIsOneIncident(t *testing.T) {
+	k := newTracker(func(c *config.Check) { c.Escalate.FlapThreshold = 0 })
+	var got []*notify.Message
+	got = append(got, heal(k, 0)...)
+	id := k.open.ID
+	got = append(got, heal(k, 10)...)
+	if k.open == nil || k.open.ID != id || k.open.Restarts != 2 {
+		t.Fatalf("second crash opened another incident or lost the count: %+v", k.open)
+	}
+	got = append(got, k.transition(tr(policy.Healthy, policy.Failing, at(21), time.Second, false), refused)...)
+	got = append(got, k.transition(tr(policy.Failing, policy.GaveUp, at(21), 0, true), refused)...)
+	if s := summary(got); s != "firing/gave_up#1" {
+		t.Errorf("messages = %s, want one firing", s)
+	}
+	if got[0].Incident.Restarts != 2 {
+		t.Errorf("firing message says %d restarts, want 2", got[0].Incident.Restarts)
+	}
+}
+
 func heal(k *tracker, start int) []*notify.Message {
 	var out []*notify.Message
 	out = append(out, k.transition(tr(policy.Healthy, policy.Failing, at(start+1), time.Second, false), refused)...)
@@ -109,8 +130,16 @@ func TestTrackerQuietFix(t *testing.T) {
 	if s := summary(heal(k, 0)); s != "recovered/recovered#1" {
 		t.Errorf("with notify_on_recovery: %s, want one recovered message", s)
 	}
-	if k.open != nil {
-		t.Errorf("incident still open after recovery")
+	// The incident stays open (quietly) until the check was stable, so a
+	// crash right after continues it instead of opening a new one.
+	if k.open == nil || !k.open.recovering {
+		t.Fatalf("incident closed at once after a quiet fix")
+	}
+	if s := summary(k.tick(at(3).Add(k.stablePeriod()-time.Second), policy.Healthy)); s != "" || k.open == nil {
+		t.Errorf("closed before the stable period: %s", s)
+	}
+	if s := summary(k.tick(at(3).Add(k.stablePeriod()), policy.Healthy)); s != "" || k.open != nil {
+		t.Errorf("after the stable period: messages %q, open %v; want closed quietly", s, k.open != nil)
 	}
 }
 

@@ -24,6 +24,12 @@ import (
 // notifier and file that is wrong, when one cannot be read. Secrets never
 // appear in errors. Notifiers that need a background loop (alertmanager's
 // resends) implement Runner; the caller starts it.
+//
+// A notifier with digest > 0 is wrapped by notify.WithDigest, so it
+// implements notify.Digester and the outbox delivers its messages as
+// digests; nothing else is needed from the caller. Alertmanager notifiers
+// are never wrapped (validation rejects digest for them), so they keep
+// implementing Runner.
 func BuildNotifiers(cfg *config.Config, host string, log *zap.Logger) ([]notify.Notifier, error) {
 	out := make([]notify.Notifier, 0, len(cfg.Notifiers))
 	var errs []error
@@ -32,6 +38,9 @@ func BuildNotifiers(cfg *config.Config, host string, log *zap.Logger) ([]notify.
 		if err != nil {
 			errs = append(errs, fmt.Errorf("notifier[%d] %q: %w", i, nc.Name, err))
 			continue
+		}
+		if _, runs := n.(Runner); !runs {
+			n = notify.WithDigest(n, nc.Digest.Duration)
 		}
 		out = append(out, n)
 	}

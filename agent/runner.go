@@ -85,7 +85,7 @@ func newRunner(a *Agent, c config.Check, probes []probe.Prober) *runner {
 			version: a.version,
 		},
 	}
-	r.m = policy.New(policy.Params{
+	params := policy.Params{
 		Failures:      c.Failures,
 		Successes:     c.Successes,
 		Grace:         c.Grace.Duration,
@@ -96,8 +96,11 @@ func newRunner(a *Agent, c config.Check, probes []probe.Prober) *runner {
 		Backoff:       c.Remedy.Backoff.Duration,
 		BackoffMax:    c.Remedy.BackoffMax.Duration,
 		RetryAfter:    c.Remedy.RetryAfter.Duration,
-	}, a.now())
+	}
+	now := a.now()
+	r.m = policy.New(params, now)
 	r.status = Status{Check: c.Name, Unit: c.Unit, State: string(policy.Healthy)}
+	r.restore(params, now)
 	return r
 }
 
@@ -145,6 +148,9 @@ func (r *runner) run(ctx context.Context) {
 			}()
 		}
 		r.apply(d, before)
+		if len(d.Transitions) > 0 || d.Restart {
+			r.persist()
+		}
 		wakeTimer.Stop()
 		if !d.WakeAt.IsZero() {
 			wakeTimer.Reset(max(0, d.WakeAt.Sub(r.agent.now())))
@@ -185,6 +191,7 @@ func (r *runner) run(ctx context.Context) {
 				r.m.ChargeRestart(now)
 			}
 			apply(r.m.JobDone(now, res.outcome.JobResult, res.err))
+			r.persist() // the restart count of the incident, even without a transition
 			// Start verifying at once rather than an interval later.
 			arm(0)
 		}
@@ -441,6 +448,9 @@ func (r *runner) logOutcome(res jobResult) {
 		}
 		lvl("remedy not carried out", zap.String(logging.Field, logging.RestartFailed), zap.String("action", r.check.Remedy.Action), zap.Error(res.err))
 		r.agent.observer.ObserveRemedy(r.check.Name, r.check.Unit, r.check.Remedy.Action, "error")
+		if !errors.Is(res.err, context.Canceled) {
+			r.setStatus(func(s *Status) { s.RemedyError = res.err.Error() })
+		}
 		return
 	}
 	o := res.outcome
@@ -472,7 +482,7 @@ func (r *runner) logOutcome(res jobResult) {
 		zap.Int32("old_exec_main_code", o.Before.ExecMainCode),
 		zap.Int32("old_exec_main_status", o.Before.ExecMainStatus),
 	)
-	r.setStatus(func(s *Status) { s.Restarts++ })
+	r.setStatus(func(s *Status) { s.Restarts++; s.RemedyError = "" })
 }
 
 // apply logs the Decision's transitions, updates the status and raises
@@ -583,6 +593,16 @@ func (r *runner) diagnose() *diagnose.Diagnosis { return r.diagnoseWith(nil) }
 func (r *runner) diagnoseWith(unit *remedy.UnitState) *diagnose.Diagnosis {
 	ctx, cancel := context.WithTimeout(context.Background(), stateTimeout)
 	defer cancel()
+	// A bounded number of diagnoses run at once: when a shared dependency
+	// fails, thousands of checks fail together, and gathering evidence for
+	// all of them at once would starve the probes.
+	select {
+	case r.agent.diagSlots <- struct{}{}:
+		defer func() { <-r.agent.diagSlots }()
+	case <-ctx.Done():
+		return &diagnose.Diagnosis{At: time.Now(), Target: r.lastFailure.Target, Problem: r.lastFailure.Problem(),
+			Unavailable: []string{"diagnosis skipped: too many checks failed at once"}}
+	}
 	if unit == nil {
 		unit = r.unitState(ctx)
 	}

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/medic-watchdog/medic/probe"
@@ -112,35 +113,16 @@ func (d *run) gather(ctx context.Context) {
 		}
 	}
 
-	// Listeners: sock_diag first (works unprivileged and carries cgroup
-	// ids), /proc/net as the fallback.
-	if d.tcp {
-		ls, err := SockDiagListeners()
-		if err != nil {
-			d.unavailable("%v; read /proc/net instead", err)
-			ls = nil
-		}
-		if ls == nil {
-			all, perr := ProcListeners("")
-			if perr != nil {
-				d.unavailable("listening sockets: %v", perr)
-			}
-			for _, s := range all {
-				if s.Proto != "unix" {
-					ls = append(ls, s)
-				}
-			}
-		}
-		d.listeners = ls
+	// Listeners: one snapshot of the host's sockets serves every diagnosis
+	// made within snapshotTTL (a shared dependency down makes many checks
+	// fail at once; each must not dump every socket of the host again).
+	snap := hostSockets(d.tcp)
+	d.listeners, d.unixListeners = snap.tcp, snap.unix
+	for _, n := range snap.notes {
+		d.unavailable("%s", n)
 	}
-	if all, err := ProcListeners(""); err == nil {
-		for _, s := range all {
-			if s.Proto == "unix" {
-				d.unixListeners = append(d.unixListeners, s)
-			}
-		}
-	} else if in.Spec.Type == "unix" {
-		d.unavailable("unix listeners: %v", err)
+	if snap.unixErr != nil && in.Spec.Type == "unix" {
+		d.unavailable("unix listeners: %v", snap.unixErr)
 	}
 
 	if u := in.Unit; u != nil && u.ControlGroup != "" && u.Active() {
@@ -518,4 +500,63 @@ func ownedBy(owners []string, unit string) bool {
 		}
 	}
 	return false
+}
+
+// snapshotTTL is how long one listing of the host's listening sockets
+// serves diagnoses.
+const snapshotTTL = 250 * time.Millisecond
+
+// socketSnapshot is one listing of the host's listening sockets.
+type socketSnapshot struct {
+	at      time.Time
+	tcp     []Socket // from sock_diag, or /proc/net as the fallback
+	unix    []Socket // from /proc/net/unix
+	notes   []string // evidence that was unavailable, and why
+	unixErr error
+	hasTCP  bool
+}
+
+var (
+	snapMu   sync.Mutex
+	lastSnap socketSnapshot
+)
+
+// hostSockets returns the host's listening sockets, listed at most once
+// per snapshotTTL: TCP ones (when tcp) from sock_diag, which works
+// unprivileged and carries cgroup ids, else from /proc/net; unix ones from
+// /proc/net/unix. Callers must not modify the slices.
+func hostSockets(tcp bool) socketSnapshot {
+	snapMu.Lock()
+	defer snapMu.Unlock()
+	if time.Since(lastSnap.at) < snapshotTTL && (lastSnap.hasTCP || !tcp) {
+		return lastSnap
+	}
+	s := socketSnapshot{at: time.Now(), hasTCP: tcp}
+	all, perr := ProcListeners("")
+	for _, l := range all {
+		if l.Proto == "unix" {
+			s.unix = append(s.unix, l)
+		}
+	}
+	if perr != nil {
+		s.unixErr = perr
+	}
+	if tcp {
+		ls, err := SockDiagListeners()
+		if err != nil {
+			s.notes = append(s.notes, fmt.Sprintf("%v; read /proc/net instead", err))
+			ls = nil
+			if perr != nil {
+				s.notes = append(s.notes, fmt.Sprintf("listening sockets: %v", perr))
+			}
+			for _, l := range all {
+				if l.Proto != "unix" {
+					ls = append(ls, l)
+				}
+			}
+		}
+		s.tcp = ls
+	}
+	lastSnap = s
+	return s
 }

@@ -57,6 +57,7 @@ func diagnoseNow(t *testing.T, spec probe.Spec, u *diagnose.Unit) diagnose.Diagn
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	diagnose.ForgetSocketSnapshot()
 	dg := diagnose.Diagnose(ctx, diagnose.Input{Spec: spec, Result: probeOnce(t, spec), Unit: u})
 	b, _ := json.MarshalIndent(dg, "", "  ")
 	t.Logf("diagnosis: %s", b)
@@ -210,6 +211,7 @@ func TestDiagnoseStaleSocket(t *testing.T) {
 // hierarchy), so this one case feeds the unit state systemd reports after
 // an OOM kill (Result=oom-kill) instead of reading it over D-Bus.
 func TestDiagnoseOOMKilledUnitState(t *testing.T) {
+	diagnose.ForgetSocketSnapshot()
 	u := &diagnose.Unit{Name: "my-app.service", ActiveState: "failed", SubState: "failed", Result: "oom-kill", ExecMainCode: 2, ExecMainStatus: 9}
 	dg := diagnose.Diagnose(context.Background(), diagnose.Input{
 		Spec:   probe.Spec{Type: "tcp", Address: "127.0.0.1:1"},

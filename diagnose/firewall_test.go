@@ -335,6 +335,7 @@ func TestFirewallHelperProcess(t *testing.T) {
 		r.Rules, r.Unavailable = FirewallRules(ctx, port)
 		spec := probe.Spec{Type: "tcp", Address: l.Addr().String()}
 		p, _ := probe.New(spec)
+		ForgetSocketSnapshot()
 		dg := Diagnose(ctx, Input{Spec: spec, Result: p.Probe(ctx, 300*time.Millisecond)})
 		r.Cause, r.Summary = dg.Primary.Cause, dg.Primary.Summary
 		cancel()

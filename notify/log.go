@@ -7,8 +7,9 @@ import (
 )
 
 // Log is a notifier that writes each message as one structured log line at
-// warn level (info for resolved, recovered and test messages). It never
-// fails.
+// warn level (info for resolved, recovered and test messages). A digest is
+// written as one line per member, each with a "digest" field holding the
+// digest's ID. It never fails.
 type Log struct {
 	name string
 	log  *zap.Logger
@@ -26,6 +27,17 @@ func (l *Log) Name() string { return l.name }
 
 // Notify logs m. It always returns (false, nil).
 func (l *Log) Notify(_ context.Context, m *Message) (bool, error) {
+	if m.Kind == Digest {
+		for _, d := range m.Digest {
+			l.logOne(d, zap.String("digest", m.ID))
+		}
+		return false, nil
+	}
+	l.logOne(m)
+	return false, nil
+}
+
+func (l *Log) logOne(m *Message, extra ...zap.Field) {
 	in := &m.Incident
 	fields := []zap.Field{
 		zap.String("kind", string(m.Kind)),
@@ -43,10 +55,10 @@ func (l *Log) Notify(_ context.Context, m *Message) (bool, error) {
 	if in.Cause != "" {
 		fields = append(fields, zap.String("cause", in.Cause))
 	}
+	fields = append(fields, extra...)
 	if m.Kind == Firing || m.Kind == Reminder {
 		l.log.Warn(m.Subject(), fields...)
 	} else {
 		l.log.Info(m.Subject(), fields...)
 	}
-	return false, nil
 }

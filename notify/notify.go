@@ -31,6 +31,11 @@ const (
 	Recovered Kind = "recovered"
 	// Test: sent by `medic notify test`; belongs to no real incident.
 	Test Kind = "test"
+	// Digest groups the messages that became pending for a notifier
+	// within its digest window into one delivery (see Digester); its
+	// members are in Message.Digest, oldest first. The outbox makes
+	// digests at delivery; they are never stored or enqueued.
+	Digest Kind = "digest"
 )
 
 // Event names what happened in the incident to cause a message.
@@ -144,12 +149,19 @@ type Message struct {
 	// Version is medic's version.
 	Version  string   `json:"version"`
 	Incident Incident `json:"incident"`
+	// Digest holds the grouped messages, oldest first, of a message of
+	// Kind Digest (see NewDigest); nil for every other kind.
+	Digest []*Message `json:"digest,omitempty"`
 }
 
 // Subject is the one-line summary of m used as the email subject and the
 // alert summary, e.g. "[medic] FIRING my-app.service on web1: 127.0.0.1:8080
-// connection refused, restart did not help". CR and LF never appear in it.
+// connection refused, restart did not help"; for a digest "[medic] DIGEST
+// 20 incidents on web1: 18 firing, 2 resolved". CR and LF never appear in it.
 func (m *Message) Subject() string {
+	if m.Kind == Digest {
+		return m.digestSubject()
+	}
 	in := &m.Incident
 	what := in.Unit
 	if what == "" {

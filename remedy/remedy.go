@@ -333,7 +333,33 @@ func (r *Remediator) connect(ctx context.Context) (Systemd, error) {
 	if err := r.root.Err(); err != nil {
 		return nil, fmt.Errorf("connect to systemd: %w", context.Cause(r.root))
 	}
-	c, err := r.dial(r.root)
+	// Dial with the root context (it is the connection's lifetime), but
+	// stop waiting when the caller's context ends: a dial that answers
+	// late is closed.
+	type dialed struct {
+		c   Systemd
+		err error
+	}
+	ch := make(chan dialed, 1)
+	go func() {
+		c, err := r.dial(r.root)
+		ch <- dialed{c, err}
+	}()
+	var (
+		c   Systemd
+		err error
+	)
+	select {
+	case d := <-ch:
+		c, err = d.c, d.err
+	case <-ctx.Done():
+		go func() {
+			if d := <-ch; d.c != nil {
+				d.c.Close()
+			}
+		}()
+		return nil, fmt.Errorf("connect to systemd: %w", context.Cause(ctx))
+	}
 
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -418,6 +444,10 @@ func unitJob(ctx context.Context, c Systemd, unit string) (uint32, error) {
 	return jobID(p.Value), nil
 }
 
+// callSlack is the time a remedy may take beyond jobTimeout for reading the
+// unit's state before and after the job.
+const callSlack = 2 * time.Second
+
 // Remedy asks systemd to act on unit (Restart or Start, job mode
 // "replace") and waits up to jobTimeout (DefaultJobTimeout if not positive)
 // for the job's result.
@@ -449,11 +479,20 @@ func (r *Remediator) Remedy(ctx context.Context, unit string, action Action, job
 	if jobTimeout <= 0 {
 		jobTimeout = DefaultJobTimeout
 	}
+	// The whole remedy is bounded, not only the wait for the job: a
+	// manager that does not answer at all (frozen, overloaded) must not
+	// hold the check's remedy forever.
+	ctx, cancel := context.WithTimeoutCause(ctx, jobTimeout+callSlack,
+		fmt.Errorf("%w: systemd did not answer within %s", ErrJobTimeout, jobTimeout+callSlack))
+	defer cancel()
 	log := r.log.With(zap.String("unit", unit), zap.String("action", string(action)))
 	defer func() { out.Duration = time.Since(start) }()
 
 	before, err := r.State(ctx, unit)
 	if err != nil {
+		if ctx.Err() != nil {
+			err = context.Cause(ctx)
+		}
 		return out, fmt.Errorf("%s %s: %w", action, unit, err)
 	}
 	out.Before = before

@@ -216,7 +216,9 @@ type Escalate struct {
 	// FlapThreshold: when the check was restarted and recovered more than
 	// this many times within the remedy window, medic escalates one
 	// "flapping" incident that stays open until the check has been stable
-	// for a whole window (3); 0 turns flapping detection off.
+	// for a whole window (2, below the default max_restarts of 3 so that a
+	// flapping check is noticed before its budget is spent); 0 turns
+	// flapping detection off.
 	FlapThreshold int `toml:"flap_threshold"`
 }
 
@@ -288,6 +290,12 @@ type Notifier struct {
 	// Headers are extra HTTP request headers (webhook), e.g. an
 	// Authorization header the receiver wants.
 	Headers map[string]string `toml:"headers"`
+
+	// Digest groups messages (log, email, webhook; default 0, off): when
+	// more than 0, the messages that become pending within this window
+	// after the oldest waiting one are delivered as one digest (at most
+	// 100). Not for alertmanager, which groups alerts itself.
+	Digest Duration `toml:"digest"`
 }
 
 // Defaults. A file is decoded on top of these; change them only together
@@ -324,7 +332,7 @@ var (
 	DefaultEscalate = Escalate{
 		RepeatInterval:   Duration{4 * time.Hour},
 		NotifyOnRecovery: false,
-		FlapThreshold:    3,
+		FlapThreshold:    2,
 	}
 
 	// DefaultCheck is a [[check]] table's defaults. Parse replaces Interval
@@ -518,14 +526,18 @@ func (d *decoder) decode(data []byte) (*Config, error) {
 	}
 	d.unknownKeys(md.Undecoded())
 	// Defaults that depend on other values. Decoding each check again into
-	// a map only tells which keys it sets; it must come after Undecoded,
-	// since it marks every key as decoded.
+	// a struct of pointers only tells which keys it sets (a struct, not a
+	// map, so that only these keys are decoded again: this loop runs once
+	// per check); it must come after Undecoded, since it marks keys as
+	// decoded.
 	for i, p := range raw.Checks {
-		var set map[string]any
+		var set struct {
+			RetryInterval *Duration `toml:"retry_interval"`
+		}
 		if err := md.PrimitiveDecode(p, &set); err != nil {
 			continue
 		}
-		if _, ok := set["retry_interval"]; !ok {
+		if set.RetryInterval == nil {
 			c := &cfg.Checks[i]
 			c.RetryInterval = Duration{DefaultRetryInterval}
 			if c.Interval.Duration > 0 && c.Interval.Duration < DefaultRetryInterval {
@@ -657,11 +669,18 @@ func (d *decoder) unknownKeys(keys []toml.Key) {
 	for _, k := range keys {
 		undecoded[strings.Join(k, ".")] = true
 	}
+	reported := map[string]bool{}
 	for _, k := range keys {
 		plain := strings.Join(k, ".")
 		if len(k) > 1 && undecoded[strings.Join(k[:len(k)-1], ".")] {
 			continue // report the unknown table, not each key in it
 		}
+		if reported[plain] {
+			// The decoder lists a key once per array element that sets
+			// it; one pass over the places below reports all of them.
+			continue
+		}
+		reported[plain] = true
 		msg := "unknown key"
 		if s := suggest(k); s != "" {
 			msg += fmt.Sprintf("; did you mean %q?", s)

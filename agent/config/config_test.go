@@ -126,6 +126,10 @@ func TestLoadInvalid(t *testing.T) {
 			`testdata/invalid-webhook.toml:4: notifier[0].url: invalid URL "hooks.example.com": want an absolute http:// or https:// URL`,
 			`testdata/invalid-webhook.toml:5: notifier[0].format: invalid format "xml": want "json" or "slack"`,
 		}},
+		{"invalid-digest.toml", []string{
+			`testdata/invalid-digest.toml:4: notifier[0].digest: must not be negative, got -30s`,
+			`testdata/invalid-digest.toml:10: notifier[1].digest: not used by an alertmanager notifier: Alertmanager groups alerts itself (group_by, group_wait in its route)`,
+		}},
 	}
 	covered := map[string]bool{}
 	for _, tt := range tests {
@@ -278,7 +282,7 @@ func TestExample(t *testing.T) {
 	// The example with nothing but what is not a default decodes to the
 	// same config: the written defaults are the real ones.
 	var kept []string
-	defaultLine := regexp.MustCompile(`^\s*(bus|interval|timeout|jitter|state_dir|status_socket|metrics_listen|max_concurrent_remedies|retry_interval|failures|successes|grace|action|job_timeout|verify_timeout|max_restarts|window|backoff|backoff_max|retry_after|repeat_interval|notify_on_recovery|port|tls|format|method) =`)
+	defaultLine := regexp.MustCompile(`^\s*(bus|interval|timeout|jitter|state_dir|status_socket|metrics_listen|max_concurrent_remedies|retry_interval|failures|successes|grace|action|job_timeout|verify_timeout|max_restarts|window|backoff|backoff_max|retry_after|repeat_interval|notify_on_recovery|port|tls|format|method|digest) =`)
 	src, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
@@ -309,6 +313,35 @@ func TestExample(t *testing.T) {
 				t.Errorf("option %s.%s is not in the example", table, k)
 			}
 		}
+	}
+}
+
+// digest parses per notifier; it is off by default.
+func TestNotifierDigest(t *testing.T) {
+	src := `[[notifier]]
+name = "ops-email"
+type = "email"
+host = "smtp.example.com"
+from = "medic@example.com"
+to = ["ops@example.com"]
+digest = "30s"
+
+[[notifier]]
+name = "log"
+type = "log"
+`
+	cfg, err := Parse([]byte(src), "digest.toml")
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("Validate: %v", err)
+	}
+	if got := cfg.Notifiers[0].Digest.Duration; got != 30*time.Second {
+		t.Errorf("email digest = %s, want 30s", got)
+	}
+	if got := cfg.Notifiers[1].Digest.Duration; got != 0 {
+		t.Errorf("log digest = %s, want the default 0 (off)", got)
 	}
 }
 

@@ -14,6 +14,10 @@ import (
 type locator struct {
 	lines map[string]int // key path -> 1-based line
 	order []locEntry     // every recorded key path, in file order
+	// byPlain indexes order by the path without indexes; built on the
+	// first find, so that a file with thousands of checks and an error in
+	// each is not searched from the top for every error.
+	byPlain map[string][]locEntry
 }
 
 type locEntry struct {
@@ -118,13 +122,14 @@ func (l *locator) find(plain string) []locEntry {
 	if l == nil {
 		return nil
 	}
-	var out []locEntry
-	for _, e := range l.order {
-		if stripIndexes(e.path) == plain {
-			out = append(out, e)
+	if l.byPlain == nil {
+		l.byPlain = make(map[string][]locEntry)
+		for _, e := range l.order {
+			p := stripIndexes(e.path)
+			l.byPlain[p] = append(l.byPlain[p], e)
 		}
 	}
-	return out
+	return l.byPlain[plain]
 }
 
 var indexRE = regexp.MustCompile(`\[\d+\]`)

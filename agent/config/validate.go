@@ -318,6 +318,9 @@ func (v *validator) notifier(key string, n *Notifier) {
 	case !nameRE.MatchString(n.Name):
 		v.errorf(key+".name", "invalid notifier name %q: use letters, digits, '.', '_' and '-'", n.Name)
 	}
+	if n.Type != "alertmanager" {
+		v.notNegative(key+".digest", n.Digest)
+	}
 	switch n.Type {
 	case "log":
 	case "email":
@@ -344,6 +347,9 @@ func (v *validator) notifier(key string, n *Notifier) {
 		}
 		v.notNegative(key+".timeout", n.Timeout)
 		v.notNegative(key+".resend_interval", n.ResendInterval)
+		if n.Digest.Duration != 0 {
+			v.errorf(key+".digest", "not used by an alertmanager notifier: Alertmanager groups alerts itself (group_by, group_wait in its route)")
+		}
 	case "":
 		v.errorf(key+".type", "missing notifier type: want \"log\", \"email\", \"webhook\" or \"alertmanager\"")
 	default:

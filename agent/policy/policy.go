@@ -390,3 +390,68 @@ func (m *Machine) wake(d *Decision) {
 		}
 	}
 }
+
+// Snapshot is what a Machine needs to continue after medic restarts: the
+// state, the counters, the open incident's restart count and the restart
+// budget in use. Times are wall-clock times.
+type Snapshot struct {
+	State        State       `json:"state"`
+	Fails        int         `json:"fails"`
+	Successes    int         `json:"successes"`
+	LastErr      string      `json:"last_error,omitempty"`
+	GraceUntil   time.Time   `json:"grace_until,omitzero"`
+	FailingSince time.Time   `json:"failing_since,omitzero"`
+	Attempt      int         `json:"attempt"`
+	Restarts     []time.Time `json:"restarts,omitempty"`
+	JobInFlight  bool        `json:"job_in_flight,omitempty"`
+	NextAttempt  time.Time   `json:"next_attempt,omitzero"`
+	VerifyUntil  time.Time   `json:"verify_until,omitzero"`
+	GaveUpAt     time.Time   `json:"gave_up_at,omitzero"`
+	PausedUntil  time.Time   `json:"paused_until,omitzero"`
+}
+
+// Snapshot returns the Machine's persistent state.
+func (m *Machine) Snapshot() Snapshot {
+	strip := func(t time.Time) time.Time { return t.Round(0) } // drop the monotonic reading
+	s := Snapshot{
+		State: m.state, Fails: m.fails, Successes: m.successes, LastErr: m.lastErr,
+		GraceUntil: strip(m.graceUntil), FailingSince: strip(m.failingSince), Attempt: m.attempt,
+		JobInFlight: m.jobInFlight, NextAttempt: strip(m.nextAttempt), VerifyUntil: strip(m.verifyUntil),
+		GaveUpAt: strip(m.gaveUpAt), PausedUntil: strip(m.pausedUntil),
+	}
+	for _, r := range m.restarts {
+		s.Restarts = append(s.Restarts, strip(r))
+	}
+	return s
+}
+
+// Restore returns a Machine that continues from s at now, after medic
+// restarted. The restart budget in use and the open incident's attempts
+// carry over. A restart that was in flight when medic stopped has no known
+// result: the Machine verifies it, with a fresh verify_timeout, since the
+// job was queued and may well have worked. A verification under way gets
+// a fresh verify_timeout too, so that the time medic was down does not
+// count against the backend.
+func Restore(p Params, s Snapshot, now time.Time) *Machine {
+	m := &Machine{
+		p: p, state: s.State, fails: s.Fails, successes: s.Successes, lastErr: s.LastErr,
+		graceUntil: s.GraceUntil, failingSince: s.FailingSince, attempt: s.Attempt,
+		restarts: append([]time.Time(nil), s.Restarts...), nextAttempt: s.NextAttempt,
+		verifyUntil: s.VerifyUntil, gaveUpAt: s.GaveUpAt, pausedUntil: s.PausedUntil,
+	}
+	switch m.state {
+	case Healthy, Failing, Restarting, Verifying, GaveUp:
+	default:
+		m.state = Healthy
+	}
+	if m.state == Restarting && s.JobInFlight || m.state == Verifying {
+		m.state = Verifying
+		m.successes = 0
+		m.verifyUntil = now.Add(p.VerifyTimeout)
+	}
+	if m.graceUntil.Before(now) && m.state == Healthy {
+		m.graceUntil = now.Add(p.Grace) // medic (re)starting: its own grace period
+	}
+	m.prune(now)
+	return m
+}

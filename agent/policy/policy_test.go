@@ -365,3 +365,54 @@ func TestPause(t *testing.T) {
 		t.Errorf("resume of a failing check: restart %v, want a restart at once", d.Restart)
 	}
 }
+
+// TestSnapshotRestore: a Machine killed while verifying continues from its
+// snapshot: still verifying (with a fresh verify window), the same attempt,
+// and the restart budget in use is not renewed.
+func TestSnapshotRestore(t *testing.T) {
+	p := params()
+	p.MaxRestarts = 2
+	m := New(p, t0)
+	for i := range 3 {
+		m.Probe(t0.Add(time.Duration(20+i)*time.Second), false, "refused")
+	}
+	m.JobDone(t0.Add(23*time.Second), "done", nil)
+	snap := m.Snapshot()
+	if snap.State != Verifying || len(snap.Restarts) != 1 || snap.Attempt != 1 {
+		t.Fatalf("snapshot = %+v", snap)
+	}
+
+	later := t0.Add(40 * time.Second)
+	r := Restore(p, snap, later)
+	if r.State() != Verifying || r.Attempt() != 1 || r.RestartsInWindow(later) != 1 || !r.FailingSince().Equal(t0.Add(20*time.Second)) {
+		t.Fatalf("restored: state %s attempt %d budget used %d since %s", r.State(), r.Attempt(), r.RestartsInWindow(later), r.FailingSince())
+	}
+	// The verify window restarts at the restore: nothing fails at once.
+	if d := r.Tick(later.Add(p.VerifyTimeout - time.Second)); len(d.Transitions) != 0 {
+		t.Errorf("verify failed before a fresh verify_timeout: %+v", d.Transitions)
+	}
+	// A failed verification now spends the rest of the budget, not a new one.
+	r.Tick(later.Add(p.VerifyTimeout))
+	d := r.Tick(later.Add(p.VerifyTimeout + p.Backoff))
+	if !d.Restart {
+		t.Fatalf("no second attempt after backoff: %+v", d)
+	}
+	r.JobDone(later.Add(p.VerifyTimeout+p.Backoff), "failed", nil)
+	if r.State() != GaveUp {
+		t.Errorf("state after spending the carried-over budget = %s, want gave_up", r.State())
+	}
+
+	// A restart in flight when medic died is verified, not repeated.
+	m2 := New(p, t0)
+	for i := range 3 {
+		m2.Probe(t0.Add(time.Duration(20+i)*time.Second), false, "refused")
+	}
+	r2 := Restore(p, m2.Snapshot(), later)
+	if r2.State() != Verifying || r2.JobInFlight() || r2.RestartsInWindow(later) != 1 {
+		t.Errorf("in-flight restart restored as %s (in flight %v, budget %d), want verifying", r2.State(), r2.JobInFlight(), r2.RestartsInWindow(later))
+	}
+	r2.Probe(later.Add(time.Second), true, "")
+	if d := r2.Probe(later.Add(2*time.Second), true, ""); len(d.Transitions) != 1 || d.Transitions[0].To != Healthy {
+		t.Errorf("a passing probe after restore = %+v, want healthy", d.Transitions)
+	}
+}

@@ -66,6 +66,7 @@ func TestDiagnoseCommand(t *testing.T) {
 			c.Close()
 		}
 	}()
+	time.Sleep(300 * time.Millisecond) // the host's socket listing is shared for 250ms
 	out, _, err = execute("diagnose", "tcp://"+ln.Addr().String())
 	if err != nil || !strings.Contains(out, "answers") || !strings.Contains(out, "✓ port listening") {
 		t.Errorf("diagnose of a listening port: err %v, output:\n%s", err, out)

@@ -137,13 +137,27 @@ to = ["ops@example.com"]
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	// The incident went on across the restart (state_dir): once the
+	// backend answers, the second medic resolves it. The firing mail from
+	// before the kill arrives exactly once, then the resolved one, in one
+	// thread.
+	deadline = time.Now().Add(10 * time.Second)
+	for len(smtp.Messages()) < 2 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
 	time.Sleep(500 * time.Millisecond)
 	msgs := smtp.Messages()
-	if len(msgs) != 1 {
-		t.Fatalf("got %d mails, want exactly 1", len(msgs))
+	if len(msgs) != 2 {
+		t.Fatalf("got %d mails, want the firing one once and the resolved one:\n%s", len(msgs), log2.String())
 	}
 	if s := msgs[0].Header.Get("Subject"); !strings.HasPrefix(s, "[medic] FIRING web on ") || !strings.Contains(s, backend+" connection refused") {
-		t.Errorf("subject = %q", s)
+		t.Errorf("first subject = %q", s)
+	}
+	if s := msgs[1].Header.Get("Subject"); !strings.HasPrefix(s, "[medic] RESOLVED web on ") {
+		t.Errorf("second subject = %q", s)
+	}
+	if a, b := msgs[0].Header.Get("References"), msgs[1].Header.Get("References"); a == "" || a != b {
+		t.Errorf("References %q and %q: want one incident thread", a, b)
 	}
 	if left := pending(); len(left) != 0 {
 		t.Errorf("outbox still holds %v after delivery", left)

@@ -276,7 +276,11 @@ func (a *Alertmanager) Name() string { return a.cfg.Name }
 //   - resolved and recovered: the same alert (same labels) with endsAt the
 //     incident's ResolvedAt; Run re-sends it for ResolvedResendFor;
 //   - test: an alert with alertname "MedicTest", sent once, which ends by
-//     itself 4×ResendInterval later.
+//     itself 4×ResendInterval later;
+//   - digest: the alerts of its members, each as above, in one request.
+//     Alertmanager groups alerts itself (group_by, group_wait), so medic's
+//     configuration gives alertmanager notifiers no digest window; Notify
+//     takes a digest apart all the same.
 //
 // A message older than the alert already recorded for its labels (of an
 // earlier incident of the same check, or a firing or reminder message of
@@ -295,12 +299,34 @@ func (a *Alertmanager) Name() string { return a.cfg.Name }
 // Notify of the same m is a duplicate Alertmanager merges.
 func (a *Alertmanager) Notify(ctx context.Context, m *notify.Message) (retry bool, err error) {
 	now := a.now()
-	var alert PostableAlert
+	members := []*notify.Message{m}
+	if m.Kind == notify.Digest {
+		members = m.Digest
+	}
+	var alerts []PostableAlert
+	for _, m := range members {
+		alert, ok, err := a.alertOf(m, now)
+		if err != nil {
+			return false, err
+		}
+		if ok {
+			alerts = append(alerts, alert)
+		}
+	}
+	if len(alerts) == 0 {
+		return false, nil
+	}
+	return a.post(ctx, alerts)
+}
+
+// alertOf returns the alert to post for m, and records it for Run; ok is
+// false when there is nothing to post (m is older than what was recorded).
+func (a *Alertmanager) alertOf(m *notify.Message, now time.Time) (alert PostableAlert, ok bool, err error) {
 	switch m.Kind {
 	case notify.Firing, notify.Reminder:
 		alert = a.alertFor(m)
 		if !a.track(m, alert, time.Time{}) {
-			return false, nil
+			return alert, false, nil
 		}
 		alert.EndsAt = now.Add(a.expiry())
 	case notify.Resolved, notify.Recovered:
@@ -314,14 +340,14 @@ func (a *Alertmanager) Notify(ctx context.Context, m *notify.Message) (retry boo
 		}
 		alert.EndsAt = resolved.UTC()
 		if !a.track(m, alert, resolved) {
-			return false, nil
+			return alert, false, nil
 		}
 	case notify.Test:
 		alert = a.testAlertFor(m, now)
 	default:
-		return false, fmt.Errorf("notify %s: unknown message kind %q", m.ID, m.Kind)
+		return alert, false, fmt.Errorf("notify %s: unknown message kind %q", m.ID, m.Kind)
 	}
-	return a.post(ctx, []PostableAlert{alert})
+	return alert, true, nil
 }
 
 // expiry is how long after it was sent an active alert stays active in

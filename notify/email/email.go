@@ -253,7 +253,13 @@ func (e *Email) send(ctx context.Context, msg *gomail.Msg) (retry bool, err erro
 	}
 	if e.cfg.TLS == TLSStartTLS {
 		if ok, _ := c.Extension("STARTTLS"); !ok {
-			return false, fmt.Errorf("smtp %s does not offer STARTTLS, which tls = %q requires: %w",
+			// Retryable: the message stays in the outbox, where its last
+			// error says why. A server whose EHLO failed for a moment
+			// (go-mail then falls back to HELO, which lists no
+			// extensions) offers STARTTLS again at the next attempt; one
+			// that never does is a configuration error the operator sees
+			// in `medic outbox` — either way no alert is thrown away.
+			return true, fmt.Errorf("smtp %s does not offer STARTTLS, which tls = %q requires: %w",
 				e.addr, TLSStartTLS, ErrNoStartTLS)
 		}
 		if err := c.StartTLS(e.tlsConfig()); err != nil {
@@ -297,7 +303,7 @@ func (e *Email) send(ctx context.Context, msg *gomail.Msg) (retry bool, err erro
 const backstop = time.Second
 
 // ErrNoStartTLS is wrapped by Notify's error when tls = "starttls" and the
-// server does not offer STARTTLS.
+// server does not offer STARTTLS. Notify reports it as retryable.
 var ErrNoStartTLS = errors.New("STARTTLS not offered")
 
 // ErrAuthMechanism is wrapped by Notify's error when the server offers no

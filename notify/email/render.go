@@ -21,9 +21,13 @@ import (
 //go:embed templates/*.tmpl
 var templateFS embed.FS
 
+// The templates of one message and of a digest share "details", the body of
+// one message below its headline.
 var (
-	textTmpl = texttemplate.Must(texttemplate.New("email.txt.tmpl").ParseFS(templateFS, "templates/email.txt.tmpl"))
-	htmlTmpl = htmltemplate.Must(htmltemplate.New("email.html.tmpl").ParseFS(templateFS, "templates/email.html.tmpl"))
+	textTmpl       = texttemplate.Must(texttemplate.New("email.txt.tmpl").ParseFS(templateFS, "templates/email.txt.tmpl", "templates/details.txt.tmpl"))
+	htmlTmpl       = htmltemplate.Must(htmltemplate.New("email.html.tmpl").ParseFS(templateFS, "templates/email.html.tmpl", "templates/details.html.tmpl"))
+	digestTextTmpl = texttemplate.Must(texttemplate.New("digest.txt.tmpl").ParseFS(templateFS, "templates/digest.txt.tmpl", "templates/details.txt.tmpl"))
+	digestHTMLTmpl = htmltemplate.Must(htmltemplate.New("digest.html.tmpl").ParseFS(templateFS, "templates/digest.html.tmpl", "templates/details.html.tmpl"))
 )
 
 // maxValue caps each piece of text from the network (probe errors, journal
@@ -35,6 +39,13 @@ const maxValue = 2000
 // and References naming the incident's thread root, Auto-Submitted,
 // Precedence and the X-Medic-* headers, and a multipart/alternative body
 // with a text/plain and a text/html part.
+//
+// A digest (kind notify.Digest) has Message-ID derived from the digest's ID
+// and no In-Reply-To, References or X-Medic-Incident: it spans incidents,
+// and naming their roots would make mail clients, which take the last
+// reference as the parent, file it under one arbitrary incident's thread.
+// Its body lists one line per member, then each member's details as in its
+// own mail (see Bodies).
 //
 // Render is deterministic but for the MIME boundary: the same m and cfg give
 // the same headers and bodies. It fails when m has no ID, when a body
@@ -59,7 +70,7 @@ func Render(m *notify.Message, cfg Config) (*mail.Msg, error) {
 	msg.SetDateWithValue(m.At)
 	// Only atext, "." and "@" and no spaces: go-mail writes them unchanged.
 	msg.SetGenHeader(mail.HeaderMessageID, MessageID(m.ID, hostname))
-	if m.Incident.ID != "" {
+	if m.Incident.ID != "" && m.Kind != notify.Digest {
 		root := MessageID(m.Incident.ID, hostname)
 		msg.SetGenHeader(mail.HeaderInReplyTo, root)
 		msg.SetGenHeader(mail.HeaderReferences, root)
@@ -68,7 +79,9 @@ func Render(m *notify.Message, cfg Config) (*mail.Msg, error) {
 	msg.SetGenHeader("Auto-Submitted", "auto-generated")
 	msg.SetBulk() // Precedence: bulk, X-Auto-Response-Suppress: All
 	msg.SetGenHeader("X-Medic-Kind", notify.OneLine(string(m.Kind)))
-	msg.SetGenHeader("X-Medic-Event", notify.OneLine(string(m.Event)))
+	if m.Event != "" {
+		msg.SetGenHeader("X-Medic-Event", notify.OneLine(string(m.Event)))
+	}
 	ua := "medic"
 	if m.Version != "" {
 		ua += "/" + notify.OneLine(m.Version)
@@ -114,16 +127,92 @@ func isAtext(c byte) bool {
 }
 
 // Bodies renders the text/plain and text/html bodies of the email for m.
+// The body of a digest starts with its subject and one line per member
+// (kind, unit, since, problem, cause), then gives each member's details as
+// its own mail would, under a "=== n/N" heading.
 func Bodies(m *notify.Message) (text, html string, err error) {
-	v := newView(m)
-	var tb, hb bytes.Buffer
-	if err := textTmpl.Execute(&tb, v); err != nil {
+	var (
+		v      any = newView(m)
+		tt         = textTmpl
+		ht         = htmlTmpl
+		tb, hb bytes.Buffer
+	)
+	if m.Kind == notify.Digest {
+		v, tt, ht = newDigestView(m), digestTextTmpl, digestHTMLTmpl
+	}
+	if err := tt.Execute(&tb, v); err != nil {
 		return "", "", fmt.Errorf("render text body: %w", err)
 	}
-	if err := htmlTmpl.Execute(&hb, v); err != nil {
+	if err := ht.Execute(&hb, v); err != nil {
 		return "", "", fmt.Errorf("render html body: %w", err)
 	}
 	return tb.String(), hb.String(), nil
+}
+
+// digestView is what the digest templates see.
+type digestView struct {
+	Subject   string
+	Headline  string
+	Resolved  bool // every member is resolved or recovered
+	Count     int
+	Rows      []digestRow
+	Members   []digestMember
+	Why       string
+	Host      string
+	Version   string
+	MessageID string
+}
+
+// digestRow is the summary line of one member.
+type digestRow struct {
+	Kind, Unit, Since, Problem, Cause string
+	// KindPad and UnitPad are Kind and Unit padded to the column's width.
+	KindPad, UnitPad string
+	Resolved         bool
+}
+
+// digestMember is one member's details, numbered from 1.
+type digestMember struct {
+	N int
+	V *view
+}
+
+func newDigestView(m *notify.Message) *digestView {
+	v := &digestView{
+		Subject:   m.Subject(),
+		Headline:  clean(strings.TrimPrefix(m.Subject(), "[medic] ")),
+		Resolved:  true,
+		Count:     len(m.Digest),
+		Host:      clean(m.Incident.Host),
+		Version:   clean(m.Version),
+		MessageID: clean(m.ID),
+		Why: "medic sent this digest because the notifier sets digest: the messages that become pending " +
+			"within that window after the first one go out in one mail. Each message keeps its own ID, " +
+			"shown with its details; later messages of these incidents come in the next digest.",
+	}
+	kindW, unitW := 0, 0
+	for i, d := range m.Digest {
+		mv := newView(d)
+		v.Members = append(v.Members, digestMember{N: i + 1, V: mv})
+		unit := d.Incident.Unit
+		if unit == "" {
+			unit = d.Incident.Check
+		}
+		row := digestRow{
+			Kind: mv.Kind, Unit: clean(unit), Since: stamp(d.Incident.Since),
+			Problem: clean(d.Incident.Problem), Cause: clean(d.Incident.Cause), Resolved: mv.Resolved,
+		}
+		v.Resolved = v.Resolved && mv.Resolved
+		kindW = max(kindW, utf8.RuneCountInString(row.Kind))
+		unitW = max(unitW, utf8.RuneCountInString(row.Unit))
+		v.Rows = append(v.Rows, row)
+	}
+	for i := range v.Rows {
+		r := &v.Rows[i]
+		r.KindPad = r.Kind + strings.Repeat(" ", kindW-utf8.RuneCountInString(r.Kind))
+		r.UnitPad = r.Unit + strings.Repeat(" ", unitW-utf8.RuneCountInString(r.Unit))
+	}
+	return v
 }
 
 // field is one "key: value" line.

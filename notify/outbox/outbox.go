@@ -18,8 +18,8 @@
 // # Order and retries
 //
 // Each notifier has its own queue, delivered strictly in order: only the
-// oldest pending message (the head) is attempted, and later messages never
-// overtake it. A retryable failure makes the head wait an exponential backoff
+// oldest pending message (the head), or a digest starting with it (see
+// Digests), is attempted, and later messages never overtake it. A retryable failure makes the head wait an exponential backoff
 // with jitter (Options.Backoff doubling up to Options.BackoffMax, and at least
 // the delay a notify.RetryAfterError asks for) before it is tried again. A
 // non-retryable failure moves the head to failed/ and the next message goes.
@@ -44,6 +44,26 @@
 // deletes or resends them. The directory of a notifier that is no longer
 // configured is left alone (Open logs a warning when it holds messages).
 //
+// # Digests
+//
+// A notifier that implements notify.Digester with a window > 0 (see
+// notify.WithDigest) gets digests: when its oldest pending message (the
+// head) has waited the window since it was enqueued, or MaxDigest messages
+// are pending, the pending messages, at most MaxDigest of them oldest
+// first, are delivered in ONE Notify call as a message of kind
+// notify.Digest (notify.NewDigest). Messages are still stored one file each
+// (durability, dedup by ID and the bound are unchanged); only delivery
+// groups them. The members of a digest are fixed at its first attempt: a
+// retry sends the same members, so the same digest ID, and messages
+// enqueued meanwhile wait for the next digest. Success removes every
+// member's file; a retryable failure counts an attempt in every member's
+// file and backs off by the member with the most attempts; a non-retryable
+// one moves every member to failed/. A digest of one message is sent as
+// that message itself. After a crash, the members are still on disk, and
+// since their window has passed, the next run delivers them at once, as a
+// digest again (with the same ID if no message was added). Flush does not
+// wait for the window: what is pending goes out at once.
+//
 // # Bound
 //
 // A notifier's queue holds at most Options.MaxPending messages. To make room,
@@ -52,7 +72,8 @@
 // kind counts as the youngest of its kind, so it is itself dropped when no
 // older message may go. Firing and Resolved messages are never dropped: when
 // only those remain, the queue grows over the bound and a warning is logged.
-// The message being attempted is never dropped either.
+// The message being attempted, and every member of a digest from its first
+// attempt until it is delivered or failed, are never dropped either.
 //
 // # Dedup
 //
@@ -98,6 +119,10 @@ const (
 	DefaultBackoffMax     = 5 * time.Minute
 	DefaultAttemptTimeout = time.Minute
 )
+
+// MaxDigest is the most messages one digest holds. A queue with this many
+// pending messages delivers them without waiting for the digest window.
+const MaxDigest = 100
 
 // Directory names inside Options.Dir and inside a notifier's directory.
 const (
@@ -215,6 +240,8 @@ type queue struct {
 	n    notify.Notifier
 	name string
 	dir  string
+	// window is the notifier's digest window; 0 for no digests.
+	window time.Duration
 
 	// wake (capacity 1) tells an idle delivery goroutine that a message
 	// was enqueued.
@@ -224,10 +251,16 @@ type queue struct {
 	enqMu   sync.Mutex
 	nextSeq uint64 // guarded by enqMu
 
-	mu          sync.Mutex
-	items       []*item // ordered by seq
-	ids         map[string]*item
-	inflight    *item // the item being attempted; never dropped
+	mu    sync.Mutex
+	items []*item // ordered by seq
+	ids   map[string]*item
+	// inflight holds the items being attempted, and the members of a
+	// digest until it is delivered or failed; they are never dropped.
+	inflight map[*item]bool
+	// digest holds the members of the digest being delivered, fixed at its
+	// first attempt, so that retries send the same members; nil when no
+	// digest is under way.
+	digest      []*item
 	failed      int
 	dropped     uint64
 	delivered   uint64
@@ -300,11 +333,13 @@ func Open(opts Options, notifiers []notify.Notifier) (*Outbox, error) {
 			return nil, fmt.Errorf("open outbox: duplicate notifier %q", name)
 		}
 		q := &queue{
-			n:    n,
-			name: name,
-			dir:  filepath.Join(opts.Dir, name),
-			wake: make(chan struct{}, 1),
-			ids:  make(map[string]*item),
+			n:        n,
+			name:     name,
+			dir:      filepath.Join(opts.Dir, name),
+			wake:     make(chan struct{}, 1),
+			ids:      make(map[string]*item),
+			inflight: make(map[*item]bool),
+			window:   notify.DigestWindow(n),
 		}
 		o.queues[name] = q
 		o.order = append(o.order, q)
@@ -614,7 +649,7 @@ func (q *queue) pickVictims(kind notify.Kind, limit int) (victims []*item, dropN
 			if need == 0 {
 				return victims, false, false
 			}
-			if it != q.inflight && it.rec.Message.Kind == k {
+			if !q.inflight[it] && it.rec.Message.Kind == k {
 				victims = append(victims, it)
 				need--
 			}
@@ -700,33 +735,41 @@ func (o *Outbox) deliverAll(ctx context.Context, drain bool) {
 	wg.Wait()
 }
 
-// deliver is the delivery loop of q: it attempts the head until it is
-// delivered or failed, waiting between retries, and sleeps on q.wake while
-// q is empty. With drain, it returns as soon as q is empty.
+// deliver is the delivery loop of q: it attempts the head (or a digest)
+// until it is delivered or failed, waiting between retries and for the
+// digest window, and sleeps on q.wake while q is empty. With drain, it
+// returns as soon as q is empty, and does not wait for the digest window.
 func (o *Outbox) deliver(ctx context.Context, q *queue, drain bool) {
 	for {
 		if ctx.Err() != nil {
 			return
 		}
-		q.mu.Lock()
-		var head *item
-		if len(q.items) > 0 {
-			head = q.items[0]
-			q.inflight = head
-		}
-		q.mu.Unlock()
-		if head == nil {
-			if drain {
+		batch, wait := o.next(q, drain)
+		if batch == nil {
+			if wait <= 0 && drain {
 				return
+			}
+			// Wait for an Enqueue, or for the head's digest window to
+			// pass (an Enqueue may fill the digest before).
+			var (
+				t       *time.Timer
+				timeout <-chan time.Time
+			)
+			if wait > 0 {
+				t = time.NewTimer(wait)
+				timeout = t.C
 			}
 			select {
 			case <-ctx.Done():
-				return
 			case <-q.wake:
-				continue
+			case <-timeout:
 			}
+			if t != nil {
+				t.Stop()
+			}
+			continue
 		}
-		delay := o.attempt(ctx, q, head)
+		delay := o.attempt(ctx, q, batch)
 		if delay <= 0 {
 			continue
 		}
@@ -740,17 +783,69 @@ func (o *Outbox) deliver(ctx context.Context, q *queue, drain bool) {
 	}
 }
 
-// attempt tries to deliver it, the head of q, once, and acts on the
-// outcome: a delivered message is removed, a rejected one moved to failed/.
-// It returns how long to wait before the next attempt (0: go on at once).
-func (o *Outbox) attempt(ctx context.Context, q *queue, it *item) time.Duration {
+// next returns what q attempts next and marks it in flight: the digest
+// under way, or the head alone when q has no digest window, or the pending
+// messages (at most MaxDigest) as a new digest once the head waited the
+// window (at once with drain, or when MaxDigest are pending). It returns
+// nil when there is nothing to attempt yet, with how long to wait for the
+// window (0: wait for an Enqueue).
+func (o *Outbox) next(q *queue, drain bool) (batch []*item, wait time.Duration) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.digest != nil {
+		return q.digest, 0
+	}
+	if len(q.items) == 0 {
+		return nil, 0
+	}
+	head := q.items[0]
+	if q.window <= 0 {
+		q.inflight[head] = true
+		return []*item{head}, 0
+	}
+	if !drain && len(q.items) < MaxDigest {
+		if wait := head.rec.EnqueuedAt.Add(q.window).Sub(o.opts.Now()); wait > 0 {
+			return nil, wait
+		}
+	}
+	q.digest = slices.Clone(q.items[:min(len(q.items), MaxDigest)])
+	for _, it := range q.digest {
+		q.inflight[it] = true
+	}
+	return q.digest, 0
+}
+
+// attempt tries to deliver batch, the head of q or a digest of its oldest
+// messages, once, and acts on the outcome: delivered messages are removed,
+// rejected ones moved to failed/. It returns how long to wait before the
+// next attempt (0: go on at once).
+func (o *Outbox) attempt(ctx context.Context, q *queue, batch []*item) time.Duration {
+	q.mu.Lock()
+	isDigest := q.digest != nil
+	q.mu.Unlock()
 	defer func() {
 		q.mu.Lock()
-		q.inflight = nil
+		if !isDigest || q.digest == nil {
+			// A single message, or a digest done with: a digest
+			// under way stays in flight between its attempts.
+			for _, it := range batch {
+				delete(q.inflight, it)
+			}
+		}
 		q.mu.Unlock()
 	}()
-	m := it.rec.Message
+	m := batch[0].rec.Message
+	if len(batch) > 1 {
+		members := make([]*notify.Message, len(batch))
+		for i, it := range batch {
+			members[i] = it.rec.Message
+		}
+		m = notify.NewDigest(members)
+	}
 	log := o.log.With(zap.String("notifier", q.name), zap.String("id", m.ID), zap.String("kind", string(m.Kind)))
+	if len(batch) > 1 {
+		log = log.With(zap.Int("members", len(batch)))
+	}
 
 	actx, cancel := context.WithTimeoutCause(ctx, o.opts.AttemptTimeout,
 		fmt.Errorf("notify %s: attempt timed out after %s", q.name, o.opts.AttemptTimeout))
@@ -762,20 +857,35 @@ func (o *Outbox) attempt(ctx context.Context, q *queue, it *item) time.Duration 
 	}
 	cancel()
 
-	path := filepath.Join(q.dir, it.file())
+	attempts := 0
+	for _, it := range batch {
+		attempts = max(attempts, it.rec.Attempts)
+	}
 	if err == nil {
-		if rerr := os.Remove(path); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
-			// It will be sent again after a restart, with the same ID.
-			log.Error("remove delivered message file", zap.String("path", path), zap.Error(rerr))
-		} else if serr := syncDir(q.dir); serr != nil {
-			log.Warn("sync outbox directory", zap.String("dir", q.dir), zap.Error(serr))
+		removed := 0
+		for _, it := range batch {
+			path := filepath.Join(q.dir, it.file())
+			if rerr := os.Remove(path); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+				// It will be sent again after a restart, with the same ID.
+				log.Error("remove delivered message file", zap.String("path", path), zap.Error(rerr))
+			} else {
+				removed++
+			}
+		}
+		if removed > 0 {
+			if serr := syncDir(q.dir); serr != nil {
+				log.Warn("sync outbox directory", zap.String("dir", q.dir), zap.Error(serr))
+			}
 		}
 		q.mu.Lock()
-		q.remove(it)
-		q.delivered++
+		for _, it := range batch {
+			q.remove(it)
+		}
+		q.delivered += uint64(len(batch))
+		q.digest = nil
 		pending := len(q.items)
 		q.mu.Unlock()
-		log.Info("message delivered", zap.Int("attempts", it.rec.Attempts+1), zap.Int("pending", pending))
+		log.Info("message delivered", zap.Int("attempts", attempts+1), zap.Int("pending", pending))
 		return 0
 	}
 	if ctx.Err() != nil {
@@ -785,26 +895,41 @@ func (o *Outbox) attempt(ctx context.Context, q *queue, it *item) time.Duration 
 	}
 
 	now := o.opts.Now()
-	it.rec.Attempts++
-	it.rec.LastError = err.Error()
+	for _, it := range batch {
+		it.rec.Attempts++
+		it.rec.LastError = err.Error()
+	}
+	attempts++
 	q.mu.Lock()
 	q.lastError = err.Error()
 	q.lastErrorAt = now
 	q.mu.Unlock()
 
 	if !retry {
-		o.fail(q, it, err, log)
+		for _, it := range batch {
+			flog := log
+			if len(batch) > 1 {
+				flog = log.With(zap.String("member", it.rec.Message.ID))
+			}
+			o.fail(q, it, err, flog)
+		}
+		q.mu.Lock()
+		q.digest = nil
+		q.mu.Unlock()
 		return 0
 	}
-	data, merr := json.Marshal(&it.rec)
-	if merr == nil {
-		merr = writeFileSync(q.dir, it.file(), data)
+	for _, it := range batch {
+		path := filepath.Join(q.dir, it.file())
+		data, merr := json.Marshal(&it.rec)
+		if merr == nil {
+			merr = writeFileSync(q.dir, it.file(), data)
+		}
+		if merr != nil {
+			log.Warn("record attempt count", zap.String("path", path), zap.Error(merr))
+		}
 	}
-	if merr != nil {
-		log.Warn("record attempt count", zap.String("path", path), zap.Error(merr))
-	}
-	delay := retryDelay(it.rec.Attempts, o.opts.Backoff, o.opts.BackoffMax, notify.RetryAfter(err), o.rand)
-	log.Warn("notify failed, will retry", zap.Error(err), zap.Int("attempts", it.rec.Attempts), zap.Duration("retry_in", delay))
+	delay := retryDelay(attempts, o.opts.Backoff, o.opts.BackoffMax, notify.RetryAfter(err), o.rand)
+	log.Warn("notify failed, will retry", zap.Error(err), zap.Int("attempts", attempts), zap.Duration("retry_in", delay))
 	return delay
 }
 

@@ -33,7 +33,8 @@ type recorder struct {
 	fail func(m *notify.Message, attempt int) (retry bool, err error)
 
 	mu       sync.Mutex
-	got      []string // accepted IDs, in order
+	got      []string          // accepted IDs, in order
+	msgs     []*notify.Message // accepted messages, in order
 	attempts map[string]int
 	times    map[string][]time.Time
 	accepted chan string
@@ -65,6 +66,7 @@ func (r *recorder) Notify(ctx context.Context, m *notify.Message) (bool, error) 
 	}
 	r.mu.Lock()
 	r.got = append(r.got, m.ID)
+	r.msgs = append(r.msgs, m)
 	r.mu.Unlock()
 	r.accepted <- m.ID
 	return false, nil

@@ -22,6 +22,8 @@ const (
 	TypeResolved  = "incident.resolved"
 	TypeRecovered = "incident.recovered"
 	TypeTest      = "test"
+	// TypeDigest is the type of a DigestPayload, which groups messages.
+	TypeDigest = "digest"
 )
 
 // The values of Incident.State.
@@ -222,6 +224,49 @@ func incidentState(m *notify.Message) string {
 		return StateResolved
 	}
 	return StateFiring
+}
+
+// DigestPayload is the body of a webhook with format "json" for a digest:
+// the messages that became pending within the notifier's digest window,
+// sent in one request (see notify.Digester). Each of Messages is the
+// Payload its message would have on its own, with its own message_id.
+// Receivers tell the two bodies apart by Type.
+type DigestPayload struct {
+	// Version is SchemaVersion, "1".
+	Version string `json:"version"`
+	// Type is TypeDigest, "digest".
+	Type string `json:"type"`
+	// MessageID is the digest's ID, equal to the webhook-id header:
+	// derived from the IDs of the members, so the same on every retry of
+	// the same digest, e.g. "digest-my-app-20261121T080000.123Z.1+3-0a1b2c3d4e5f".
+	MessageID string `json:"message_id"`
+	// Summary is the digest's subject without the "[medic] " prefix, e.g.
+	// "DIGEST 20 incidents on web1: 18 firing, 2 resolved".
+	Summary string `json:"summary"`
+	// Messages are the grouped messages, oldest first; never empty.
+	Messages []*Payload `json:"messages"`
+	// Medic identifies the sender.
+	Medic Medic `json:"medic"`
+	// Timestamp is when medic made the newest member.
+	Timestamp time.Time `json:"timestamp"`
+}
+
+// NewDigestPayload returns the DigestPayload that a webhook with format
+// "json" sends for m, a message of kind notify.Digest.
+func NewDigestPayload(m *notify.Message) *DigestPayload {
+	p := &DigestPayload{
+		Version:   SchemaVersion,
+		Type:      TypeDigest,
+		MessageID: m.ID,
+		Summary:   strings.TrimPrefix(m.Subject(), "[medic] "),
+		Messages:  make([]*Payload, 0, len(m.Digest)),
+		Medic:     Medic{Version: m.Version, Host: m.Incident.Host},
+		Timestamp: utc(m.At),
+	}
+	for _, d := range m.Digest {
+		p.Messages = append(p.Messages, NewPayload(d))
+	}
+	return p
 }
 
 // utc drops the location and the monotonic clock reading of t, so that it

@@ -85,6 +85,49 @@ func NewSlackPayload(m *notify.Message) *SlackPayload {
 	}
 }
 
+// slackDigestMax is how many members a Slack digest lists.
+const slackDigestMax = 50
+
+// NewSlackDigestPayload returns the SlackPayload that a webhook with format
+// "slack" sends for m, a message of kind notify.Digest: Text is the
+// digest's subject, and one attachment lists one line per member (kind,
+// unit, problem, cause, since), at most 50, colored "danger" when any
+// member is firing or a reminder, else "good".
+func NewSlackDigestPayload(m *notify.Message) *SlackPayload {
+	var b strings.Builder
+	color := "good"
+	for i, d := range m.Digest {
+		if i == slackDigestMax {
+			fmt.Fprintf(&b, "(%d more)\n", len(m.Digest)-slackDigestMax)
+			break
+		}
+		in := &d.Incident
+		if d.Kind == notify.Firing || d.Kind == notify.Reminder {
+			color = "danger"
+		}
+		what := in.Unit
+		if what == "" {
+			what = in.Check
+		}
+		line := fmt.Sprintf("*%s* %s: %s", strings.ToUpper(string(d.Kind)), slackEscape(notify.OneLine(what)), slackEscape(notify.OneLine(in.Problem)))
+		if in.Cause != "" {
+			line += " (cause: " + slackEscape(notify.OneLine(in.Cause)) + ")"
+		}
+		line += ", since " + in.Since.UTC().Format(time.RFC3339)
+		b.WriteString(line + "\n")
+	}
+	subject := m.Subject()
+	return &SlackPayload{
+		Text: slackEscape(subject),
+		Attachments: []SlackAttachment{{
+			Color:    color,
+			Fallback: slackEscape(subject),
+			Text:     strings.TrimSuffix(b.String(), "\n"),
+			MrkdwnIn: []string{"text"},
+		}},
+	}
+}
+
 // unitLine says the unit's state in one line, e.g. "my-app.service
 // failed/failed, result exit-code, status 1, main PID 0".
 func unitLine(in *notify.Incident) string {

@@ -278,7 +278,13 @@ func (w *Webhook) Notify(ctx context.Context, m *notify.Message) (bool, error) {
 // render returns the request body for m in w's format.
 func (w *Webhook) render(m *notify.Message) ([]byte, error) {
 	if w.format == "slack" {
+		if m.Kind == notify.Digest {
+			return json.Marshal(NewSlackDigestPayload(m))
+		}
 		return json.Marshal(NewSlackPayload(m))
+	}
+	if m.Kind == notify.Digest {
+		return json.Marshal(NewDigestPayload(m))
 	}
 	return json.Marshal(NewPayload(m))
 }
