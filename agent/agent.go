@@ -172,7 +172,8 @@ func (a *Agent) config() *config.Config { return a.cfg.Load() }
 // Option changes how New builds an Agent.
 type Option func(*Agent)
 
-// WithClock replaces time.Now, for tests.
+// WithClock replaces the default monotonic Clock (see Clock), for tests:
+// pass a Clock's Now or any func() time.Time.
 func WithClock(now func() time.Time) Option { return func(a *Agent) { a.now = now } }
 
 // WithVersion sets medic's version, shown in every message.
@@ -192,7 +193,7 @@ func New(cfg *config.Config, log *zap.Logger, rem Remedier, ob Outbox, opts ...O
 		remedier:    rem,
 		outbox:      ob,
 		host:        host,
-		now:         time.Now,
+		now:         monotonicClock(),
 		remedySlots: make(chan struct{}, max(1, cfg.Agent.MaxConcurrentRemedies)),
 		diagSlots:   make(chan struct{}, maxConcurrentDiagnoses),
 		observer:    nopObserver{},

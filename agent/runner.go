@@ -347,6 +347,13 @@ func (r *runner) doProbe(ctx context.Context) policy.Decision {
 	return r.doProbeWith(ctx, false, "")
 }
 
+// stillDown reads the unit's state now: an event that said the unit is
+// down may be stale (systemd's signals from a restart arrive after it).
+func (r *runner) stillDown() bool {
+	s := r.unitNow()
+	return s != nil && (s.ActiveState == "failed" || s.ActiveState == "inactive")
+}
+
 // doProbeWith is doProbe; when unitDown, the round fails even if every
 // probe passed, with unitState as the reason.
 func (r *runner) doProbeWith(ctx context.Context, unitDown bool, unitState string) policy.Decision {
@@ -382,7 +389,7 @@ func (r *runner) doProbeWith(ctx context.Context, unitDown bool, unitState strin
 			break
 		}
 	}
-	if ok && unitDown && len(results) > 0 {
+	if ok && unitDown && len(results) > 0 && r.stillDown() {
 		ok, spec = false, r.check.Probes[0].Spec()
 		failed = results[0]
 		failed.OK, failed.Class, failed.Err = false, probe.ClassOther, fmt.Errorf("%s, yet %s answers", unitState, failed.Target)

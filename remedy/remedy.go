@@ -349,9 +349,18 @@ func (r *Remediator) connect(ctx context.Context) (Systemd, error) {
 		c   Systemd
 		err error
 	)
+	timer := time.NewTimer(dialTimeout)
+	defer timer.Stop()
 	select {
 	case d := <-ch:
 		c, err = d.c, d.err
+	case <-timer.C:
+		go func() {
+			if d := <-ch; d.c != nil {
+				d.c.Close()
+			}
+		}()
+		err = fmt.Errorf("connect to systemd: the bus did not answer within %s", dialTimeout)
 	case <-ctx.Done():
 		go func() {
 			if d := <-ch; d.c != nil {
@@ -443,6 +452,10 @@ func unitJob(ctx context.Context, c Systemd, unit string) (uint32, error) {
 	}
 	return jobID(p.Value), nil
 }
+
+// dialTimeout bounds one dial of the bus (connect, authenticate, Hello): a
+// bus whose daemon is gone accepts connections it never answers.
+const dialTimeout = 10 * time.Second
 
 // callSlack is the time a remedy may take beyond jobTimeout for reading the
 // unit's state before and after the job.
