@@ -113,6 +113,9 @@ func ParsePauseRequest(body []byte) (PauseRequest, time.Duration, error) {
 	if err := dec.Decode(&req); err != nil {
 		return req, 0, fmt.Errorf("parse pause request: %w", err)
 	}
+	if dec.More() {
+		return req, 0, errors.New("parse pause request: data after the JSON object")
+	}
 	if req.Check == "" {
 		return req, 0, errors.New("parse pause request: missing check")
 	}

@@ -48,6 +48,7 @@ type options struct {
 	Skip          []string      `json:"skip"`
 	Scale         []int         `json:"scale"`
 	MonitScale    []int         `json:"monit_scale"`
+	HangScale     []int         `json:"hang_scale"`
 	ScaleWarmup   time.Duration `json:"scale_warmup_ns"`
 	ScaleDuration time.Duration `json:"scale_duration_ns"`
 	ScaleJitter   float64       `json:"scale_jitter"`
@@ -75,9 +76,10 @@ func parseFlags(args []string) (*options, error) {
 	fs.IntVar(&o.Trials, "trials", 20, "MTTR trials per watcher")
 	fs.IntVar(&o.CronTrials, "cron-trials", 3, "MTTR trials of the cron loop (each takes up to -cron-period)")
 	fs.DurationVar(&o.CronPeriod, "cron-period", 60*time.Second, "period of the cron loop (the field's script runs every minute)")
-	skip := fs.String("skip", "", "comma-separated variants or parts to leave out: systemd, medic-polling, medic-events, monit, cron, mttr, scale-medic, scale-monit, scale")
+	skip := fs.String("skip", "", "comma-separated variants or parts to leave out: systemd, medic-polling, medic-events, monit, cron, mttr, scale-medic, scale-hang, scale-monit, scale")
 	scale := fs.String("scale", "1000,10000", "numbers of TCP checks for medic's scale runs (empty: none)")
 	monitScale := fs.String("monit-scale", "1000", "numbers of TCP checks for Monit's scale runs (empty: none)")
+	hangScale := fs.String("hang-scale", "10000", "numbers of checks for medic's hang runs, half of them against targets that never answer (empty: none)")
 	fs.DurationVar(&o.ScaleWarmup, "scale-warmup", 10*time.Second, "warm-up before measuring a scale run")
 	fs.DurationVar(&o.ScaleDuration, "scale-duration", 30*time.Second, "measuring time of a scale run")
 	fs.Float64Var(&o.ScaleJitter, "scale-jitter", 0, "medic's [agent] jitter in the scale runs; above 0 the lateness includes the jitter (up to ± jitter/2 of the interval)")
@@ -93,6 +95,9 @@ func parseFlags(args []string) (*options, error) {
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	if o.Quick {
 		quickDefaults(o, set, scale)
+		if !set["hang-scale"] {
+			*hangScale = "1000"
+		}
 	}
 	var err error
 	if o.Scale, err = parseInts(*scale); err != nil {
@@ -100,6 +105,9 @@ func parseFlags(args []string) (*options, error) {
 	}
 	if o.MonitScale, err = parseInts(*monitScale); err != nil {
 		return nil, fmt.Errorf("-monit-scale: %w", err)
+	}
+	if o.HangScale, err = parseInts(*hangScale); err != nil {
+		return nil, fmt.Errorf("-hang-scale: %w", err)
 	}
 	for _, s := range strings.Split(*skip, ",") {
 		if s = strings.TrimSpace(s); s != "" {

@@ -209,6 +209,13 @@ func printScale(w io.Writer, r *results) {
 		fmt.Fprintf(w, "| %d | %s | %.1f | %.1f | %s | %s |\n", s.Checks, s.Tool, s.CPUPercent, s.RSSMB, num(s.P99LatenessMS), num(s.CycleMS))
 		note := fmt.Sprintf("%s %d: p50 lateness %s ms; %d failed probes logged; the listeners (the bench itself) used %.1f %% of one core meanwhile",
 			s.Tool, s.Checks, num(s.P50LatenessMS), s.FailedProbes, s.ListenerCPUPercent)
+		if s.Hanging > 0 {
+			note += fmt.Sprintf("; %d of the checks probe targets that never answer (HTTP: accepted, never answered; TCP: SYNs dropped), "+
+				"every probe running into the 500 ms timeout: the lateness is that of the %d others", s.Hanging, s.Checks-s.Hanging)
+		}
+		if s.Goroutines > 0 {
+			note += fmt.Sprintf("; at most %d goroutines (go_goroutines)", s.Goroutines)
+		}
 		if s.Note != "" {
 			note += "; " + s.Note
 		}

@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -35,8 +38,14 @@ type scaleResult struct {
 	ListenerCPUPercent float64 `json:"listener_cpu_percent_of_one_core"`
 	// FailedProbes is how many failed probes the tool logged during the
 	// whole run (warm-up included); each one skews the lateness.
-	FailedProbes int    `json:"failed_probes"`
-	Note         string `json:"note,omitempty"`
+	FailedProbes int `json:"failed_probes"`
+	// Hanging is how many of the checks probe targets that never answer
+	// (the "hang" scenario); the lateness is then that of the others.
+	Hanging int `json:"hanging,omitempty"`
+	// Goroutines is the largest go_goroutines medic's /metrics reported
+	// while measuring (0: not read).
+	Goroutines int    `json:"goroutines_max,omitempty"`
+	Note       string `json:"note,omitempty"`
 }
 
 // scaleInterval is the probe interval of every scale run.
@@ -61,6 +70,11 @@ func runScale(ctx context.Context, o *options, res *results) error {
 	if !o.skipped("scale-medic") {
 		for _, k := range o.Scale {
 			runs = append(runs, run{medicScale{bin: o.MedicBin, jitter: o.ScaleJitter}, k})
+		}
+	}
+	if !o.skipped("scale-hang") {
+		for _, k := range o.HangScale {
+			runs = append(runs, run{&medicHang{medicScale: medicScale{bin: o.MedicBin, jitter: o.ScaleJitter}}, k})
 		}
 	}
 	if !o.skipped("scale-monit") {
@@ -92,12 +106,20 @@ func scaleRun(ctx context.Context, t scaleTool, k int, o *options) (scaleResult,
 		return r, err
 	}
 	defer removeDir(dir, o.Keep)
-	ls, err := listen(k)
+	healthy := k
+	if p, ok := t.(partialTool); ok {
+		healthy = p.healthy(k)
+		r.Hanging = k - healthy
+	}
+	ls, err := listen(healthy)
 	if err != nil {
 		return r, err
 	}
 	defer ls.close()
 	cmd, err := t.start(dir, ls.ports())
+	if c, ok := t.(io.Closer); ok {
+		defer c.Close()
+	}
 	if err != nil {
 		return r, err
 	}
@@ -112,9 +134,16 @@ func scaleRun(ctx context.Context, t scaleTool, k int, o *options) (scaleResult,
 	if err != nil {
 		return r, fmt.Errorf("%s exited during warm-up: %w (files in %s)", t.name(), err, dir)
 	}
+	var goroutines func() int
+	if p, ok := t.(partialTool); ok {
+		goroutines = sampleGoroutines(ctx, p.metricsURL(), o.ScaleDuration)
+	}
 	rss, err := sampleRSS(ctx, pid, o.ScaleDuration)
 	if err != nil {
 		return r, err
+	}
+	if goroutines != nil {
+		r.Goroutines = goroutines()
 	}
 	cpu1, err := cpuTicks(pid)
 	if err != nil {
@@ -129,8 +158,8 @@ func scaleRun(ctx context.Context, t scaleTool, k int, o *options) (scaleResult,
 	ls.close()
 	r.fill(ls.intervals(from, to))
 	r.FailedProbes = t.failedProbes(dir)
-	if r.Probed < k {
-		r.Note = fmt.Sprintf("only %d of %d checks probed twice in the window", r.Probed, k)
+	if r.Probed < healthy {
+		r.Note = fmt.Sprintf("only %d of %d checks probed twice in the window", r.Probed, healthy)
 	}
 	return r, nil
 }
@@ -274,6 +303,226 @@ func (m medicScale) start(dir string, ports []int) (*exec.Cmd, error) {
 
 func (medicScale) failedProbes(dir string) int {
 	return countInFile(filepath.Join(dir, "medic.log"), `"probe failed"`)
+}
+
+// partialTool is a scale tool whose checks probe the listeners only in
+// part: the others probe targets of its own.
+type partialTool interface {
+	// healthy returns how many of k checks probe the listeners.
+	healthy(k int) int
+	// metricsURL is the tool's Prometheus endpoint.
+	metricsURL() string
+}
+
+// medicHang is medicScale where half the checks probe targets that hang
+// (the "hang" scenario): a quarter are HTTP probes against listeners that
+// accept and never answer, a quarter TCP probes against ports whose accept
+// queue is full, so that the kernel drops their SYNs and the handshake never
+// completes. Every hanging probe runs into the 500 ms timeout, every
+// interval. The lateness is measured on the healthy half, from the
+// outside; medic's goroutines are read from its /metrics (metrics_listen).
+type medicHang struct {
+	medicScale
+	holds   []*holdListener
+	drops   []int      // fds of the full-queue sockets
+	fill    []net.Conn // the connections that fill their queues
+	metrics string
+}
+
+// hangTargets is how many hold listeners and full-queue ports the hanging
+// checks share: the hang is in each probe, not in the number of targets.
+const hangTargets = 8
+
+func (*medicHang) name() string { return "medic, half hanging" }
+
+func (*medicHang) healthy(k int) int { return k - k/2 }
+
+func (m *medicHang) metricsURL() string { return "http://" + m.metrics + "/metrics" }
+
+func (m *medicHang) start(dir string, ports []int) (*exec.Cmd, error) {
+	hanging := len(ports) // as many as healthy ones, give or take one
+	for range hangTargets {
+		h, err := newHoldListener()
+		if err != nil {
+			return nil, err
+		}
+		m.holds = append(m.holds, h)
+		fd, conns, err := fullQueuePort()
+		if fd >= 0 {
+			m.drops = append(m.drops, fd)
+		}
+		m.fill = append(m.fill, conns...)
+		if err != nil {
+			return nil, err
+		}
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	m.metrics = ln.Addr().String()
+	ln.Close()
+
+	var b strings.Builder
+	fmt.Fprintf(&b, "[agent]\ninterval = %q\ntimeout = \"500ms\"\njitter = %g\nstate_dir = %q\nstatus_socket = %q\njournal_lines = 0\nmetrics_listen = %q\n",
+		scaleInterval.String(), m.jitter, filepath.Join(dir, "state"), filepath.Join(dir, "medic.sock"), m.metrics)
+	for i, p := range ports {
+		fmt.Fprintf(&b, "\n[[check]]\nname = \"c%05d\"\n  [[check.probe]]\n  type = \"tcp\"\n  address = \"127.0.0.1:%d\"\n  [check.remedy]\n  action = \"none\"\n  [check.escalate]\n  notify = []\n", i, p)
+	}
+	for i := range hanging {
+		probe := fmt.Sprintf("type = \"http\"\n  url = \"http://%s/health\"", m.holds[i%len(m.holds)].addr())
+		if i%2 == 1 {
+			probe = fmt.Sprintf("type = \"tcp\"\n  address = \"127.0.0.1:%d\"", m.dropPort(i/2%len(m.drops)))
+		}
+		fmt.Fprintf(&b, "\n[[check]]\nname = \"h%05d\"\n  [[check.probe]]\n  %s\n  [check.remedy]\n  action = \"none\"\n  [check.escalate]\n  notify = []\n", i, probe)
+	}
+	conf := filepath.Join(dir, "medic.toml")
+	if err := os.WriteFile(conf, []byte(b.String()), 0o600); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "state"), 0o700); err != nil {
+		return nil, err
+	}
+	return startChild(m.bin, []string{"run", "-c", conf, "--log-format", "json"}, os.Environ(), filepath.Join(dir, "medic.log"))
+}
+
+// dropPort returns the port of the i-th full-queue socket.
+func (m *medicHang) dropPort(i int) int {
+	sa, err := syscall.Getsockname(m.drops[i])
+	if err != nil {
+		return 0
+	}
+	return sa.(*syscall.SockaddrInet4).Port
+}
+
+// Close closes the hanging targets.
+func (m *medicHang) Close() error {
+	for _, h := range m.holds {
+		h.close()
+	}
+	for _, c := range m.fill {
+		c.Close()
+	}
+	for _, fd := range m.drops {
+		_ = syscall.Close(fd)
+	}
+	m.holds, m.drops, m.fill = nil, nil, nil
+	return nil
+}
+
+// holdListener accepts connections and never answers; it closes each
+// when the client hangs up (the probe timed out).
+type holdListener struct {
+	ln net.Listener
+	wg sync.WaitGroup
+	mu sync.Mutex
+	cs map[net.Conn]bool
+}
+
+func newHoldListener() (*holdListener, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	h := &holdListener{ln: ln, cs: map[net.Conn]bool{}}
+	h.wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			h.mu.Lock()
+			h.cs[c] = true
+			h.mu.Unlock()
+			h.wg.Go(func() {
+				_, _ = io.Copy(io.Discard, c)
+				c.Close()
+				h.mu.Lock()
+				delete(h.cs, c)
+				h.mu.Unlock()
+			})
+		}
+	})
+	return h, nil
+}
+
+func (h *holdListener) addr() string { return h.ln.Addr().String() }
+
+func (h *holdListener) close() {
+	h.ln.Close()
+	h.mu.Lock()
+	for c := range h.cs {
+		c.Close()
+	}
+	h.mu.Unlock()
+	h.wg.Wait()
+}
+
+// fullQueuePort returns a loopback TCP socket that listens, never accepts,
+// and whose accept queue (backlog 0) is full, with the connections that
+// fill it: the kernel drops the SYNs of further connections (unless
+// net.ipv4.tcp_abort_on_overflow is set).
+func fullQueuePort() (fd int, conns []net.Conn, err error) {
+	fd, err = syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return -1, nil, err
+	}
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		return fd, nil, err
+	}
+	if err := syscall.Listen(fd, 0); err != nil {
+		return fd, nil, err
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		return fd, nil, err
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", sa.(*syscall.SockaddrInet4).Port)
+	var d net.Dialer
+	for range 16 {
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		c, err := d.DialContext(ctx, "tcp", addr)
+		cancel()
+		switch {
+		case err == nil:
+			conns = append(conns, c)
+		case ctx.Err() != nil:
+			return fd, conns, nil // the handshake did not complete: full
+		default:
+			return fd, conns, fmt.Errorf("fill the accept queue of %s: %w (net.ipv4.tcp_abort_on_overflow set?)", addr, err)
+		}
+	}
+	return fd, conns, fmt.Errorf("the accept queue of %s did not fill after 16 connections", addr)
+}
+
+// sampleGoroutines reads go_goroutines from url every 500 ms for dur in
+// the background; the returned func waits for the end and returns the
+// largest value read (0 if none).
+func sampleGoroutines(ctx context.Context, url string, dur time.Duration) func() int {
+	done := make(chan int, 1)
+	go func() {
+		peak := 0
+		client := &http.Client{Timeout: 2 * time.Second}
+		end := time.Now().Add(dur)
+		for time.Now().Before(end) {
+			if resp, err := client.Get(url); err == nil {
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				for line := range strings.SplitSeq(string(b), "\n") {
+					if v, ok := strings.CutPrefix(line, "go_goroutines "); ok {
+						if n, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil {
+							peak = max(peak, int(n))
+						}
+					}
+				}
+			}
+			if sleepCtx(ctx, min(500*time.Millisecond, time.Until(end))) != nil {
+				break
+			}
+		}
+		done <- peak
+	}()
+	return func() int { return <-done }
 }
 
 // countInFile counts the occurrences of s in the file at path.
