@@ -22,6 +22,9 @@ func confFixture(t *testing.T) string {
 // Debian's nginx accepts, so that the parser is tested on a real one.
 func TestNginxAcceptsConfigFixture(t *testing.T) {
 	if _, err := os.Stat("/usr/sbin/nginx"); err != nil {
+		if os.Getenv("MEDIC_REQUIRE_SYSTEMD") == "1" {
+			t.Fatal("MEDIC_REQUIRE_SYSTEMD=1 but nginx is not installed (apt-get install nginx)")
+		}
 		t.Skip("skipping: nginx is not installed (apt-get install nginx)")
 	}
 	out, err := exec.Command("/usr/sbin/nginx", "-t", "-c", confFixture(t), "-p", t.TempDir()+"/", "-e", "stderr").CombinedOutput()
