@@ -428,29 +428,6 @@ func (d *run) checklist() {
 	d.dg.Checklist = items
 }
 
-// MainExit renders a main process's end from ExecMainCode and
-// ExecMainStatus (waitid(2) CLD_* codes): "exited, status 3", "killed by
-// signal 9 (KILL)", "dumped core on signal 11 (SEGV)".
-func MainExit(code, status int32) string {
-	switch code {
-	case 1:
-		return fmt.Sprintf("exited, status %d", status)
-	case 2:
-		return fmt.Sprintf("killed by signal %d (%s)", status, signalName(status))
-	case 3:
-		return fmt.Sprintf("dumped core on signal %d (%s)", status, signalName(status))
-	}
-	return fmt.Sprintf("code %d, status %d", code, status)
-}
-
-func signalName(n int32) string {
-	names := map[int32]string{1: "HUP", 2: "INT", 3: "QUIT", 4: "ILL", 6: "ABRT", 7: "BUS", 8: "FPE", 9: "KILL", 11: "SEGV", 13: "PIPE", 14: "ALRM", 15: "TERM"}
-	if s, ok := names[n]; ok {
-		return s
-	}
-	return "SIG" + strconv.Itoa(int(n))
-}
-
 func since(u *Unit) string {
 	if u.StateChangeTimestamp.IsZero() {
 		return ""

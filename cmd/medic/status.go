@@ -129,7 +129,7 @@ func printDiagnosis(out io.Writer, dg *diagnose.Diagnosis) {
 	}
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	for _, it := range dg.Checklist {
-		fmt.Fprintf(w, "  %s %s\t%s\n", statusMark(it.Status), it.Name, it.Evidence)
+		fmt.Fprintf(w, "  %s %s\t%s\n", it.Status.Mark(), it.Name, it.Evidence)
 	}
 	w.Flush()
 	for _, f := range dg.Secondary {
@@ -142,18 +142,6 @@ func printDiagnosis(out io.Writer, dg *diagnose.Diagnosis) {
 	if len(dg.Unavailable) > 0 {
 		fmt.Fprintf(out, "  not available: %s\n", strings.Join(dg.Unavailable, "; "))
 	}
-}
-
-func statusMark(s diagnose.Status) string {
-	switch s {
-	case diagnose.Pass:
-		return "✓"
-	case diagnose.Fail:
-		return "✗"
-	case diagnose.Unchecked:
-		return "?"
-	}
-	return "–"
 }
 
 func orDash(s string) string {
