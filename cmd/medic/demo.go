@@ -201,6 +201,8 @@ Restart=no
 		f := e.ContextMap()
 		var text string
 		switch e.Message {
+		case "probing now":
+			text = fmt.Sprintf("probing now, triggered by: %v", f["trigger"])
 		case "probe failed":
 			text = fmt.Sprintf("probe failed: %v %v", f["target"], f["class"])
 		case "state change":
