@@ -136,7 +136,7 @@ func runDaemon(ctx context.Context, file string, cfg *config.Config, log *zap.Lo
 		Outbox: func() []metrics.OutboxStat {
 			var out []metrics.OutboxStat
 			for _, s := range ob.Stats() {
-				out = append(out, metrics.OutboxStat{Notifier: s.Notifier, Pending: s.Pending, Delivered: s.Delivered, Failed: uint64(s.Failed), Dropped: s.Dropped})
+				out = append(out, metrics.OutboxStat{Notifier: s.Notifier, Pending: s.Pending, Delivered: s.Delivered, Failed: s.Rejected, Dropped: s.Dropped})
 			}
 			return out
 		},

@@ -176,6 +176,10 @@ type Stat struct {
 	// Failed is the number of messages in the notifier's failed/
 	// directory: rejected with retry=false, kept on disk.
 	Failed int
+	// Rejected counts the messages the notifier rejected for good
+	// (retry=false) since Open: unlike Failed, it never decreases, so it
+	// can be exposed as a counter.
+	Rejected uint64
 	// Dropped counts the messages dropped by the bound since Open.
 	Dropped uint64
 	// Delivered counts the messages the notifier accepted since Open.
@@ -262,6 +266,7 @@ type queue struct {
 	// digest is under way.
 	digest      []*item
 	failed      int
+	rejected    uint64
 	dropped     uint64
 	delivered   uint64
 	lastError   string
@@ -960,6 +965,7 @@ func (o *Outbox) fail(q *queue, it *item, err error, log *zap.Logger) {
 	q.mu.Lock()
 	q.remove(it)
 	q.failed++
+	q.rejected++
 	q.mu.Unlock()
 	log.Error("notify failed, not retryable: message moved to failed",
 		zap.Error(err), zap.Int("attempts", it.rec.Attempts), zap.String("path", filepath.Join(failedDir, it.file())))
@@ -1002,6 +1008,7 @@ func (o *Outbox) Stats() []Stat {
 			Notifier:    q.name,
 			Pending:     len(q.items),
 			Failed:      q.failed,
+			Rejected:    q.rejected,
 			Dropped:     q.dropped,
 			Delivered:   q.delivered,
 			LastError:   q.lastError,

@@ -816,3 +816,29 @@ func TestNotifierPanic(t *testing.T) {
 		t.Errorf("Stats = %+v", st)
 	}
 }
+
+// TestRejectedCounts: Rejected counts every message rejected since Open and
+// never decreases, unlike Failed, which counts the files in failed/.
+func TestRejectedCounts(t *testing.T) {
+	dir := t.TempDir()
+	r := newRecorder("hook")
+	r.fail = func(*notify.Message, int) (bool, error) { return false, errors.New("400 Bad Request") }
+	o := open(t, testOptions(t, dir), r)
+	enqueue(t, o, "hook", msg("a.1", notify.Firing), msg("a.2", notify.Firing))
+	stop := run(t, o)
+	deadline := time.Now().Add(5 * time.Second)
+	for o.Stats()[0].Rejected < 2 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	stop()
+	if st := o.Stats()[0]; st.Rejected != 2 || st.Failed != 2 {
+		t.Fatalf("stats = %+v, want 2 rejected and 2 failed", st)
+	}
+	if err := os.RemoveAll(filepath.Join(dir, "hook", FailedDir)); err != nil {
+		t.Fatal(err)
+	}
+	o2 := open(t, testOptions(t, dir), newRecorder("hook"))
+	if st := o2.Stats()[0]; st.Failed != 0 || st.Rejected != 0 {
+		t.Errorf("after clearing failed/ and reopening: %+v", st)
+	}
+}
