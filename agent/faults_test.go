@@ -19,9 +19,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest"
-	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/medic-watchdog/medic/agent"
 	"github.com/medic-watchdog/medic/agent/config"
@@ -77,43 +75,7 @@ type = "log"
 	if err != nil {
 		t.Fatalf("parse config: %v\n%s", err, text)
 	}
-	core, logs := observer.New(zapcore.DebugLevel)
-	log := zap.New(zapcore.NewTee(core, zaptest.NewLogger(t, zaptest.Level(zap.InfoLevel)).Core()))
-
-	ctx, cancel := context.WithCancel(context.Background())
-	rem := remedy.New(ctx, remedy.Dial("user"), units, log.Named("remedy"))
-	var r agent.Remedier = rem
-	if wrap != nil {
-		r = wrap(rem)
-	}
-	ob := &memOutbox{}
-	a, err := agent.New(cfg, log, r, ob, agent.WithUnitWatch(remedy.DialSignals("user")))
-	if err != nil {
-		cancel()
-		t.Fatalf("new agent: %v", err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	h := &harness{m: m, logs: logs, agent: a, rem: rem, outbox: ob}
-	var stopped bool
-	h.stop = func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		case <-time.After(15 * time.Second):
-			t.Errorf("Run did not return within 15s of cancel")
-		}
-		rem.Close()
-	}
-	t.Cleanup(h.stop)
-	return h
+	return runAgent(t, m, cfg, units, zaptest.NewLogger(t, zaptest.Level(zap.InfoLevel)), wrap, agent.WithUnitWatch(remedy.DialSignals("user")))
 }
 
 // startBackend links and starts a backend unit on a free port and waits

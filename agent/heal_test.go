@@ -109,13 +109,27 @@ func startAgentCustom(t *testing.T, m *usermanager.Manager, unit, addr, errorLog
 	if err != nil {
 		t.Fatalf("parse config: %v", err)
 	}
+	return runAgent(t, m, cfg, []string{unit}, zaptest.NewLogger(t), nil, opts...)
+}
+
+// runAgent runs an agent on cfg against the user manager m in the
+// background, logging to log and to an observer the harness reads; only
+// units may be remedied, through wrap(remedy) when wrap is set. The agent
+// stops when the test ends (or at h.stop).
+func runAgent(t *testing.T, m *usermanager.Manager, cfg *config.Config, units []string, testLog *zap.Logger,
+	wrap func(agent.Remedier) agent.Remedier, opts ...agent.Option) *harness {
+	t.Helper()
 	core, logs := observer.New(zapcore.DebugLevel)
-	log := zap.New(zapcore.NewTee(core, zaptest.NewLogger(t).Core()))
+	log := zap.New(zapcore.NewTee(core, testLog.Core()))
 
 	ctx, cancel := context.WithCancel(context.Background())
-	rem := remedy.New(ctx, remedy.Dial("user"), []string{unit}, log.Named("remedy"))
+	rem := remedy.New(ctx, remedy.Dial("user"), units, log.Named("remedy"))
+	var r agent.Remedier = rem
+	if wrap != nil {
+		r = wrap(rem)
+	}
 	ob := &memOutbox{}
-	a, err := agent.New(cfg, log, rem, ob, opts...)
+	a, err := agent.New(cfg, log, r, ob, opts...)
 	if err != nil {
 		cancel()
 		t.Fatalf("new agent: %v", err)
@@ -135,8 +149,8 @@ func startAgentCustom(t *testing.T, m *usermanager.Manager, unit, addr, errorLog
 			if err != nil {
 				t.Errorf("Run: %v", err)
 			}
-		case <-time.After(10 * time.Second):
-			t.Errorf("Run did not return within 10s of cancel")
+		case <-time.After(15 * time.Second):
+			t.Errorf("Run did not return within 15s of cancel")
 		}
 		rem.Close()
 	}
