@@ -712,7 +712,7 @@ func (a *Agent) Statuses() []Status {
 func (a *Agent) enqueue(c config.Check, m *notify.Message) {
 	for _, name := range c.Escalate.Notify {
 		if err := a.outbox.Enqueue(name, m); err != nil {
-			a.log.Error("cannot queue message", zap.String("notifier", name), zap.String("message_id", m.ID), zap.Error(err))
+			a.log.Error("cannot queue message", zap.String("notifier", name), zap.String(notify.IDField, m.ID), zap.Error(err))
 		}
 	}
 }

@@ -8,7 +8,10 @@ package logging
 // `journalctl MESSAGE_ID=<id>` finds every such event and `journalctl -x`
 // shows the entry of medic.catalog for it. Use it only with the IDs below:
 // journald expects a MESSAGE_ID to be a 128-bit ID naming a kind of event,
-// never a per-event identifier.
+// never a per-event identifier. The journal core enforces this: it writes a
+// MESSAGE_ID that is not one of them as FIELD_MESSAGE_ID (see
+// IsCatalogID). Per-event identifiers have fields of their own, such as
+// "incident" and "notification_id".
 const Field = "message_id"
 
 // MESSAGE_ID values, one per kind of event, 128-bit IDs as 32 lowercase hex
@@ -37,3 +40,19 @@ const (
 	// resolved.
 	IncidentResolved = "5e174cf683764f43aa55a19c7b89c7b1"
 )
+
+// catalogIDs holds every MESSAGE_ID above; medic.catalog has an entry for
+// each (a test compares the two).
+var catalogIDs = map[string]bool{
+	RestartPerformed:   true,
+	RestartFailed:      true,
+	GaveUp:             true,
+	ConfigReloaded:     true,
+	ConfigReloadFailed: true,
+	IncidentFiring:     true,
+	IncidentResolved:   true,
+}
+
+// IsCatalogID reports whether id is one of medic's MESSAGE_IDs, the
+// constants above with an entry in medic.catalog.
+func IsCatalogID(id string) bool { return catalogIDs[id] }

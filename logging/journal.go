@@ -105,7 +105,11 @@ var reservedJournalFields = map[string]bool{
 // MESSAGE, PRIORITY (see priority), SYSLOG_IDENTIFIER, LOGGER (the zap
 // logger's name, when it has one), CODE_FILE/CODE_LINE/CODE_FUNC when the
 // logger adds the caller, STACKTRACE when the entry has one, then every zap
-// field under its JournalFieldName. When the journal cannot be reached it
+// field under its JournalFieldName. A field that maps to MESSAGE_ID is
+// written as MESSAGE_ID only when its value is one of medic's catalog IDs
+// (IsCatalogID) and no earlier field of the entry was; otherwise it is
+// written as FIELD_MESSAGE_ID, so `journalctl MESSAGE_ID=` only ever finds
+// the kinds of event medic.catalog explains. When the journal cannot be reached it
 // writes the entry to fallback instead (a prefixWriter on stderr), so a
 // journald restart loses no line.
 type journalWriter struct {
@@ -145,15 +149,30 @@ func (j *journalWriter) journalFields(ent zapcore.Entry, fields []kv) []kv {
 	if ent.Stack != "" {
 		out = append(out, kv{"STACKTRACE", ent.Stack})
 	}
+	messageID := false
 	for _, f := range fields {
 		name := JournalFieldName(f.key)
-		if reservedJournalFields[name] {
+		switch {
+		case reservedJournalFields[name]:
 			name = JournalFieldName("FIELD_" + name)
+		case name == messageIDField:
+			// Only one of medic's catalog IDs may be the entry's
+			// MESSAGE_ID, and only once; any other value (a per-event ID
+			// logged under Field by mistake) keeps its text under a
+			// name of its own.
+			if messageID || !IsCatalogID(f.value) {
+				name = JournalFieldName("FIELD_" + name)
+			}
+			messageID = true
 		}
 		out = append(out, kv{name, f.value})
 	}
 	return out
 }
+
+// messageIDField is the journal field that names the kind of event; see
+// Field and IsCatalogID.
+const messageIDField = "MESSAGE_ID"
 
 // stderrFd returns the file descriptor behind w, if it has one.
 func stderrFd(w any) (int, bool) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -135,6 +136,82 @@ func TestJournalReservedFieldNames(t *testing.T) {
 	for k, v := range want {
 		if got := e[k]; strings.Join(got, "|") != strings.Join(v, "|") {
 			t.Errorf("%s = %q, want %q", k, got, v)
+		}
+	}
+}
+
+// TestJournalMessageIDOnlyFromCatalog: whatever a caller logs under Field
+// (or any key that maps to MESSAGE_ID), the entry's MESSAGE_ID is one of
+// medic's catalog IDs or absent; other values keep their text under
+// FIELD_MESSAGE_ID.
+func TestJournalMessageIDOnlyFromCatalog(t *testing.T) {
+	tests := []struct {
+		name          string
+		fields        []zap.Field
+		wantMessageID []string
+		wantRenamed   []string
+	}{
+		{"catalog ID", []zap.Field{zap.String(Field, GaveUp)}, []string{GaveUp}, nil},
+		{"notification ID", []zap.Field{zap.String(Field, "my-app-20261121T080000.123Z.1")}, nil, []string{"my-app-20261121T080000.123Z.1"}},
+		{"upper-case key", []zap.Field{zap.String("MESSAGE_ID", "x")}, nil, []string{"x"}},
+		{"dashed key", []zap.Field{zap.String("message-id", "x")}, nil, []string{"x"}},
+		{"nested key", []zap.Field{zap.Object("message", idObject("x"))}, nil, []string{"x"}},
+		{"catalog ID in upper case", []zap.Field{zap.String(Field, strings.ToUpper(GaveUp))}, nil, []string{strings.ToUpper(GaveUp)}},
+		{"empty", []zap.Field{zap.String(Field, "")}, nil, []string{""}},
+		{"second catalog ID", []zap.Field{zap.String(Field, RestartFailed), zap.String(Field, GaveUp)}, []string{RestartFailed}, []string{GaveUp}},
+		{"catalog ID after another", []zap.Field{zap.String(Field, "x"), zap.String(Field, GaveUp)}, nil, []string{"x", GaveUp}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newReceiver(t)
+			log, err := New(Options{Format: FormatJournal, JournalSocket: r.path})
+			if err != nil {
+				t.Fatal(err)
+			}
+			log.Info("event", tt.fields...)
+			e := r.entry()
+			if got := e["MESSAGE_ID"]; strings.Join(got, "|") != strings.Join(tt.wantMessageID, "|") || len(got) != len(tt.wantMessageID) {
+				t.Errorf("MESSAGE_ID = %q, want %q", got, tt.wantMessageID)
+			}
+			if got := e["FIELD_MESSAGE_ID"]; strings.Join(got, "|") != strings.Join(tt.wantRenamed, "|") || len(got) != len(tt.wantRenamed) {
+				t.Errorf("FIELD_MESSAGE_ID = %q, want %q", got, tt.wantRenamed)
+			}
+		})
+	}
+}
+
+// idObject logs as an object with one "id" field, which the journal core
+// flattens to MESSAGE_ID when logged under "message".
+type idObject string
+
+func (o idObject) MarshalLogObject(enc zapcore.ObjectEncoder) error {
+	enc.AddString("id", string(o))
+	return nil
+}
+
+// TestIsCatalogIDMatchesCatalogFile: IsCatalogID knows exactly the IDs of medic.catalog.
+func TestIsCatalogIDMatchesCatalogFile(t *testing.T) {
+	text, err := os.ReadFile("medic.catalog")
+	if err != nil {
+		t.Fatal(err)
+	}
+	inFile := map[string]bool{}
+	for _, line := range strings.Split(string(text), "\n") {
+		if id, ok := strings.CutPrefix(line, "-- "); ok {
+			inFile[id] = true
+			if !IsCatalogID(id) {
+				t.Errorf("medic.catalog has %s, IsCatalogID says no", id)
+			}
+		}
+	}
+	for id := range catalogIDs {
+		if !inFile[id] {
+			t.Errorf("IsCatalogID(%s), but medic.catalog has no entry for it", id)
+		}
+	}
+	for _, id := range []string{"", "my-app-20261121T080000.123Z.1", strings.ToUpper(GaveUp)} {
+		if IsCatalogID(id) {
+			t.Errorf("IsCatalogID(%q) = true", id)
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -155,15 +156,18 @@ func TestRealJournald(t *testing.T) {
 	runner.Warn("gave up", zap.String(Field, GaveUp), zap.Error(errorString("restart budget spent\n3 restarts in 10m0s")))
 	big := strings.Repeat("x", 300<<10) // too big for one datagram: goes by memfd
 	runner.Info("diagnosis", zap.String("journal", big))
+	// A per-event ID logged under Field by mistake.
+	notification := "my-app-20261121T080000.123Z.1"
+	runner.Warn("incident firing", zap.String(Field, notification))
 
 	var entries []map[string]any
 	deadline := time.Now().Add(10 * time.Second)
-	for len(entries) < 3 && time.Now().Before(deadline) {
+	for len(entries) < 4 && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
 		entries = journalctl(t, dir, "SYSLOG_IDENTIFIER="+ident)
 	}
-	if len(entries) != 3 {
-		t.Fatalf("journal holds %d entries of %s, want 3", len(entries), ident)
+	if len(entries) != 4 {
+		t.Fatalf("journal holds %d entries of %s, want 4", len(entries), ident)
 	}
 	want := map[string]string{
 		"MESSAGE": "restart performed", "PRIORITY": "6", "SYSLOG_IDENTIFIER": ident, "LOGGER": "agent",
@@ -187,6 +191,20 @@ func TestRealJournald(t *testing.T) {
 	}
 	if got, _ := entries[2]["JOURNAL"].(string); got != big {
 		t.Errorf("JOURNAL of the big entry has %d bytes, want %d", len(got), len(big))
+	}
+	// MESSAGE_ID holds catalog IDs only: journald files the per-event ID
+	// under FIELD_MESSAGE_ID, and no entry carries a MESSAGE_ID outside
+	// the catalog.
+	if got := journalctl(t, dir, "MESSAGE_ID="+notification); len(got) != 0 {
+		t.Errorf("journalctl MESSAGE_ID=%s found %v, want nothing", notification, got)
+	}
+	if got := journalctl(t, dir, "FIELD_MESSAGE_ID="+notification, "SYSLOG_IDENTIFIER="+ident); len(got) != 1 || got[0]["MESSAGE"] != "incident firing" {
+		t.Errorf("journalctl FIELD_MESSAGE_ID=%s found %v, want the incident entry", notification, got)
+	}
+	for _, e := range entries {
+		if id, ok := e["MESSAGE_ID"]; ok && !IsCatalogID(fmt.Sprint(id)) {
+			t.Errorf("entry %q has MESSAGE_ID %v, not a catalog ID", e["MESSAGE"], id)
+		}
 	}
 }
 
@@ -224,12 +242,12 @@ func TestCatalogFile(t *testing.T) {
 		id, subject, _ := strings.Cut(line, " ")
 		listed[id] = subject
 	}
-	for _, id := range []string{RestartPerformed, RestartFailed, GaveUp, ConfigReloaded, ConfigReloadFailed, IncidentFiring, IncidentResolved} {
+	for id := range catalogIDs {
 		if !strings.HasPrefix(listed[id], "medic: ") {
 			t.Errorf("catalog lists %s as %q, want a medic entry", id, listed[id])
 		}
 	}
-	if len(listed) != 7 {
-		t.Errorf("catalog lists %d entries, want 7:\n%s", len(listed), out)
+	if len(listed) != len(catalogIDs) {
+		t.Errorf("catalog lists %d entries, want %d:\n%s", len(listed), len(catalogIDs), out)
 	}
 }

@@ -11,7 +11,8 @@
 //
 // find the lines of one check or one kind of event. The MESSAGE_IDs are the
 // constants in catalog.go; medic.catalog holds their journal catalog
-// entries. Outside systemd medic logs JSON (for log shippers) or, on a
+// entries, and no other value is ever written as MESSAGE_ID (see
+// IsCatalogID). Outside systemd medic logs JSON (for log shippers) or, on a
 // terminal, a console format for people.
 package logging
 

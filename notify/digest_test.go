@@ -119,7 +119,7 @@ func TestLogNotifierDigest(t *testing.T) {
 	}
 	for i, e := range entries {
 		f := e.ContextMap()
-		if e.Message != ms[i].Subject() || f["message_id"] != ms[i].ID || f["digest"] != d.ID || f["notifier"] != "ops-log" {
+		if e.Message != ms[i].Subject() || f[IDField] != ms[i].ID || f["message_id"] != nil || f["digest"] != d.ID || f["notifier"] != "ops-log" {
 			t.Errorf("line %d = %q %v", i, e.Message, f)
 		}
 	}

@@ -7,15 +7,24 @@ import (
 )
 
 // Log is a notifier that writes each message as one structured log line at
-// warn level (info for resolved, recovered and test messages). A digest is
-// written as one line per member, each with a "digest" field holding the
-// digest's ID. It never fails.
+// warn level (info for resolved, recovered and test messages). The
+// message's own ID is in the "notification_id" field (NOTIFICATION_ID in
+// the journal, as on the agent's "incident firing" line), never in the
+// journal's MESSAGE_ID: that one names kinds of event (logging.Field) and
+// is set by the agent when it opens or resolves the incident, so a
+// delivery does not count as a second event. A digest is written as one
+// line per member, each with a "digest" field holding the digest's ID. It
+// never fails.
 type Log struct {
 	name string
 	log  *zap.Logger
 }
 
 var _ Notifier = (*Log)(nil)
+
+// IDField is the log field that carries a message's own ID
+// ("<incident>.<seq>") in medic's log lines.
+const IDField = "notification_id"
 
 // NewLog returns a Log notifier called name that writes to log.
 func NewLog(name string, log *zap.Logger) *Log {
@@ -42,7 +51,7 @@ func (l *Log) logOne(m *Message, extra ...zap.Field) {
 	fields := []zap.Field{
 		zap.String("kind", string(m.Kind)),
 		zap.String("event", string(m.Event)),
-		zap.String("message_id", m.ID),
+		zap.String(IDField, m.ID),
 		zap.String("incident", in.ID),
 		zap.String("check", in.Check),
 		zap.String("unit", in.Unit),

@@ -366,12 +366,12 @@ func (a *Alertmanager) track(m *notify.Message, alert PostableAlert, resolvedAt 
 	if old, ok := a.alerts[key]; ok {
 		if old.incident != in.ID && old.since.After(in.Since) {
 			a.log.Debug("not sending a message of an earlier incident",
-				zap.String("message_id", m.ID), zap.String("incident", in.ID), zap.String("current_incident", old.incident))
+				zap.String(notify.IDField, m.ID), zap.String("incident", in.ID), zap.String("current_incident", old.incident))
 			return false
 		}
 		if old.incident == in.ID && !old.resolved.IsZero() && resolvedAt.IsZero() {
 			a.log.Debug("not sending a firing message of a resolved incident",
-				zap.String("message_id", m.ID), zap.String("incident", in.ID))
+				zap.String(notify.IDField, m.ID), zap.String("incident", in.ID))
 			return false
 		}
 	}
