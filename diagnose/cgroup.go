@@ -223,7 +223,7 @@ func socketLinkInode(link string) (uint64, bool) {
 // that could not be gathered, each entry a full sentence naming what failed
 // and why.
 //
-// It matches sockets in three ways, best first:
+// It matches sockets in these ways, best first:
 //
 //  1. by cgroup: TCP listeners from SockDiagListeners whose CgroupID is the
 //     id of the cgroup or one of its descendants (CgroupID). This needs no
@@ -231,12 +231,20 @@ func socketLinkInode(link string) (uint64, bool) {
 //     systemd created for socket activation carries systemd's cgroup.
 //  2. by process: sockets whose inode one of CgroupPIDs' processes holds
 //     (SocketInodes); these get Socket.PIDs. This needs the right to read
-//     the processes' /proc/PID/fd.
-//  3. by uid, only when neither (1) nor (2) was available (an old kernel
-//     and another user's processes): listeners owned by the fs uid of the
-//     unit's processes (/proc/PID/status); unix ones only when they came
-//     from SockDiagUnix, which reports owners. Other processes of the same
-//     user match too, and unavailable says so.
+//     the processes' /proc/PID/fd (root, the unit's user, or
+//     CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE).
+//  3. unix listeners, for processes whose fds could not be read, among
+//     those whose owner (SockDiagUnix's UID) is such a process's fs uid
+//     (/proc/PID/status): by the pid that called listen(2), read with
+//     PeerCred, when it is one of the unit's processes (the socket gets
+//     that pid); else, when the socket cannot be connected to, by an owner
+//     uid other than 0 that no process outside the unit has. At most
+//     maxPeerConnects listeners are connected to. This needs no privilege;
+//     connecting needs write permission on the socket file.
+//  4. TCP by uid, only when neither (1) nor (2) was available (an old
+//     kernel and another user's processes): listeners owned by the fs uid
+//     of the unit's processes. Other processes of the same user match too,
+//     and unavailable says so.
 //
 // Listeners come from SockDiagListeners and SockDiagUnix, or from
 // ProcListeners when sock_diag fails. An empty cgroup (a unit that is not
@@ -255,6 +263,9 @@ type unitSources struct {
 	cgroupPIDs    func(cgroup string) ([]int, error)
 	socketInodes  func(pid int) (map[uint64]bool, error)
 	fsUID         func(pid int) (uint32, error)
+	listenerPID   func(s Socket) (int, error)
+	allPIDs       func() ([]int, error)
+	comm          func(pid int) string
 }
 
 // liveSources reads this host.
@@ -266,6 +277,9 @@ var liveSources = unitSources{
 	cgroupPIDs:    CgroupPIDs,
 	socketInodes:  func(pid int) (map[uint64]bool, error) { return SocketInodes("", pid) },
 	fsUID:         func(pid int) (uint32, error) { return processFSUID("", pid) },
+	listenerPID:   listenerPID,
+	allPIDs:       func() ([]int, error) { return allPIDs("") },
+	comm:          func(pid int) string { return processComm("", pid) },
 }
 
 func unitListeners(cgroup string, src unitSources) (listeners []Socket, unavailable []string) {
@@ -302,7 +316,7 @@ func unitListeners(cgroup string, src unitSources) (listeners []Socket, unavaila
 	found := map[string]*Socket{}
 	var order []string
 	add := func(s Socket, pids ...int) {
-		k := s.Proto + "\x00" + strconv.FormatUint(s.Inode, 10) + "\x00" + s.String()
+		k := socketKey(s)
 		f := found[k]
 		if f == nil {
 			s.PIDs = nil
@@ -344,12 +358,16 @@ func unitListeners(cgroup string, src unitSources) (listeners []Socket, unavaila
 	}
 	holders := map[uint64][]int{}
 	readable := 0
-	var fdErrs []error
+	var (
+		fdErrs     []error
+		unreadable []int
+	)
 	for _, pid := range pids {
 		inodes, err := src.socketInodes(pid)
 		if err != nil {
 			if !errors.Is(err, fs.ErrNotExist) {
 				fdErrs = append(fdErrs, err)
+				unreadable = append(unreadable, pid)
 			}
 			continue
 		}
@@ -363,7 +381,7 @@ func unitListeners(cgroup string, src unitSources) (listeners []Socket, unavaila
 		if len(fdErrs) > 1 {
 			more = fmt.Sprintf(" (and %d more processes)", len(fdErrs)-1)
 		}
-		note("process sockets: %v%s; %s.", fdErrs[0], more, fdAccessHint)
+		note("process sockets: %v%s; so sockets handed to the unit by socket activation or inherited from another cgroup are not seen, and listeners carry no pids except a unix listener's from its peer credentials; %s.", fdErrs[0], more, fdAccessHint)
 	}
 	for _, s := range all {
 		if h := holders[s.Inode]; len(h) > 0 {
@@ -371,34 +389,33 @@ func unitListeners(cgroup string, src unitSources) (listeners []Socket, unavaila
 		}
 	}
 
-	// 3. By uid, when no process could be looked into and the cgroup ids
-	// did not help: the owner uid is shared with the user's other processes.
-	if readable == 0 && len(fdErrs) > 0 {
-		if byCgroup {
-			note("unit unix sockets: unknown, since unix sockets carry no cgroup and no process's file descriptors could be read.")
+	// 3. Unix sockets of the processes whose fds could not be read, by
+	// their listener's credentials or, failing that, an owner uid that no
+	// other process has.
+	if len(unreadable) > 0 {
+		if unixErr == nil {
+			unitByPeer(unixSocks, pids, unreadable, src, func(s Socket) bool { return found[socketKey(s)] != nil }, add, note)
 		} else {
-			uids := map[uint32]bool{}
-			for _, pid := range pids {
-				if uid, err := src.fsUID(pid); err == nil {
-					uids[uid] = true
-				}
-			}
-			for _, s := range tcp {
-				if uids[s.UID] {
-					add(s)
-				}
-			}
-			if unixErr == nil {
-				for _, s := range unixSocks {
-					if uids[s.UID] {
-						add(s)
-					}
-				}
-			} else {
-				note("unit unix sockets: unknown, since /proc/net/unix does not say who owns a socket and no process's file descriptors could be read.")
-			}
-			note("unit sockets: matched by owner uid %s only, since neither cgroup ids nor the processes' file descriptors were available; other processes of that user match too.", joinUints(slices.Sorted(maps.Keys(uids))))
+			note("unit unix sockets: unknown, since /proc/net/unix does not say who owns a socket and not every process's file descriptors could be read.")
 		}
+	}
+
+	// 4. TCP by uid, when no process could be looked into and the cgroup
+	// ids did not help: the owner uid is shared with the user's other
+	// processes.
+	if readable == 0 && len(fdErrs) > 0 && !byCgroup {
+		uids := map[uint32]bool{}
+		for _, pid := range pids {
+			if uid, err := src.fsUID(pid); err == nil {
+				uids[uid] = true
+			}
+		}
+		for _, s := range tcp {
+			if uids[s.UID] {
+				add(s)
+			}
+		}
+		note("unit TCP sockets: matched by owner uid %s only, since neither cgroup ids nor the processes' file descriptors were available; other processes of that user match too.", joinUints(slices.Sorted(maps.Keys(uids))))
 	}
 
 	for _, k := range order {
@@ -407,6 +424,127 @@ func unitListeners(cgroup string, src unitSources) (listeners []Socket, unavaila
 		listeners = append(listeners, s)
 	}
 	return listeners, unavailable
+}
+
+// socketKey identifies a socket in unitListeners' results.
+func socketKey(s Socket) string {
+	return s.Proto + "\x00" + strconv.FormatUint(s.Inode, 10) + "\x00" + s.String()
+}
+
+// maxPeerConnects bounds how many unix listeners one unitListeners call
+// connects to for their peer credentials.
+const maxPeerConnects = 64
+
+// unitByPeer matches the unix listeners of a unit whose processes' fds
+// could not be read (unreadable, a subset of pids). Candidates are the
+// listeners not matched yet whose owner (UNIX_DIAG_UID) is the fs uid of
+// an unreadable process. A candidate is the unit's when
+//
+//   - the process that called listen(2) on it, from SO_PEERCRED, is one of
+//     pids (it gets that pid); or
+//   - it cannot be connected to and its owner uid is not 0 and is the fs
+//     uid of no process outside pids (/proc/PID/status of every process).
+//
+// Whatever stays unknown is noted with the reason.
+func unitByPeer(unixSocks []Socket, pids, unreadable []int, src unitSources, matched func(Socket) bool, add func(Socket, ...int), note func(string, ...any)) {
+	uids := map[uint32]bool{}
+	for _, pid := range unreadable {
+		if uid, err := src.fsUID(pid); err == nil {
+			uids[uid] = true
+		}
+	}
+	inUnit := map[int]bool{}
+	for _, p := range pids {
+		inUnit[p] = true
+	}
+	var (
+		candidates []Socket
+		skipped    int
+	)
+	for _, s := range unixSocks {
+		if !uids[s.UID] || matched(s) {
+			continue
+		}
+		if len(candidates) == maxPeerConnects {
+			skipped++
+			continue
+		}
+		candidates = append(candidates, s)
+	}
+	if skipped > 0 {
+		note("unit unix sockets: %d more listeners owned by uid %s were not connected to (at most %d are); any of them may be the unit's.", skipped, joinUints(slices.Sorted(maps.Keys(uids))), maxPeerConnects)
+	}
+
+	var (
+		byManager   []string
+		unconnected []Socket
+		connErrs    []error
+	)
+	for _, s := range candidates {
+		pid, err := src.listenerPID(s)
+		switch {
+		case err != nil:
+			unconnected = append(unconnected, s)
+			connErrs = append(connErrs, err)
+		case inUnit[pid]:
+			add(s, pid)
+		case src.comm(pid) == "systemd":
+			byManager = append(byManager, fmt.Sprintf("%s (pid %d)", s, pid))
+		}
+	}
+	if len(byManager) > 0 {
+		note("unit unix sockets: %s listened on by a systemd manager (socket activation); whether it handed them to this unit needs the processes' file descriptors; %s.", strings.Join(byManager, ", "), fdAccessHint)
+	}
+	if len(unconnected) == 0 {
+		return
+	}
+
+	// The owner uids that processes outside the unit have too.
+	shared := map[uint32]bool{}
+	all, err := src.allPIDs()
+	if err != nil {
+		note("unit unix sockets: %v; so %d listeners that could not be connected to stay unknown, e.g. %s (%s).", err, len(unconnected), unconnected[0], peerReason(unconnected[0], connErrs[0]))
+		return
+	}
+	for _, p := range all {
+		if inUnit[p] {
+			continue
+		}
+		if uid, err := src.fsUID(p); err == nil {
+			shared[uid] = true
+		}
+	}
+	const most = 20
+	var (
+		unknown []Socket
+		names   []string
+	)
+	for i, s := range unconnected {
+		if s.UID != 0 && !shared[s.UID] {
+			add(s)
+			continue
+		}
+		unknown = append(unknown, s)
+		if len(names) < most {
+			names = append(names, fmt.Sprintf("%s (%s)", s, peerReason(s, connErrs[i])))
+		}
+	}
+	if len(unknown) > 0 {
+		if len(unknown) > most {
+			names = append(names, fmt.Sprintf("%d more", len(unknown)-most))
+		}
+		note("unit unix sockets: unknown whether %d listeners owned by uid %s belong to the unit, since the pid that listens on them (SO_PEERCRED) could not be read and their owner has processes outside the unit too: %s; give medic write permission on those socket files (a group they allow), or %s.", len(unknown), joinUints(ownerUIDs(unknown)), strings.Join(names, ", "), fdAccessHint)
+	}
+}
+
+// ownerUIDs returns the distinct UIDs of ss, sorted.
+func ownerUIDs(ss []Socket) []uint32 {
+	var out []uint32
+	for _, s := range ss {
+		out = append(out, s.UID)
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // processFSUID returns the file system uid of pid, the fourth Uid field
@@ -464,17 +602,10 @@ func SocketOwner(procRoot string, inode uint64) (pid int, comm, unit string, err
 	if procRoot == "" {
 		procRoot = "/proc"
 	}
-	ents, err := os.ReadDir(procRoot)
+	pids, err := allPIDs(procRoot)
 	if err != nil {
 		return 0, "", "", fmt.Errorf("find owner of socket %d: %w", inode, err)
 	}
-	var pids []int
-	for _, e := range ents {
-		if p, err := strconv.Atoi(e.Name()); err == nil && p > 0 {
-			pids = append(pids, p)
-		}
-	}
-	slices.Sort(pids)
 	unreadable := 0
 	for _, p := range pids {
 		inodes, err := SocketInodes(procRoot, p)
@@ -487,8 +618,7 @@ func SocketOwner(procRoot string, inode uint64) (pid int, comm, unit string, err
 		if !inodes[inode] {
 			continue
 		}
-		c, _ := os.ReadFile(filepath.Join(procRoot, strconv.Itoa(p), "comm"))
-		return p, strings.TrimSpace(string(c)), processUnit(procRoot, p), nil
+		return p, processComm(procRoot, p), processUnit(procRoot, p), nil
 	}
 	if unreadable > 0 {
 		return 0, "", "", fmt.Errorf("find owner of socket %d: no readable process holds it (the fds of %d processes could not be read; %s): %w", inode, unreadable, fdAccessHint, fs.ErrNotExist)

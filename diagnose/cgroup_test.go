@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -252,7 +253,28 @@ func TestUnitListenersFallbacks(t *testing.T) {
 			}
 			return map[uint64]bool{10: true}, nil
 		},
-		fsUID: func(int) (uint32, error) { return 1000, nil },
+		fsUID: func(pid int) (uint32, error) {
+			if pid == 1 {
+				return 0, nil
+			}
+			return 1000, nil // 7 is a process of the same user outside the unit
+		},
+		listenerPID: func(s Socket) (int, error) {
+			if s.Path == "/run/app.sock" {
+				return 42, nil
+			}
+			return 7, nil
+		},
+		allPIDs: func() ([]int, error) { return []int{1, 7, 42, 43}, nil },
+		comm: func(pid int) string {
+			if pid == 1 {
+				return "systemd"
+			}
+			return "app"
+		},
+	}
+	refused := func(s Socket) (int, error) {
+		return 0, fmt.Errorf("read peer credentials of %s: connect: %w", s.Path, syscall.EACCES)
 	}
 	tests := []struct {
 		name     string
@@ -264,11 +286,42 @@ func TestUnitListenersFallbacks(t *testing.T) {
 			"tcp 127.0.0.1:3000 uid=1000 ino=1 cgroup=50 pids=[42]",
 			"unix unix:/run/app.sock uid=1000 ino=10 pids=[42 43]",
 		}},
-		{name: "cgroup only", change: func(s *unitSources) { s.socketInodes = denied },
+		{name: "cgroup and peer credentials", change: func(s *unitSources) { s.socketInodes = denied },
+			want: []string{
+				"tcp 127.0.0.1:3000 uid=1000 ino=1 cgroup=50",
+				"unix unix:/run/app.sock uid=1000 ino=10 pids=[42]",
+			},
+			wantNote: []string{
+				"process sockets: list sockets of pid 42: open /proc/42/fd: permission denied (and 1 more processes); so sockets handed to the unit by socket activation",
+			}},
+		{name: "socket activation", change: func(s *unitSources) {
+			s.socketInodes = denied
+			s.listenerPID = func(Socket) (int, error) { return 1, nil }
+		},
 			want: []string{"tcp 127.0.0.1:3000 uid=1000 ino=1 cgroup=50"},
 			wantNote: []string{
-				"process sockets: list sockets of pid 42: open /proc/42/fd: permission denied (and 1 more processes); run medic as root",
-				"unit unix sockets: unknown, since unix sockets carry no cgroup",
+				"process sockets: list sockets of pid 42",
+				"unit unix sockets: unix:/run/app.sock (pid 1) listened on by a systemd manager (socket activation)",
+			}},
+		{name: "no connect, uid of the unit alone", change: func(s *unitSources) {
+			s.socketInodes = denied
+			s.listenerPID = refused
+			// pid 7, outside the unit, now runs as another user.
+			s.fsUID = func(pid int) (uint32, error) { return map[int]uint32{1: 0, 7: 2000, 42: 1000, 43: 1000}[pid], nil }
+		},
+			want: []string{
+				"tcp 127.0.0.1:3000 uid=1000 ino=1 cgroup=50",
+				"unix unix:/run/app.sock uid=1000 ino=10",
+			},
+			wantNote: []string{"process sockets: list sockets of pid 42"}},
+		{name: "no connect, uid shared", change: func(s *unitSources) {
+			s.socketInodes = denied
+			s.listenerPID = refused
+		},
+			want: []string{"tcp 127.0.0.1:3000 uid=1000 ino=1 cgroup=50"},
+			wantNote: []string{
+				"process sockets: list sockets of pid 42",
+				"unit unix sockets: unknown whether 1 listeners owned by uid 1000 belong to the unit, since the pid that listens on them (SO_PEERCRED) could not be read and their owner has processes outside the unit too: unix:/run/app.sock (connect: permission denied); give medic",
 			}},
 		{name: "fds only, old kernel", change: func(s *unitSources) {
 			s.sockDiag = func() ([]Socket, error) { return noCgroups, nil }
@@ -283,13 +336,13 @@ func TestUnitListenersFallbacks(t *testing.T) {
 			s.socketInodes = denied
 		},
 			want: []string{
+				"unix unix:/run/app.sock uid=1000 ino=10 pids=[42]",
 				"tcp 127.0.0.1:3000 uid=1000 ino=1",
-				"unix unix:/run/app.sock uid=1000 ino=10",
 			},
 			wantNote: []string{
 				"socket cgroups: this kernel's sock_diag reports no cgroup ids",
 				"process sockets: list sockets of pid 42",
-				"unit sockets: matched by owner uid 1000 only",
+				"unit TCP sockets: matched by owner uid 1000 only",
 			}},
 		{name: "no sock_diag, fds", change: func(s *unitSources) {
 			s.sockDiag = func() ([]Socket, error) { return nil, errors.New("sock_diag: dial netlink: protocol not supported") }
@@ -314,7 +367,7 @@ func TestUnitListenersFallbacks(t *testing.T) {
 				"unix socket owners: sock_diag",
 				"process sockets: list sockets of pid 42",
 				"unit unix sockets: unknown, since /proc/net/unix does not say who owns a socket",
-				"unit sockets: matched by owner uid 1000 only",
+				"unit TCP sockets: matched by owner uid 1000 only",
 			}},
 		{name: "unit gone", change: func(s *unitSources) {
 			s.cgroupIDs = func(string) (map[uint64]bool, error) {

@@ -139,14 +139,19 @@ func (d *run) gather(ctx context.Context) {
 	}
 	if d.tcp && len(d.probed) > 0 {
 		for _, s := range PortOwners(d.probed[0].Port(), d.listeners) {
-			if _, comm, unit, err := SocketOwner("", s.Inode); err == nil {
-				owner := s.String() + " held by " + comm
-				if unit != "" {
-					owner += " (" + unit + ")"
-				}
-				d.owners = append(d.owners, owner)
-			} else {
+			_, comm, unit, err := ListenerOwner(s)
+			switch {
+			case err != nil:
 				d.owners = append(d.owners, fmt.Sprintf("%s held by uid %d", s, s.UID))
+				d.unavailable("owner of %s: %v.", s, err)
+			case comm == "" && unit != "":
+				d.owners = append(d.owners, fmt.Sprintf("%s held by uid %d (%s)", s, s.UID, unit))
+			case comm == "":
+				d.owners = append(d.owners, fmt.Sprintf("%s held by uid %d", s, s.UID))
+			case unit != "":
+				d.owners = append(d.owners, s.String()+" held by "+comm+" ("+unit+")")
+			default:
+				d.owners = append(d.owners, s.String()+" held by "+comm)
 			}
 		}
 	}
@@ -333,6 +338,14 @@ func (d *run) socketFinding() *Finding {
 	}
 	ev["access"] = access
 	var summary string
+	if u := d.in.Unit; (!f.Exists || !f.Listening) && u != nil && u.Active() {
+		if other := unixElsewhere(d.unitSockets, f.Path); len(other) > 0 {
+			ev["unit"], ev["unit_listening"] = u.Name, socketStrings(other)
+			return &Finding{Cause: WrongPort, Evidence: ev,
+				Summary: fmt.Sprintf("%s is listening on %s, the check probes unix:%s", u.Name, strings.Join(socketStrings(other), ", "), f.Path),
+				Hint:    "the upstream socket path should be " + other[0].Path}
+		}
+	}
 	switch {
 	case !f.Exists:
 		summary = fmt.Sprintf("the socket %s does not exist", f.Path)
@@ -456,6 +469,18 @@ func socketStrings(ss []Socket) []string {
 	out := make([]string, len(ss))
 	for i, s := range ss {
 		out[i] = s.String()
+	}
+	return out
+}
+
+// unixElsewhere returns the unix sockets of ss bound to another path than
+// path.
+func unixElsewhere(ss []Socket, path string) []Socket {
+	var out []Socket
+	for _, s := range ss {
+		if s.Proto == "unix" && s.Path != path {
+			out = append(out, s)
+		}
 	}
 	return out
 }

@@ -30,9 +30,11 @@ import (
 //
 // unavailable is empty when every tool ran; otherwise it says which
 // evidence is missing and why, e.g. "no firewall tool found (iptables-save,
-// ip6tables-save, nft)" or "iptables-save: exit status 1: ... Permission
-// denied (you must be root)" without CAP_NET_ADMIN. Rules found by the
-// tools that did run are returned in either case.
+// ip6tables-save, nft)" or, when a tool fails and this process lacks
+// CAP_NET_ADMIN (which reading the kernel's rules needs), "iptables-save
+// needs CAP_NET_ADMIN; medic runs as user medic without it (exit status 4:
+// ... Permission denied (you must be root))". Rules found by the tools that
+// did run are returned in either case.
 func FirewallRules(ctx context.Context, port uint16) (rules []string, unavailable string) {
 	var problems []string
 	ran := 0
@@ -51,6 +53,9 @@ func FirewallRules(ctx context.Context, port uint16) (rules []string, unavailabl
 			msg := name + ": " + err.Error()
 			if s := firstLine(stderr.String()); s != "" {
 				msg += ": " + s
+			}
+			if !hasCapability(capNetAdmin) {
+				msg = fmt.Sprintf("%s needs CAP_NET_ADMIN; medic runs as user %s without it (%s)", name, userName(uint32(os.Geteuid())), strings.TrimPrefix(msg, name+": "))
 			}
 			if ctxErr := context.Cause(ctx); ctxErr != nil && !errors.Is(err, ctxErr) {
 				msg += " (" + ctxErr.Error() + ")"
@@ -86,6 +91,27 @@ func FirewallRules(ctx context.Context, port uint16) (rules []string, unavailabl
 		return nil, "no firewall tool found (iptables-save, ip6tables-save, nft)"
 	}
 	return rules, strings.Join(problems, "; ")
+}
+
+// capNetAdmin is CAP_NET_ADMIN's bit number (capabilities(7)).
+const capNetAdmin = 12
+
+// hasCapability reports whether capability bit c is in this process's
+// effective set, the CapEff mask of /proc/self/status (proc(5)). It
+// reports true when the mask cannot be read, so that callers do not blame
+// a missing capability they could not see.
+func hasCapability(c uint) bool {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return true
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, "CapEff:"); ok {
+			mask, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			return err != nil || mask&(1<<c) != 0
+		}
+	}
+	return true
 }
 
 func firstLine(s string) string {

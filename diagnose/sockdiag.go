@@ -39,6 +39,7 @@ const (
 	udiagShowVFS  = 0x02 // UNIX_DIAG_VFS: struct unix_diag_vfs {ino, dev}
 	udiagShowUID  = 0x40 // UNIX_DIAG_UID: u32 (Linux 5.3+)
 	unixDiagName  = 0
+	unixDiagVFS   = 1
 	unixDiagUID   = 7
 
 	// nlaTypeMask strips NLA_F_NESTED and NLA_F_NET_BYTEORDER.
@@ -98,9 +99,9 @@ func SockDiagListeners() ([]Socket, error) {
 // unix_diag_req with UDIAG_SHOW_NAME, UDIAG_SHOW_VFS and UDIAG_SHOW_UID,
 // sock_diag(7)) for the listening unix stream sockets that have a name.
 // Each Socket has Proto "unix", Path ("@name" for an abstract socket),
-// Inode and, on Linux 5.3+, UID (the socket's owner; 0 on older kernels,
-// where it is unknown). CgroupID is always 0: unix_diag does not report
-// cgroups.
+// Inode, FileInode (the inode of the socket's file; 0 for an abstract one)
+// and, on Linux 5.3+, UID (the socket's owner; 0 on older kernels, where it
+// is unknown). CgroupID is always 0: unix_diag does not report cgroups.
 //
 // It needs no privilege. On success the slice is non-nil, even when empty.
 // An error names the failed step, as SockDiagListeners' do.
@@ -260,6 +261,11 @@ func parseUnixDiagMsg(b []byte) (s Socket, ok bool, err error) {
 		case unixDiagUID:
 			if len(val) >= 4 {
 				s.UID = binary.NativeEndian.Uint32(val)
+			}
+		case unixDiagVFS:
+			// struct unix_diag_vfs {u32 udiag_vfs_ino, udiag_vfs_dev}.
+			if len(val) >= 8 {
+				s.FileInode = uint64(binary.NativeEndian.Uint32(val))
 			}
 		}
 	}

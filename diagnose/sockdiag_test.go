@@ -3,11 +3,13 @@ package diagnose
 import (
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"os"
 	"os/exec"
+	ossignal "os/signal"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -17,6 +19,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/medic-watchdog/medic/probe"
 )
 
 // ownV2Cgroup returns this process's cgroup in the v2 hierarchy, the "0::"
@@ -247,6 +251,10 @@ const (
 //	unit:     prints "listener: ..." and "unavailable: ..." from
 //	          UnitListeners(ARG)
 //	owner:    prints "owner: ..." or "error: ..." from SocketOwner("", ARG)
+//	serve:    listens on the TCP addresses and unix sockets in ARG until
+//	          SIGTERM (run as a unit)
+//	diagnose: probes and diagnoses a diagnoseRequest, prints "diagnosis: JSON"
+//	firewall: prints "firewall: ..." from FirewallRules' unavailable
 func TestSockDiagHelperProcess(t *testing.T) {
 	mode := os.Getenv(diagHelperEnv)
 	if mode == "" {
@@ -291,6 +299,66 @@ func TestSockDiagHelperProcess(t *testing.T) {
 		for _, n := range notes {
 			fmt.Printf("unavailable: %s\n", n)
 		}
+	case "serve":
+		// ARG is "ADDR[,MODE] ...": listen on each TCP address or unix
+		// socket path (one that starts with "/"), chmod a socket file to
+		// the octal MODE, until SIGTERM.
+		ctx, stop := ossignal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+		defer stop()
+		var lns []net.Listener
+		for _, a := range strings.Fields(arg) {
+			addr, modeStr, _ := strings.Cut(a, ",")
+			network := "tcp"
+			if strings.HasPrefix(addr, "/") {
+				network = "unix"
+			}
+			mode, _ := strconv.ParseUint(modeStr, 8, 32)
+			ln, err := net.Listen(network, addr)
+			if err != nil {
+				fmt.Printf("error: %v\n", err)
+				os.Exit(1)
+			}
+			if mode != 0 {
+				if err := os.Chmod(addr, os.FileMode(mode)); err != nil {
+					fmt.Printf("error: %v\n", err)
+					os.Exit(1)
+				}
+			}
+			lns = append(lns, ln)
+			go func() {
+				for {
+					c, err := ln.Accept()
+					if err != nil {
+						return
+					}
+					_ = c.Close()
+				}
+			}()
+		}
+		fmt.Printf("serving: %d listeners, pid %d\n", len(lns), os.Getpid())
+		<-ctx.Done()
+		for _, ln := range lns {
+			_ = ln.Close()
+		}
+	case "diagnose":
+		// ARG is the JSON of a diagnoseRequest; the probe runs here too.
+		var req diagnoseRequest
+		if err := json.Unmarshal([]byte(arg), &req); err != nil {
+			fmt.Printf("error: %v\n", err)
+			os.Exit(1)
+		}
+		p, err := probe.New(req.Spec)
+		if err != nil {
+			fmt.Printf("error: %v\n", err)
+			os.Exit(1)
+		}
+		ForgetSocketSnapshot()
+		dg := Diagnose(context.Background(), Input{Spec: req.Spec, Result: p.Probe(context.Background(), time.Second), Unit: req.Unit})
+		b, _ := json.Marshal(dg)
+		fmt.Printf("diagnosis: %s\n", b)
+	case "firewall":
+		rules, unavailable := FirewallRules(context.Background(), 8080)
+		fmt.Printf("rules: %q\nfirewall: %s\n", rules, unavailable)
 	case "owner":
 		ino, _ := strconv.ParseUint(arg, 10, 64)
 		pid, comm, unit, err := SocketOwner("", ino)
@@ -328,7 +396,7 @@ func runAsNobody(t *testing.T, mode, arg string) map[string][]string {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, exe, "-test.run=^TestSockDiagHelperProcess$")
 	cmd.Dir = dir
-	cmd.Env = []string{diagHelperEnv + "=" + mode, diagHelperArg + "=" + arg, "PATH=/usr/bin:/bin", "TMPDIR=" + os.TempDir()}
+	cmd.Env = []string{diagHelperEnv + "=" + mode, diagHelperArg + "=" + arg, "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "TMPDIR=" + os.TempDir()}
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Credential: &syscall.Credential{Uid: diagNobody, Gid: diagNobody, Groups: []uint32{}},
 	}

@@ -116,14 +116,22 @@ type Socket struct {
 	Addr netip.AddrPort `json:"addr,omitzero"`
 	// Path is the file of a unix socket; "@name" for an abstract one.
 	Path string `json:"path,omitempty"`
-	// UID owns the socket (TCP sockets only; from sock_diag or /proc/net).
+	// UID owns the socket: the fs uid of its creator, from sock_diag or
+	// /proc/net/tcp (unix sockets: from sock_diag on Linux 5.3+ only, else 0).
 	UID uint32 `json:"uid"`
 	// Inode identifies the socket; it matches /proc/PID/fd links "socket:[N]".
 	Inode uint64 `json:"inode"`
+	// FileInode is the inode of a unix socket's file, from sock_diag's
+	// UNIX_DIAG_VFS; 0 for an abstract socket, a TCP socket, or when read
+	// from /proc/net/unix. The file at Path is the listener's only when its
+	// inode is FileInode.
+	FileInode uint64 `json:"file_inode,omitempty"`
 	// CgroupID is the cgroup v2 id of the socket's creator, from sock_diag
 	// on kernels that report it (5.2+ with INET_DIAG_CGROUP_ID); 0 if unknown.
 	CgroupID uint64 `json:"cgroup_id,omitempty"`
-	// PIDs are the processes holding the socket, when they could be mapped.
+	// PIDs are the processes holding the socket, when they could be mapped
+	// from /proc/PID/fd; for a unix socket matched by its peer credentials,
+	// the process that called listen(2).
 	PIDs []int `json:"pids,omitempty"`
 }
 
