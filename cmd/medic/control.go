@@ -2,7 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -19,19 +25,115 @@ func (f *socketFlags) add(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.socket, "socket", "", "status socket path (overrides the configuration)")
 }
 
-// path returns the status socket of the running medic.
-func (f *socketFlags) path() (string, error) {
+// path returns the status socket of the running medic: --socket, else the
+// configuration's status_socket. When the configuration cannot be loaded
+// (a broken file must not keep anyone from asking the running medic), it
+// says so on stderr, naming the first problem with its file and line, and
+// falls back to the socket the running medic recorded (see
+// recordStatusSocket), or to the default /run/medic/medic.sock, saying
+// which one it uses.
+func (f *socketFlags) path(stderr io.Writer) (string, error) {
 	if f.socket != "" {
 		return f.socket, nil
 	}
 	cfg, err := config.Load(f.file)
+	if err == nil {
+		if cfg.Agent.StatusSocket == "" {
+			return "", fmt.Errorf("%s turns the status socket off (status_socket = \"\")", f.file)
+		}
+		return cfg.Agent.StatusSocket, nil
+	}
+	var list config.Errors
+	if errors.As(err, &list) {
+		more := ""
+		if len(list) > 1 {
+			more = fmt.Sprintf(" (and %d more problem(s): medic check-config -c %s lists them)", len(list)-1, f.file)
+		}
+		fmt.Fprintf(stderr, "medic: the configuration is broken: %s%s\n", list[0], more)
+	} else {
+		fmt.Fprintf(stderr, "medic: the configuration cannot be used: %v\n", err)
+	}
+	record := statusSocketRecordPath()
+	socket, rerr := readStatusSocketRecord(record)
+	switch {
+	case rerr == nil:
+		fmt.Fprintf(stderr, "medic: using the status socket %s, recorded by the running medic in %s\n", socket, record)
+	case errors.Is(rerr, fs.ErrNotExist):
+		socket = config.DefaultAgent.StatusSocket
+		fmt.Fprintf(stderr, "medic: using the default status socket %s (no running medic recorded one in %s)\n", socket, record)
+	default:
+		socket = config.DefaultAgent.StatusSocket
+		fmt.Fprintf(stderr, "medic: using the default status socket %s (%v)\n", socket, rerr)
+	}
+	return socket, nil
+}
+
+// statusSocketRecord is the name of the file in medic's runtime directory
+// that holds the path of the status socket the running medic serves.
+const statusSocketRecord = "status-socket"
+
+// defaultRuntimeDir is medic's runtime directory when $RUNTIME_DIRECTORY
+// is not set: the one medic.service asks systemd for (RuntimeDirectory=medic).
+const defaultRuntimeDir = "/run/medic"
+
+// statusSocketRecordPath returns where the running medic records its status
+// socket: status-socket in the first directory of $RUNTIME_DIRECTORY
+// (systemd.exec(5) sets it from RuntimeDirectory=), or in /run/medic.
+func statusSocketRecordPath() string {
+	dir, _, _ := strings.Cut(os.Getenv("RUNTIME_DIRECTORY"), ":")
+	if dir == "" {
+		dir = defaultRuntimeDir
+	}
+	return filepath.Join(dir, statusSocketRecord)
+}
+
+// recordStatusSocket writes socket, the status socket medic has just bound,
+// to status-socket in its runtime directory, so that `medic status` and the
+// other control commands find it while the configuration file is broken
+// (status_socket changes only at a restart, so the record stays true until
+// medic stops; systemd removes the runtime directory then). It records
+// nothing, and returns nil, when $RUNTIME_DIRECTORY is not set: outside
+// medic.service there is no runtime directory of medic's own to write to.
+// The file is replaced atomically and is mode 0644 (the directory decides
+// who may read it).
+func recordStatusSocket(socket string) error {
+	if os.Getenv("RUNTIME_DIRECTORY") == "" {
+		return nil
+	}
+	record := statusSocketRecordPath()
+	tmp, err := os.CreateTemp(filepath.Dir(record), "."+statusSocketRecord+"-*")
 	if err != nil {
-		return "", err
+		return fmt.Errorf("record status socket: %w", err)
 	}
-	if cfg.Agent.StatusSocket == "" {
-		return "", fmt.Errorf("%s turns the status socket off (status_socket = \"\")", f.file)
+	defer os.Remove(tmp.Name())
+	_, err = tmp.WriteString(socket + "\n")
+	if err == nil {
+		err = tmp.Chmod(0o644)
 	}
-	return cfg.Agent.StatusSocket, nil
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), record)
+	}
+	if err != nil {
+		return fmt.Errorf("record status socket: %w", err)
+	}
+	return nil
+}
+
+// readStatusSocketRecord reads the socket path recorded in the file record.
+// It fails with an error matching fs.ErrNotExist when there is none.
+func readStatusSocketRecord(record string) (string, error) {
+	b, err := os.ReadFile(record)
+	if err != nil {
+		return "", fmt.Errorf("read status socket record: %w", err)
+	}
+	socket := strings.TrimSpace(string(b))
+	if !filepath.IsAbs(socket) || strings.ContainsAny(socket, "\n\x00") {
+		return "", fmt.Errorf("read status socket record %s: %q is not an absolute path", record, socket)
+	}
+	return socket, nil
 }
 
 func newReloadCmd() *cobra.Command {
@@ -42,10 +144,13 @@ func newReloadCmd() *cobra.Command {
 		Long: `reload asks the running medic to read its configuration file again. It
 returns when the reload is done: exit 0 when the new configuration is in
 force, 1 with every problem (file:line: key) when it was refused and the
-running configuration stays. Checks that did not change keep their state.`,
+running configuration stays. Checks that did not change keep their state.
+While the file is broken, reload still reaches the running medic (see
+` + "`medic status`" + ` for how it finds the socket) and prints the problems it
+found.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			path, err := sf.path()
+			path, err := sf.path(cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}
@@ -78,7 +183,7 @@ is recorded in state_dir, so it survives a restart of medic, and alerts say
 the check is paused.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			path, err := sf.path()
+			path, err := sf.path(cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}
@@ -105,7 +210,7 @@ func newResumeCmd() *cobra.Command {
 		Short: "End a pause: remediate CHECK again (at once if it is failing)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			path, err := sf.path()
+			path, err := sf.path(cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}

@@ -168,6 +168,9 @@ func runDaemon(ctx context.Context, file string, cfg *config.Config, log *zap.Lo
 		if err != nil {
 			return err
 		}
+		if err := recordStatusSocket(path); err != nil {
+			log.Warn("medic status cannot find this medic while the configuration is broken", zap.Error(err))
+		}
 		wg.Go(func() {
 			if err := agent.ServeStatus(ctx, ln, d); err != nil {
 				log.Error("status socket stopped", zap.Error(err))

@@ -26,10 +26,17 @@ func newStatusCmd() *cobra.Command {
 		Long: `status asks the running medic over its status socket ([agent] status_socket,
 or --socket) and prints one line per check, then for each failing check its
 diagnosis: the cause, the finding, the fix and the checklist. It exits 1 when
-a check is not healthy.`,
+a check is not healthy.
+
+When the configuration file cannot be loaded, status still asks the running
+medic: it says on stderr what is wrong with the file (file:line) and which
+socket it uses instead, the one the running medic recorded in
+$RUNTIME_DIRECTORY/status-socket (/run/medic/status-socket under
+medic.service) or else the default /run/medic/medic.sock. reload, pause and
+resume find the socket the same way.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			socket, err := sf.path()
+			socket, err := sf.path(cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}
