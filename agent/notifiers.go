@@ -2,12 +2,8 @@ package agent
 
 import (
 	"context"
-	"crypto/x509"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
-	"strings"
 
 	"go.uber.org/zap"
 
@@ -20,8 +16,9 @@ import (
 
 // BuildNotifiers builds one notifier per [[notifier]] of cfg, in file order.
 // It reads the secrets the notifiers name (password_file, secret_file, or a
-// systemd credential from $CREDENTIALS_DIRECTORY) and fails, naming every
-// notifier and file that is wrong, when one cannot be read. Secrets never
+// systemd credential from $CREDENTIALS_DIRECTORY) with cfg.ReadSecrets, as
+// `medic check-config` does, and fails with its config.Errors, naming every
+// key and file that is wrong, when one cannot be used. Secrets never
 // appear in errors. Notifiers that need a background loop (alertmanager's
 // resends) implement Runner; the caller starts it.
 //
@@ -31,10 +28,14 @@ import (
 // are never wrapped (validation rejects digest for them), so they keep
 // implementing Runner.
 func BuildNotifiers(cfg *config.Config, host string, log *zap.Logger) ([]notify.Notifier, error) {
+	secrets, err := cfg.ReadSecrets()
+	if err != nil {
+		return nil, err
+	}
 	out := make([]notify.Notifier, 0, len(cfg.Notifiers))
 	var errs []error
 	for i, nc := range cfg.Notifiers {
-		n, err := buildNotifier(nc, host, log)
+		n, err := buildNotifier(nc, secrets[i], host, log)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("notifier[%d] %q: %w", i, nc.Name, err))
 			continue
@@ -55,58 +56,31 @@ type Runner interface {
 	Run(ctx context.Context)
 }
 
-func buildNotifier(nc config.Notifier, host string, log *zap.Logger) (notify.Notifier, error) {
+func buildNotifier(nc config.Notifier, sec config.Secrets, host string, log *zap.Logger) (notify.Notifier, error) {
 	switch nc.Type {
 	case "log":
 		return notify.NewLog(nc.Name, log), nil
 	case "email":
-		password, err := secret(nc.Password, nc.PasswordFile, nc.PasswordCredential)
-		if err != nil {
-			return nil, err
-		}
-		var roots *x509.CertPool
-		if nc.CAFile != "" {
-			pem, err := os.ReadFile(nc.CAFile)
-			if err != nil {
-				return nil, fmt.Errorf("read ca_file: %w", err)
-			}
-			if roots, err = x509.SystemCertPool(); err != nil {
-				roots = x509.NewCertPool()
-			}
-			if !roots.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("read ca_file %s: no PEM certificate in it", nc.CAFile)
-			}
-		}
 		return email.New(email.Config{
 			Name:           nc.Name,
 			Host:           nc.Host,
 			Port:           nc.Port,
 			TLS:            nc.TLS,
 			Username:       nc.Username,
-			Password:       password,
+			Password:       sec.Password,
 			Auth:           nc.Auth,
 			From:           nc.From,
 			To:             nc.To,
 			ConnectTimeout: nc.ConnectTimeout.Duration,
 			SendTimeout:    nc.Timeout.Duration,
 			Hostname:       host,
-			RootCAs:        roots,
+			RootCAs:        sec.RootCAs,
 		})
 	case "webhook":
-		var key []byte
-		if nc.SecretFile != "" || nc.SecretCredential != "" {
-			s, err := secret("", nc.SecretFile, nc.SecretCredential)
-			if err != nil {
-				return nil, err
-			}
-			if key, err = webhook.ParseSecret(s); err != nil {
-				return nil, err
-			}
-		}
 		return webhook.New(webhook.Config{
 			Name:    nc.Name,
 			URL:     nc.URL,
-			Secret:  key,
+			Secret:  sec.SigningKey,
 			Format:  nc.Format,
 			Timeout: nc.Timeout.Duration,
 			Headers: nc.Headers,
@@ -121,27 +95,4 @@ func buildNotifier(nc config.Notifier, host string, log *zap.Logger) (notify.Not
 		}, log.Named("alertmanager").With(zap.String("notifier", nc.Name)))
 	}
 	return nil, fmt.Errorf("unknown notifier type %q", nc.Type)
-}
-
-// secret returns the inline value, or the content of file, or of the
-// systemd credential named credential in $CREDENTIALS_DIRECTORY
-// (systemd.exec(5), LoadCredential=), without a trailing newline.
-func secret(inline, file, credential string) (string, error) {
-	switch {
-	case inline != "":
-		return inline, nil
-	case credential != "":
-		dir := os.Getenv("CREDENTIALS_DIRECTORY")
-		if dir == "" {
-			return "", fmt.Errorf("read credential %q: $CREDENTIALS_DIRECTORY is not set (add LoadCredential=%s:... to medic.service)", credential, credential)
-		}
-		file = filepath.Join(dir, credential)
-	case file == "":
-		return "", nil
-	}
-	b, err := os.ReadFile(file)
-	if err != nil {
-		return "", fmt.Errorf("read secret: %w", err)
-	}
-	return strings.TrimRight(string(b), "\r\n"), nil
 }

@@ -244,7 +244,8 @@ type Notifier struct {
 	// PasswordFile or PasswordCredential; at most one of the three.
 	Password string `toml:"password"`
 	// PasswordFile is an absolute path to a file holding the SMTP password
-	// (email); read when sending, so it need not exist when validating.
+	// (email). Validate does not read it; ReadSecrets does, when medic
+	// starts and in `medic check-config`.
 	PasswordFile string `toml:"password_file"`
 	// PasswordCredential names a systemd credential (LoadCredential=) in
 	// $CREDENTIALS_DIRECTORY holding the SMTP password (email).
@@ -280,7 +281,7 @@ type Notifier struct {
 	Severity string `toml:"severity"`
 	// SecretFile is an absolute path to the HMAC-SHA256 signing secret
 	// (webhook; optional), per the Standard Webhooks spec: "whsec_" and
-	// base64, or the raw secret. Read at start-up.
+	// base64, or the raw secret. Read at start-up (ReadSecrets).
 	SecretFile string `toml:"secret_file"`
 	// SecretCredential names a systemd credential in
 	// $CREDENTIALS_DIRECTORY holding the signing secret (webhook).

@@ -5,9 +5,12 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/spf13/cobra"
+
+	"github.com/medic-watchdog/medic/agent/config"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -58,5 +61,51 @@ func newVersionCmd() *cobra.Command {
 		Run: func(cmd *cobra.Command, _ []string) {
 			fmt.Fprintln(cmd.OutOrStdout(), "medic", version)
 		},
+	}
+}
+
+func newCheckConfigCmd() *cobra.Command {
+	var file string
+	cmd := &cobra.Command{
+		Use:   "check-config",
+		Short: "Load and validate the configuration and the files it names, print every problem, exit 1 if any",
+		Long: `check-config loads and validates the configuration file, then reads every
+file it names that medic run reads when it starts, the same way: secrets
+(password_file, secret_file, password_credential and secret_credential in
+$CREDENTIALS_DIRECTORY) and certificates (ca_file of notifiers and probes).
+It prints every problem as file:line: key: message and exits 1, or says
+"configuration OK". Run it as the user medic runs as (sudo -u medic), or it
+may read files that medic cannot.
+
+When $CREDENTIALS_DIRECTORY is not set (medic.service gets it from systemd,
+a shell usually does not), credentials are not checked: check-config says so
+as a warning and still exits 0.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := config.Load(file)
+			if err == nil {
+				var warnings config.Errors
+				warnings, err = cfg.CheckFiles()
+				printConfigWarnings(cmd.ErrOrStderr(), warnings)
+			}
+			if err != nil {
+				printConfigErrors(cmd.ErrOrStderr(), err)
+				return exitCode(1)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: configuration OK\n", file)
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&file, "config", "c", defaultConfig, "configuration file")
+	return cmd
+}
+
+// printConfigWarnings prints one warning a line, as
+// "medic.toml:14: notifier[0].password_credential: warning: ...".
+func printConfigWarnings(w io.Writer, warnings config.Errors) {
+	for _, e := range warnings {
+		c := *e
+		c.Msg = "warning: " + c.Msg
+		fmt.Fprintln(w, c.Error())
 	}
 }

@@ -24,10 +24,30 @@ func execute(args ...string) (stdout, stderr string, err error) {
 	return out.String(), errb.String(), err
 }
 
+// TestCheckConfigOK checks the example configuration, with the secret files
+// it names under /etc/medic moved to a directory of the test's.
 func TestCheckConfigOK(t *testing.T) {
-	out, _, err := execute("check-config", "-c", "../../config.example.toml")
+	example, err := os.ReadFile("../../config.example.toml")
 	if err != nil {
-		t.Fatalf("check-config on the example: %v", err)
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	for _, name := range []string{"smtp-password", "webhook-secret"} {
+		if !strings.Contains(string(example), "/etc/medic/"+name) {
+			t.Fatalf("the example names no /etc/medic/%s", name)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), []byte("secret\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := filepath.Join(dir, "medic.toml")
+	text := strings.ReplaceAll(string(example), "\"/etc/medic/", "\""+dir+"/")
+	if err := os.WriteFile(cfg, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, stderr, err := execute("check-config", "-c", cfg)
+	if err != nil {
+		t.Fatalf("check-config on the example: %v\n%s", err, stderr)
 	}
 	if !strings.Contains(out, "configuration OK") {
 		t.Errorf("output %q, want it to say configuration OK", out)

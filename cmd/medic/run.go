@@ -337,25 +337,6 @@ func newLogger(format string, debug bool) (*zap.Logger, error) {
 	return logging.New(logging.Options{Format: format, Level: level})
 }
 
-func newCheckConfigCmd() *cobra.Command {
-	var file string
-	cmd := &cobra.Command{
-		Use:   "check-config",
-		Short: "Load and validate the configuration, print every problem, exit 1 if any",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if _, err := config.Load(file); err != nil {
-				printConfigErrors(cmd.ErrOrStderr(), err)
-				return exitCode(1)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s: configuration OK\n", file)
-			return nil
-		},
-	}
-	cmd.Flags().StringVarP(&file, "config", "c", defaultConfig, "configuration file")
-	return cmd
-}
-
 // printConfigErrors prints one problem a line, as nginx -t does.
 func printConfigErrors(w interface{ Write([]byte) (int, error) }, err error) {
 	var list config.Errors
