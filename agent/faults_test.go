@@ -25,6 +25,7 @@ import (
 	"github.com/medic-watchdog/medic/agent/config"
 	"github.com/medic-watchdog/medic/internal/systemdtest"
 	"github.com/medic-watchdog/medic/internal/usermanager"
+	"github.com/medic-watchdog/medic/logging"
 	"github.com/medic-watchdog/medic/notify"
 	"github.com/medic-watchdog/medic/remedy"
 )
@@ -198,7 +199,7 @@ func TestFaultBusDaemonKilled(t *testing.T) {
 		t.Errorf("the Remediator never logged the lost bus connection")
 	}
 	assertVerifiedOnly(t, h)
-	fin := h.logs.FilterMessage("remedy finished").AllUntimed()
+	fin := h.logs.FilterField(zap.String(logging.EventField, "remedy finished")).AllUntimed()
 	if last := fin[len(fin)-1].ContextMap(); last["job_result"] != "done" {
 		t.Errorf("last remedy: %v, want job_result done", last)
 	}
@@ -211,7 +212,7 @@ func TestFaultBusDaemonKilled(t *testing.T) {
 		return h.count("remedy finished") > before && systemdtest.Answers(addr) && h.state() == "healthy"
 	}, "medic to heal a second death")
 	evented := false
-	for _, e := range h.logs.FilterMessage("probing now").All() {
+	for _, e := range h.logs.FilterField(zap.String(logging.EventField, "probing now")).All() {
 		if e.Time.After(second) && strings.HasPrefix(fmt.Sprint(e.ContextMap()["trigger"]), "unit ") {
 			evented = true
 		}
@@ -252,7 +253,7 @@ func TestFaultManagerReloadDuringRestart(t *testing.T) {
 			// The fault hit the restart in flight: medic's first remedy
 			// had not ended when the manager was told to reload.
 			if n := h.remedies(); n > 0 {
-				if first := h.logs.FilterMessage("remedy finished").All(); len(first) > 0 && first[0].Time.Before(start) {
+				if first := h.logs.FilterField(zap.String(logging.EventField, "remedy finished")).All(); len(first) > 0 && first[0].Time.Before(start) {
 					t.Fatalf("the restart job ended at %s, before %s started at %s: the fault missed it", first[0].Time.Format(time.StampMilli), verb, start.Format(time.StampMilli))
 				}
 			}
@@ -260,17 +261,17 @@ func TestFaultManagerReloadDuringRestart(t *testing.T) {
 			systemdtest.WaitFor(t, 30*time.Second, func() bool {
 				return h.state() == "healthy" && h.count("remedy finished") > 0 && systemdtest.Answers(addr)
 			}, "the check to be healed and verified")
-			for _, e := range h.logs.FilterMessage("remedy finished").AllUntimed() {
+			for _, e := range h.logs.FilterField(zap.String(logging.EventField, "remedy finished")).AllUntimed() {
 				f := e.ContextMap()
 				t.Logf("remedy finished: job_result=%v inferred=%v waited=%v job_ms=%v", f["job_result"], f["job_result_inferred"], f["waited_for_job"], f["job_ms"])
 			}
-			for _, e := range h.logs.FilterMessage("remedy not carried out").AllUntimed() {
+			for _, e := range h.logs.FilterField(zap.String(logging.EventField, "remedy not carried out")).AllUntimed() {
 				t.Logf("remedy not carried out: %v", e.ContextMap()["error"])
 			}
 			t.Logf("transitions: %v", h.transitions())
 			assertVerifiedOnly(t, h)
 			// Every remedy that claims "done" was followed by verification.
-			for _, e := range h.logs.FilterMessage("remedy finished").AllUntimed() {
+			for _, e := range h.logs.FilterField(zap.String(logging.EventField, "remedy finished")).AllUntimed() {
 				if f := e.ContextMap(); f["job_result"] == "done" && f["active_state"] != "active" {
 					t.Errorf("remedy finished with job done but the unit %v/%v", f["active_state"], f["sub_state"])
 				}
@@ -332,9 +333,9 @@ func TestFaultManagerUnreachable(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	st := h.agent.Statuses()[0]
-	notDone := h.logs.FilterMessage("remedy not carried out").AllUntimed()
+	notDone := h.logs.FilterField(zap.String(logging.EventField, "remedy not carried out")).AllUntimed()
 	firstAttempt := time.Time{}
-	for _, e := range h.logs.FilterMessage("state change").All() {
+	for _, e := range h.logs.FilterField(zap.String(logging.EventField, "state change")).All() {
 		if e.ContextMap()["to"] == "restarting" && e.Time.After(frozen) {
 			firstAttempt = e.Time
 			break
@@ -368,7 +369,7 @@ func TestFaultManagerUnreachable(t *testing.T) {
 	// of them while frozen.
 	if len(notDone) == 0 {
 		t.Errorf("no remedy reported as not carried out within %s of frozen manager with job_timeout %s: a remedy blocks on the frozen manager beyond its job timeout", frozenFor, jobTimeout)
-	} else if first := h.logs.FilterMessage("remedy not carried out").All()[0].Time; !firstAttempt.IsZero() && first.Sub(firstAttempt) > jobTimeout+4*time.Second {
+	} else if first := h.logs.FilterField(zap.String(logging.EventField, "remedy not carried out")).All()[0].Time; !firstAttempt.IsZero() && first.Sub(firstAttempt) > jobTimeout+4*time.Second {
 		t.Errorf("first remedy reported as not carried out %s after the attempt, want within job_timeout %s (+4s)", first.Sub(firstAttempt).Round(time.Millisecond), jobTimeout)
 	}
 	for _, e := range notDone {

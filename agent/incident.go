@@ -54,6 +54,9 @@ func (k *tracker) transition(t policy.Transition, lastFailure probe.Result) []*n
 		return k.failing(t, lastFailure)
 	case t.To == policy.Failing: // gave_up → failing: budget renewed
 		k.add(t.At, "budget renewed", t.Reason)
+	case t.To == policy.Restarting && t.Refused:
+		// The timeline has the refusal already (see refused).
+		return k.escalate(t.At, notify.RestartRefused)
 	case t.To == policy.Restarting && t.Escalate:
 		ev := notify.RestartFailed
 		what := "restart failed"
@@ -206,6 +209,15 @@ func (k *tracker) job(now time.Time, attempt int, out remedy.Outcome, err error)
 	k.add(now, what, detail)
 }
 
+// refused records a restart the manager refused for lack of
+// authorization. It is not a restart: the incident's restart count stays.
+func (k *tracker) refused(now time.Time, err *remedy.AuthorizationError) {
+	if k.open == nil {
+		return
+	}
+	k.add(now, "restart refused", err.Error())
+}
+
 // escalate sends the one firing message of the open incident.
 func (k *tracker) escalate(now time.Time, ev notify.Event) []*notify.Message {
 	in := k.open
@@ -240,6 +252,8 @@ func (k *tracker) lastEvent() notify.Event {
 	}
 	for i := len(in.Timeline) - 1; i >= 0; i-- {
 		switch in.Timeline[i].What {
+		case "restart refused":
+			return notify.RestartRefused
 		case "gave up":
 			return notify.GaveUp
 		case "verify failed":

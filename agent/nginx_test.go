@@ -10,6 +10,8 @@ import (
 
 	"github.com/medic-watchdog/medic/internal/nginxtest"
 	"github.com/medic-watchdog/medic/internal/systemdtest"
+	"github.com/medic-watchdog/medic/logging"
+	"go.uber.org/zap"
 )
 
 // proxyTo is an nginx http{} body proxying every request to backend.
@@ -83,7 +85,7 @@ func TestNginxHealsThroughTheProxy(t *testing.T) {
 	t.Logf("back through nginx %s after the kill; %d of %d polls saw 502", time.Since(killed).Round(time.Millisecond), bad.Load(), polls.Load())
 
 	var triggers []string
-	for _, e := range h.logs.FilterMessage("probing now").All() {
+	for _, e := range h.logs.FilterField(zap.String(logging.EventField, "probing now")).All() {
 		if e.Time.After(killed) {
 			triggers = append(triggers, fmt.Sprint(e.ContextMap()["trigger"]))
 		}
@@ -119,7 +121,7 @@ func TestNginxLineTriggersProbe(t *testing.T) {
 	}
 	systemdtest.WaitFor(t, 5*time.Second, func() bool { return h.agent.Statuses()[0].LastProbe.After(first) }, "a probe triggered by nginx's error line")
 	found := false
-	for _, e := range h.logs.FilterMessage("probing now").All() {
+	for _, e := range h.logs.FilterField(zap.String(logging.EventField, "probing now")).All() {
 		if tr := fmt.Sprint(e.ContextMap()["trigger"]); strings.Contains(tr, "connect() failed (111: Connection refused)") && strings.Contains(tr, addr) {
 			found = true
 		}

@@ -48,6 +48,16 @@ type runner struct {
 	// lastJobDone is when medic's last restart job finished: unit events
 	// from before it belong to that restart.
 	lastJobDone time.Time
+	// operatorJob is set while a job medic did not queue (an operator's
+	// start, restart or reload) changes the unit: failed probes are not
+	// counted until the unit is active again and its grace period passed.
+	operatorJob bool
+	// deathState is the unit's state read when systemd reported it dead;
+	// the incident's diagnosis starts from it.
+	deathState *remedy.UnitState
+	// refused is the latest restart the manager refused for lack of
+	// authorization, until a restart is carried out again.
+	refused *remedy.AuthorizationError
 	// heartbeat is when the loop last came round (unix nanoseconds), for
 	// the watchdog.
 	heartbeat atomic.Int64
@@ -138,8 +148,12 @@ func (r *runner) run(ctx context.Context) {
 		// the restart changes it, then restart at once, then diagnose.
 		var before *remedy.UnitState
 		if opensIncident(d) {
-			before = r.unitNow()
+			before = r.deathState
+			if before == nil {
+				before = r.unitNow()
+			}
 		}
+		r.deathState = nil
 		if d.Restart {
 			remedies.Add(1)
 			go func() {
@@ -167,7 +181,7 @@ func (r *runner) run(ctx context.Context) {
 			apply(r.doProbe(ctx))
 			arm(r.nextDelay())
 		case reason := <-r.trigger:
-			r.log.Info("probing now", zap.String("trigger", reason))
+			r.log.Info(fmt.Sprintf("%s: probing now: %s", r.check.Name, reason), zap.String(logging.EventField, "probing now"), zap.String("trigger", reason))
 			apply(r.doProbe(ctx))
 			arm(r.nextDelay())
 		case f := <-r.ctl:
@@ -186,6 +200,18 @@ func (r *runner) run(ctx context.Context) {
 			r.logOutcome(res)
 			now := r.agent.now()
 			r.lastJobDone = now
+			var refused *remedy.AuthorizationError
+			if errors.As(res.err, &refused) {
+				// Not a restart: nothing is charged, the incident
+				// escalates with the cause, and medic tries again later.
+				r.refused = refused
+				r.incidents.refused(now, refused)
+				apply(r.m.JobRefused(now, "restart refused: "+refused.Error()))
+				r.persist()
+				arm(r.nextDelay())
+				continue
+			}
+			r.refused = nil
 			r.incidents.job(now, r.m.Attempt(), res.outcome, res.err)
 			if res.outcome.ResetFailed {
 				r.m.ChargeRestart(now)
@@ -216,31 +242,37 @@ func (r *runner) unitEvent(ev remedy.UnitEvent) {
 }
 
 // handleUnit reacts to a state change of the unit. It reports whether the
-// check must probe now, with the decision of any pause it set or lifted.
+// check must probe now, with the decision the event led to.
 //
 // Never fight an operator: a stop job that medic did not issue (`systemctl
 // stop`) pauses remediation until the unit is active again or `medic
-// resume`, unless the check sets restart_stopped. A unit that died is
-// probed at once, and the probe round counts as failed.
+// resume`, unless the check sets restart_stopped; a start, restart or
+// reload job of an operator is not a failure: probes are not counted while
+// it runs, nor for the grace period after the unit is active again.
+// systemd's word is evidence: a unit that died on its own (failed, or
+// inactive or restarting itself with a Result other than success) is
+// remedied at once, without waiting for the failure threshold. A unit that
+// exited cleanly is probed at once, and the probe round counts as failed.
 func (r *runner) handleUnit(ev remedy.UnitEvent) (bool, policy.Decision) {
 	now := r.agent.now()
 	if r.m.JobInFlight() || ev.At.Before(r.lastJobDone) {
 		return false, policy.Decision{} // medic's own restart passing through
 	}
 	switch {
-	case ev.StopJob && !r.check.RestartStopped && !r.m.JobInFlight():
+	case ev.StopJob && !r.check.RestartStopped:
 		if !r.stoppedByOperator {
 			r.stoppedByOperator = true
-			r.log.Warn("unit stopped by an operator; medic leaves it alone until it is started again or medic resume",
+			r.log.Warn(r.check.Name+": unit "+r.check.Unit+" stopped by an operator; medic leaves it alone until it is started again or medic resume",
 				zap.String("active_state", ev.ActiveState))
 			r.setStatus(func(s *Status) {
 				s.Paused = &Pause{Until: now.Add(operatorStopHold), Reason: "stopped by the operator (systemctl stop)"}
 			})
 		}
 		return false, r.m.Pause(now, now.Add(operatorStopHold))
-	case ev.ActiveState == "active" && r.stoppedByOperator:
+	case ev.ActiveState == "active" && ev.Job == "" && r.stoppedByOperator:
 		r.stoppedByOperator = false
-		r.log.Info("unit started again after an operator's stop; remediation resumes")
+		r.operatorJob = false
+		r.log.Info(r.check.Name + ": unit " + r.check.Unit + " started again after an operator's stop; remediation resumes")
 		r.setStatus(func(s *Status) { s.Paused = nil })
 		// Lift the pause without acting: the unit runs again, and the
 		// probe that follows sees whether it answers.
@@ -250,12 +282,64 @@ func (r *runner) handleUnit(ev remedy.UnitEvent) (bool, policy.Decision) {
 		}
 		r.m.Started(now)
 		return true, r.m.Pause(now, until)
-	case ev.Down() && !r.stoppedByOperator:
+	case ev.Job != "" && !ev.Resync:
+		// An operator's start, restart or reload (medic's own jobs
+		// returned above): the unit is between states on purpose.
+		if !r.operatorJob {
+			r.log.Info(fmt.Sprintf("%s: %s job on %s by someone else; failed probes are not counted until it is active again", r.check.Name, ev.Job, r.check.Unit),
+				zap.String("job", ev.Job), zap.String("active_state", ev.ActiveState), zap.String("sub_state", ev.SubState))
+		}
+		r.operatorJob = true
+		r.m.Started(now)
+		return false, policy.Decision{}
+	case ev.ActiveState == "active" && r.operatorJob:
+		r.operatorJob = false
+		r.m.Started(now) // the grace period runs from the start, not the job
 		return true, policy.Decision{}
-	case ev.ActiveState != "active" && !ev.Resync:
-		return true, policy.Decision{} // leaving active/running: look now
+	case r.stoppedByOperator:
+		return false, policy.Decision{}
+	case ev.Died() && !ev.Resync:
+		r.operatorJob = false
+		return r.unitDied(ev)
+	case ev.Down():
+		r.operatorJob = false
+		return true, policy.Decision{}
 	}
 	return false, policy.Decision{}
+}
+
+// unitDied acts on systemd's report that the unit died. The event may be
+// stale (the signals of a restart can arrive after it), so the unit is
+// read again first; a unit that is no longer dead is only probed.
+func (r *runner) unitDied(ev remedy.UnitEvent) (bool, policy.Decision) {
+	s := r.unitWithin(time.Second)
+	if s == nil {
+		return true, policy.Decision{} // cannot confirm: let the probes judge
+	}
+	now := r.agent.now()
+	again := remedy.UnitEvent{ActiveState: s.ActiveState, SubState: s.SubState, Result: s.Result}
+	if s.Job != 0 || !again.Died() {
+		return s.Job == 0, policy.Decision{}
+	}
+	reason := fmt.Sprintf("unit %s/%s, result %s", s.ActiveState, s.SubState, s.Result)
+	if exit := diagnose.MainExit(s.ExecMainCode, s.ExecMainStatus); exit != "" {
+		reason = exit + " (" + reason + ")"
+	}
+	r.deathState = s
+	r.lastOK = false
+	r.lastFailure = probe.Result{Class: probe.ClassOther, Target: r.check.Unit, Err: errors.New(reason)}
+	if len(r.check.Probes) > 0 {
+		r.lastSpec = r.check.Probes[0].Spec()
+	}
+	r.log.Info(fmt.Sprintf("%s: systemd reports %s dead: %s", r.check.Name, r.check.Unit, reason),
+		zap.String(logging.EventField, "unit died"), zap.String("active_state", s.ActiveState), zap.String("sub_state", s.SubState), zap.String("result", s.Result),
+		zap.Duration("reported_after", time.Since(ev.At)))
+	d := r.m.UnitDied(now, reason)
+	r.setStatus(func(st *Status) {
+		st.LastProbe, st.LastOK, st.LastError = now, false, r.lastFailure.Problem()
+		st.Failures++
+	})
+	return false, d
 }
 
 // operatorStopHold bounds how long an operator's stop pauses remediation
@@ -270,7 +354,8 @@ func (r *runner) doProbeAfterEvent(ctx context.Context, ev remedy.UnitEvent) pol
 	if ev.Result != "" {
 		reason += ", result " + ev.Result
 	}
-	r.log.Info("probing now", zap.String("trigger", "unit "+ev.ActiveState), zap.String("unit_state", reason))
+	r.log.Info(fmt.Sprintf("%s: probing now: %s is %s", r.check.Name, r.check.Unit, reason), zap.String(logging.EventField, "probing now"),
+		zap.String("trigger", "unit "+ev.ActiveState), zap.String("unit_state", reason))
 	return r.doProbeWith(ctx, ev.Down(), reason)
 }
 
@@ -400,11 +485,30 @@ func (r *runner) doProbeWith(ctx context.Context, unitDown bool, unitState strin
 		r.lastFailure, r.lastSpec = failed, spec
 		reason = describe(failed)
 		lvl := r.log.Debug
-		if r.m.State() == policy.Healthy {
+		if r.m.State() == policy.Healthy && !r.m.InGrace(now) && !r.operatorJob {
 			lvl = r.log.Info
 		}
-		lvl("probe failed", zap.String("target", failed.Target), zap.String("class", string(failed.Class)),
+		lvl(fmt.Sprintf("%s: probe failed: %s", r.check.Name, failed.Problem()), zap.String(logging.EventField, "probe failed"),
+			zap.String("target", failed.Target), zap.String("class", string(failed.Class)),
 			zap.Duration("duration", failed.Duration), zap.NamedError("cause", failed.Err))
+	}
+	if !ok && r.check.Unit != "" && !r.m.JobInFlight() && (r.m.AtThreshold(now) || r.operatorJob) {
+		// A failure that would open an incident: is the unit between
+		// states because of someone else's job (an operator's start,
+		// restart or reload, whose signals may not have arrived yet)?
+		// Then the probe says only that, as long as systemd still shows
+		// the job. The question is short: a manager that does not answer
+		// must not hold the probes up.
+		if s := r.unitWithin(jobCheckTimeout); s != nil && (s.Job != 0 || between(s)) {
+			if !r.operatorJob {
+				r.log.Info(fmt.Sprintf("%s: %s is %s/%s with a job under way; failed probes are not counted until it is settled",
+					r.check.Name, r.check.Unit, s.ActiveState, s.SubState), zap.String("target", failed.Target))
+			}
+			r.operatorJob = true
+			r.setStatus(func(st *Status) { st.LastProbe, st.LastOK, st.LastError, st.LastLatency = now, false, reason, latency })
+			return policy.Decision{}
+		}
+		r.operatorJob = false
 	}
 	d := r.m.Probe(now, ok, reason)
 	used := r.m.RestartsInWindow(now)
@@ -453,7 +557,9 @@ func (r *runner) logOutcome(res jobResult) {
 		if errors.Is(res.err, context.Canceled) {
 			lvl = r.log.Info
 		}
-		lvl("remedy not carried out", zap.String(logging.Field, logging.RestartFailed), zap.String("action", r.check.Remedy.Action), zap.Error(res.err))
+		lvl(fmt.Sprintf("%s: %s of %s not carried out: %v", r.check.Name, r.check.Remedy.Action, r.check.Unit, res.err),
+			zap.String(logging.EventField, "remedy not carried out"), zap.String(logging.Field, logging.RestartFailed),
+			zap.String("action", r.check.Remedy.Action), zap.Error(res.err))
 		r.agent.observer.ObserveRemedy(r.check.Name, r.check.Unit, r.check.Remedy.Action, "error")
 		if !errors.Is(res.err, context.Canceled) {
 			r.setStatus(func(s *Status) { s.RemedyError = res.err.Error() })
@@ -467,10 +573,22 @@ func (r *runner) logOutcome(res jobResult) {
 		msgID = logging.RestartFailed
 	}
 	if o.ResetFailed {
-		r.log.Warn("systemd refused the restart (start-limit-hit): reset the unit's failed state and retried once; both count against the restart budget",
+		r.log.Warn(r.check.Name+": systemd refused the restart of "+r.check.Unit+" (start-limit-hit): reset the unit's failed state and retried once; both count against the restart budget",
 			zap.Int("attempts", o.Attempts))
 	}
-	r.log.Info("remedy finished",
+	summary := fmt.Sprintf("%s: %s of %s: job %s in %s; unit now %s/%s", r.check.Name, r.check.Remedy.Action, r.check.Unit,
+		o.JobResult, o.Duration.Round(time.Millisecond), o.After.ActiveState, o.After.SubState)
+	if o.After.MainPID != 0 {
+		summary += fmt.Sprintf(", main pid %d", o.After.MainPID)
+	}
+	if o.Before.MainPID != 0 && o.Before.MainPID != o.After.MainPID {
+		summary += fmt.Sprintf(" (was %d)", o.Before.MainPID)
+	}
+	if o.After.Result != "" && o.After.Result != "success" {
+		summary += ", result " + o.After.Result
+	}
+	r.log.Info(summary,
+		zap.String(logging.EventField, "remedy finished"),
 		zap.String(logging.Field, msgID),
 		zap.String("action", r.check.Remedy.Action),
 		zap.String("job_result", o.JobResult),
@@ -510,7 +628,8 @@ func (r *runner) apply(d policy.Decision, before *remedy.UnitState) {
 		msgs := r.incidents.transition(t, r.lastFailure)
 		if t.From == policy.Healthy && t.To == policy.Failing {
 			dg := r.diagnoseWith(before)
-			r.log.Warn("diagnosis", zap.String("cause", string(dg.Primary.Cause)), zap.String("finding", dg.Primary.Summary),
+			r.log.Warn(diagnosisLine(r.check.Name, dg), zap.String(logging.EventField, "diagnosis"),
+				zap.String("cause", string(dg.Primary.Cause)), zap.String("finding", dg.Primary.Summary),
 				zap.String("hint", dg.Primary.Hint), zap.Strings("unavailable", dg.Unavailable))
 			r.incidents.diagnosed(dg)
 			r.setStatus(func(s *Status) { s.Diagnosis = dg })
@@ -532,13 +651,28 @@ func (r *runner) apply(d policy.Decision, before *remedy.UnitState) {
 	r.setStatus(func(s *Status) { s.Incident = incident })
 }
 
+// diagnosisLine renders a diagnosis as one log message: "app: diagnosis:
+// backend crashed: app.service failed ...; fix: ...".
+func diagnosisLine(check string, dg *diagnose.Diagnosis) string {
+	line := fmt.Sprintf("%s: diagnosis: %s", check, dg.Primary.Cause)
+	if dg.Primary.Summary != "" {
+		line += ": " + dg.Primary.Summary
+	}
+	if dg.Primary.Hint != "" {
+		line += "; fix: " + dg.Primary.Hint
+	}
+	return line
+}
+
 // logTransition writes the one log line of a state change.
 func (r *runner) logTransition(t policy.Transition) {
 	fields := []zap.Field{}
 	if t.To == policy.GaveUp {
 		fields = append(fields, zap.String(logging.Field, logging.GaveUp))
 	}
-	r.log.Info("state change", append(fields,
+	line := fmt.Sprintf("%s: %s → %s: %s", r.check.Name, t.From, t.To, t.Reason)
+	r.log.Info(line, append(fields,
+		zap.String(logging.EventField, "state change"),
 		zap.String("from", string(t.From)),
 		zap.String("to", string(t.To)),
 		zap.String("reason", t.Reason),
@@ -556,8 +690,9 @@ func (r *runner) send(msgs []*notify.Message) {
 		if m.Kind == notify.Resolved || m.Kind == notify.Recovered {
 			id = logging.IncidentResolved
 		}
-		r.log.Warn("incident "+string(m.Kind), zap.String(logging.Field, id), zap.String("incident", m.Incident.ID), zap.String("event", string(m.Event)),
-			zap.String("notification_id", m.ID), zap.String("subject", m.Subject()), zap.Strings("notify", r.check.Escalate.Notify))
+		r.log.Warn(fmt.Sprintf("%s: incident %s: %s", r.check.Name, m.Kind, m.Subject()), zap.String(logging.EventField, "incident "+string(m.Kind)),
+			zap.String(logging.Field, id), zap.String("incident", m.Incident.ID), zap.String("incident_event", string(m.Event)),
+			zap.String(notify.IDField, m.ID), zap.String("subject", m.Subject()), zap.Strings("notify", r.check.Escalate.Notify))
 		r.agent.enqueue(r.check, m)
 	}
 }
@@ -574,7 +709,7 @@ func (r *runner) unitState(ctx context.Context) *remedy.UnitState {
 	}
 	s, err := r.agent.remedier.State(ctx, r.check.Unit)
 	if err != nil {
-		r.log.Warn("cannot read the unit's state", zap.Error(err))
+		r.log.Warn(fmt.Sprintf("%s: cannot read the state of %s: %v", r.check.Name, r.check.Unit, err), zap.Error(err))
 		return nil
 	}
 	return &s
@@ -611,14 +746,60 @@ func (r *runner) diagnoseWith(unit *remedy.UnitState) *diagnose.Diagnosis {
 			Unavailable: []string{"diagnosis skipped: too many checks failed at once"}}
 	}
 	if unit == nil {
-		unit = r.unitState(ctx)
+		unit = r.settledUnit(ctx)
 	}
 	in := diagnose.Input{Spec: r.lastSpec, Result: r.lastFailure, ClientUser: r.check.ClientUser, Journal: r.journal(ctx)}
 	if unit != nil {
 		in.Unit = DiagnoseUnit(unit)
 	}
+	if r.refused != nil {
+		in.Refused = r.refused.Error()
+		in.RefusedHint = remedy.PolkitRuleHint(r.agent.config().File)
+	}
 	dg := diagnose.Diagnose(ctx, in)
 	return &dg
+}
+
+// settledUnit reads the unit's state once it is no longer between states
+// (activating, deactivating, reloading, or a job under way): evidence taken
+// mid-restart describes neither the old process nor the new one. It waits
+// at most settleTimeout, then takes the state as it is.
+func (r *runner) settledUnit(ctx context.Context) *remedy.UnitState {
+	deadline := time.Now().Add(settleTimeout)
+	for {
+		s := r.unitState(ctx)
+		if s == nil || !between(s) || time.Now().After(deadline) {
+			return s
+		}
+		select {
+		case <-ctx.Done():
+			return s
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// settleTimeout bounds how long a diagnosis waits for the unit to settle.
+const settleTimeout = 1500 * time.Millisecond
+
+// between reports whether s is between states.
+func between(s *remedy.UnitState) bool {
+	ev := remedy.UnitEvent{ActiveState: s.ActiveState, SubState: s.SubState}
+	if s.Job != 0 {
+		ev.Job = "pending"
+	}
+	return ev.Between()
+}
+
+// jobCheckTimeout bounds the question whether a failed probe met the unit
+// between states.
+const jobCheckTimeout = 250 * time.Millisecond
+
+// unitWithin reads the unit's state, bounded by d; nil when it cannot.
+func (r *runner) unitWithin(d time.Duration) *remedy.UnitState {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	return r.unitState(ctx)
 }
 
 // unitNow reads the unit's state, bounded by stateTimeout.

@@ -48,6 +48,11 @@ type Input struct {
 	ClientUser string
 	// Journal holds the unit's last journal lines, if read.
 	Journal []string
+	// Refused, when set, is the manager's refusal of medic's latest
+	// restart for lack of authorization (e.g. "not authorized to restart
+	// app.service: Interactive authentication required."), and
+	// RefusedHint the command that grants it.
+	Refused, RefusedHint string
 }
 
 // DefaultClientUser is the client whose access to a unix socket is checked
@@ -207,6 +212,15 @@ func (d *run) decide() {
 	var fs []Finding
 	add := func(f Finding) { fs = append(fs, f) }
 
+	if in.Refused != "" {
+		name := "the unit"
+		if u != nil {
+			name = u.Name
+		}
+		add(Finding{Cause: NotAllowed, Evidence: map[string]any{"refused": in.Refused},
+			Summary: fmt.Sprintf("medic is not allowed to restart %s: %s", name, in.Refused),
+			Hint:    in.RefusedHint})
+	}
 	if u != nil {
 		ev := map[string]any{
 			"unit": u.Name, "active_state": u.ActiveState, "sub_state": u.SubState, "result": u.Result,

@@ -41,6 +41,11 @@ const (
 	// SocketPermissions: connecting to the Unix socket is denied, or the
 	// socket file is missing or stale.
 	SocketPermissions Cause = "socket permissions"
+	// NotAllowed: the unit's manager refused medic's restart for lack of
+	// authorization (polkit): the backend stays down until medic is
+	// allowed to restart it. It comes first; the cause of the failure
+	// itself follows as a secondary finding.
+	NotAllowed Cause = "not allowed to restart"
 	// Unknown: no evidence points at one of the causes above.
 	Unknown Cause = "unknown"
 )

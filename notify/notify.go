@@ -46,6 +46,9 @@ const (
 	// RestartFailed: the restart job's result was not "done" (or the job
 	// could not be queued).
 	RestartFailed Event = "restart_failed"
+	// RestartRefused: the manager refused medic's restart for lack of
+	// authorization (polkit); no restart happened, medic keeps trying.
+	RestartRefused Event = "restart_refused"
 	// VerifyFailed: the restart job was done but the probes did not pass
 	// within verify_timeout.
 	VerifyFailed Event = "verify_failed"
@@ -188,6 +191,8 @@ func (m *Message) outcome() string {
 	switch m.Event {
 	case RestartFailed:
 		return "restart failed"
+	case RestartRefused:
+		return "medic is not allowed to restart " + m.Incident.Unit
 	case VerifyFailed:
 		return "restart did not help"
 	case GaveUp:

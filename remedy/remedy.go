@@ -479,7 +479,9 @@ const callSlack = 2 * time.Second
 //     unknown (ErrUnknownAction), the bus could not be reached or refused
 //     the job (e.g. org.freedesktop.systemd1.NoSuchUnit), ctx ended, or no
 //     result came within jobTimeout (ErrJobTimeout; the Outcome then says
-//     JobResult "timeout" and the job may still be pending in systemd).
+//     JobResult "timeout" and the job may still be pending in systemd), or
+//     the manager refused the job for lack of authorization (polkit said
+//     no: ErrNotAuthorized, an *AuthorizationError; nothing was done).
 func (r *Remediator) Remedy(ctx context.Context, unit string, action Action, jobTimeout time.Duration) (out Outcome, err error) {
 	start := time.Now()
 	out = Outcome{Unit: unit, Action: action}
@@ -588,7 +590,7 @@ func (r *Remediator) attempt(ctx context.Context, c Systemd, unit string, action
 	}
 	id, err := queue(ctx, unit, "replace", ch)
 	if err != nil {
-		return "", false, fmt.Errorf("queue %s job: %w", action, err)
+		return "", false, fmt.Errorf("queue %s job: %w", action, authorizationError(err, unit, string(action)))
 	}
 	out.Attempts++
 	out.Job = uint32(id)
@@ -686,7 +688,7 @@ func (r *Remediator) resetFailed(ctx context.Context, unit string) error {
 			return nil
 		}
 		if !r.dropIfLost(c, err) {
-			return fmt.Errorf("reset failed state: %w", err)
+			return fmt.Errorf("reset failed state: %w", authorizationError(err, unit, "reset-failed"))
 		}
 	}
 	return errors.New("reset failed state: bus connection lost repeatedly")

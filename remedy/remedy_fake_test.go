@@ -34,6 +34,9 @@ type fakeConn struct {
 	// queueErr, if set, fails the next queue call and drops the
 	// connection; the job may or may not have been queued.
 	queueErr error
+	// refuse, if set, fails every queue call with it on a connection that
+	// stays up, as a manager refusing the caller does.
+	refuse   error
 	queued   int
 	resets   int
 	lastMode string
@@ -48,6 +51,10 @@ func (f *fakeConn) queue(ctx context.Context, name, mode string, ch chan<- strin
 	if !f.connected {
 		f.mu.Unlock()
 		return 0, godbus.ErrClosed
+	}
+	if f.refuse != nil {
+		f.mu.Unlock()
+		return 0, f.refuse
 	}
 	if f.queueErr != nil {
 		err := f.queueErr
@@ -430,5 +437,40 @@ func TestUnitStateFromProperties(t *testing.T) {
 	}
 	if got := s.String(); !strings.Contains(got, "x.service loaded failed/failed result=signal code=2 status=9") {
 		t.Errorf("String() = %q", got)
+	}
+}
+
+// A restart that polkit refuses comes back as ErrNotAuthorized with the
+// unit, the verb and systemd's own words, on the connection it was asked
+// on (no redial: the bus is fine). The fake stands in for polkit's answer,
+// which a user manager never gives (it lets its own user do anything);
+// ostest checks the real answer of polkit under PID-1 systemd.
+func TestRefusedRestartIsNotAuthorized(t *testing.T) {
+	for _, name := range []string{dbusErrInteractiveAuth, dbusErrAccessDenied} {
+		c := newFake()
+		c.refuse = godbus.Error{Name: name, Body: []any{"Interactive authentication required."}}
+		d := &fakeDialer{conns: []*fakeConn{c}}
+		r, _ := newFakeRemediator(t, d, "a.service")
+		_, err := r.Remedy(t.Context(), "a.service", Restart, 5*time.Second)
+		if !errors.Is(err, ErrNotAuthorized) {
+			t.Fatalf("%s: err = %v, want ErrNotAuthorized", name, err)
+		}
+		var ae *AuthorizationError
+		if !errors.As(err, &ae) || ae.Unit != "a.service" || ae.Verb != "restart" || ae.Name != name {
+			t.Fatalf("%s: err = %#v", name, ae)
+		}
+		if want := "not authorized to restart a.service: Interactive authentication required."; !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: error %q does not say %q", name, err, want)
+		}
+		if d.count() != 1 || c.closed {
+			t.Errorf("%s: dialed %d times, closed %v: a refusal is not a lost bus", name, d.count(), c.closed)
+		}
+	}
+	// Other D-Bus errors stay what they are.
+	c := newFake()
+	c.refuse = godbus.Error{Name: "org.freedesktop.systemd1.NoSuchUnit", Body: []any{"Unit a.service not found."}}
+	r, _ := newFakeRemediator(t, &fakeDialer{conns: []*fakeConn{c}}, "a.service")
+	if _, err := r.Remedy(t.Context(), "a.service", Restart, 5*time.Second); err == nil || errors.Is(err, ErrNotAuthorized) {
+		t.Errorf("NoSuchUnit: err = %v, want an error that is not ErrNotAuthorized", err)
 	}
 }

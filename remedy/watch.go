@@ -23,6 +23,12 @@ type UnitEvent struct {
 	// medic never issues stop jobs, but its own restart jobs stop the unit
 	// too: the caller tells them apart by knowing its restarts.
 	StopJob bool
+	// Job is the type of the job queued or running on the unit when the
+	// event was read ("start", "stop", "restart", "reload", "try-restart",
+	// ...; "pending" when the job ended before its type could be read), or
+	// "" when the unit has no job: a unit that changes state with no job
+	// does so on its own (its process exited or was killed).
+	Job string
 	// Resync is true for the state read when the subscription was made or
 	// made again (start, bus reconnect, daemon-reload, daemon-reexec): it
 	// is the current state, not necessarily a change.
@@ -34,6 +40,36 @@ type UnitEvent struct {
 // Down reports whether the event says the unit is not running: failed, or
 // inactive (dead).
 func (e UnitEvent) Down() bool { return e.ActiveState == "failed" || e.ActiveState == "inactive" }
+
+// Died reports whether the event is systemd's word that the unit died on
+// its own: no job is changing it, and it is failed, or inactive or waiting
+// to restart itself (activating/auto-restart) with a Result other than
+// "success" (exit-code, signal, core-dump, oom-kill, timeout, watchdog, ...;
+// systemd.exec(5) and org.freedesktop.systemd1(5) list them). A clean exit
+// (inactive, Result success) is not a death: the probes judge it.
+func (e UnitEvent) Died() bool {
+	if e.Job != "" || e.StopJob {
+		return false
+	}
+	switch {
+	case e.ActiveState == "failed":
+		return true
+	case e.ActiveState == "inactive", e.ActiveState == "activating" && e.SubState == "auto-restart":
+		return e.Result != "" && e.Result != "success"
+	}
+	return false
+}
+
+// Between reports whether the unit is between states (activating,
+// deactivating, reloading, or a job is under way): evidence read now
+// describes neither the old state nor the new one.
+func (e UnitEvent) Between() bool {
+	switch e.ActiveState {
+	case "activating", "deactivating", "reloading":
+		return !(e.ActiveState == "activating" && e.SubState == "auto-restart")
+	}
+	return e.Job != ""
+}
 
 // SignalDialFunc connects to the bus for signals. ctx bounds the dial.
 type SignalDialFunc func(ctx context.Context) (*godbus.Conn, error)
@@ -89,6 +125,12 @@ type Watcher struct {
 	log   *zap.Logger
 
 	backoffMin, backoffMax time.Duration
+
+	// jobs holds the type of each job of a watched unit, from JobNew until
+	// JobRemoved: by the time a PropertiesChanged that names a job is
+	// handled, the job has often ended and its type can no longer be read.
+	// Only the Run goroutine touches it.
+	jobs map[uint32]string
 }
 
 // NewWatcher returns a Watcher of units over connections from dial. log may
@@ -97,7 +139,8 @@ func NewWatcher(dial SignalDialFunc, units []string, log *zap.Logger) *Watcher {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	return &Watcher{dial: dial, units: slices.Clone(units), log: log, backoffMin: 100 * time.Millisecond, backoffMax: 10 * time.Second}
+	return &Watcher{dial: dial, units: slices.Clone(units), log: log, backoffMin: 100 * time.Millisecond, backoffMax: 10 * time.Second,
+		jobs: map[uint32]string{}}
 }
 
 // Run sends events to out until ctx ends. Connection failures are logged
@@ -139,6 +182,7 @@ func (w *Watcher) session(ctx context.Context, conn *godbus.Conn, out chan<- Uni
 
 	matches := [][]godbus.MatchOption{
 		{godbus.WithMatchSender(sdDest), godbus.WithMatchObjectPath(sdPath), godbus.WithMatchInterface(sdManager), godbus.WithMatchMember("JobNew")},
+		{godbus.WithMatchSender(sdDest), godbus.WithMatchObjectPath(sdPath), godbus.WithMatchInterface(sdManager), godbus.WithMatchMember("JobRemoved")},
 		{godbus.WithMatchSender(sdDest), godbus.WithMatchObjectPath(sdPath), godbus.WithMatchInterface(sdManager), godbus.WithMatchMember("Reloading")},
 		{godbus.WithMatchSender("org.freedesktop.DBus"), godbus.WithMatchInterface("org.freedesktop.DBus"), godbus.WithMatchMember("NameOwnerChanged"), godbus.WithMatchArg(0, sdDest)},
 	}
@@ -186,7 +230,7 @@ func (w *Watcher) subscribe(ctx context.Context, conn *godbus.Conn, paths map[go
 		}
 	}
 	for p, u := range paths {
-		ev, err := readEvent(ctx, conn, p, u)
+		ev, err := w.readEvent(ctx, conn, p, u)
 		if err != nil {
 			return err
 		}
@@ -214,23 +258,34 @@ func (w *Watcher) handle(ctx context.Context, conn *godbus.Conn, sig *godbus.Sig
 		sub, ok2 := changed["SubState"].Value().(string)
 		if !ok1 || !ok2 {
 			// Invalidated rather than sent: read them.
-			read, err := readEvent(ctx, conn, sig.Path, unit)
+			read, err := w.readEvent(ctx, conn, sig.Path, unit)
 			if err != nil {
 				return err
 			}
 			ev = read
 		} else {
 			ev.ActiveState, ev.SubState = active, sub
-			if ev.Down() {
+			if needsResult(ev) {
 				ev.Result = readResult(ctx, conn, sig.Path)
 			}
+			if v, ok := changed["Job"]; ok {
+				ev.Job = w.jobType(ctx, conn, v)
+			} else {
+				ev.Job = w.readJob(ctx, conn, sig.Path)
+			}
 		}
-		ev.StopJob = stoppingByJob(ev)
+		ev.StopJob = ev.Job == "stop" || (ev.Job == "" || ev.Job == "pending") && stoppingByJob(ev)
 		return send(ctx, out, ev)
+	case sdManager + ".JobRemoved":
+		if len(sig.Body) >= 1 {
+			id, _ := sig.Body[0].(uint32)
+			delete(w.jobs, id)
+		}
 	case sdManager + ".JobNew":
 		if len(sig.Body) < 3 {
 			return nil
 		}
+		id, _ := sig.Body[0].(uint32)
 		job, _ := sig.Body[1].(godbus.ObjectPath)
 		unit, _ := sig.Body[2].(string)
 		if !slices.Contains(w.units, unit) {
@@ -240,14 +295,23 @@ func (w *Watcher) handle(ctx context.Context, conn *godbus.Conn, sig *godbus.Sig
 		if err != nil {
 			return nil // the job is already gone
 		}
-		if t, _ := v.Value().(string); t == "stop" {
-			ev, err := readEvent(ctx, conn, unitPath(unit), unit)
-			if err != nil {
-				return err
-			}
-			ev.StopJob = true
-			return send(ctx, out, ev)
+		if t, _ := v.Value().(string); t != "" && len(w.jobs) < maxJobsKept {
+			w.jobs[id] = t
 		}
+		// Every job on a watched unit is reported: medic's own (the
+		// caller knows them), and an operator's stop, start or restart,
+		// which the caller must not take for a failure.
+		t, _ := v.Value().(string)
+		if t == "" {
+			return nil
+		}
+		ev, err := w.readEvent(ctx, conn, unitPath(unit), unit)
+		if err != nil {
+			return err
+		}
+		ev.Job = t
+		ev.StopJob = t == "stop"
+		return send(ctx, out, ev)
 	case sdManager + ".Reloading":
 		if len(sig.Body) == 1 {
 			if starting, _ := sig.Body[0].(bool); !starting {
@@ -284,6 +348,9 @@ func stoppingByJob(ev UnitEvent) bool {
 	return false
 }
 
+// maxJobsKept bounds Watcher.jobs, should JobRemoved signals go missing.
+const maxJobsKept = 1024
+
 func send(ctx context.Context, out chan<- UnitEvent, ev UnitEvent) error {
 	select {
 	case out <- ev:
@@ -294,7 +361,7 @@ func send(ctx context.Context, out chan<- UnitEvent, ev UnitEvent) error {
 }
 
 // readEvent reads a unit's state now.
-func readEvent(ctx context.Context, conn *godbus.Conn, p godbus.ObjectPath, unit string) (UnitEvent, error) {
+func (w *Watcher) readEvent(ctx context.Context, conn *godbus.Conn, p godbus.ObjectPath, unit string) (UnitEvent, error) {
 	ev := UnitEvent{Unit: unit, At: time.Now()}
 	var props map[string]godbus.Variant
 	if err := conn.Object(sdDest, p).CallWithContext(ctx, dbusProps+".GetAll", 0, sdUnitIface).Store(&props); err != nil {
@@ -302,10 +369,52 @@ func readEvent(ctx context.Context, conn *godbus.Conn, p godbus.ObjectPath, unit
 	}
 	ev.ActiveState, _ = props["ActiveState"].Value().(string)
 	ev.SubState, _ = props["SubState"].Value().(string)
-	if ev.Down() {
+	if needsResult(ev) {
 		ev.Result = readResult(ctx, conn, p)
 	}
+	if v, ok := props["Job"]; ok {
+		ev.Job = w.jobType(ctx, conn, v)
+	}
 	return ev, nil
+}
+
+// needsResult reports whether the service's Result says something about
+// ev: the unit is down or waiting to restart itself.
+func needsResult(ev UnitEvent) bool {
+	return ev.Down() || ev.ActiveState == "activating" && ev.SubState == "auto-restart"
+}
+
+// readJob reads the unit's Job property and the type of that job.
+func (w *Watcher) readJob(ctx context.Context, conn *godbus.Conn, p godbus.ObjectPath) string {
+	var v godbus.Variant
+	if err := conn.Object(sdDest, p).CallWithContext(ctx, dbusProps+".Get", 0, sdUnitIface, "Job").Store(&v); err != nil {
+		return ""
+	}
+	return w.jobType(ctx, conn, v)
+}
+
+// jobType reads the JobType of the job in a unit's Job property, (uo): the
+// job's id and object path, id 0 when there is none. A job that ended
+// before its type could be read is "pending".
+func (w *Watcher) jobType(ctx context.Context, conn *godbus.Conn, v godbus.Variant) string {
+	var job struct {
+		ID   uint32
+		Path godbus.ObjectPath
+	}
+	if err := godbus.Store([]any{v.Value()}, &job); err != nil || job.ID == 0 {
+		return ""
+	}
+	if t, ok := w.jobs[job.ID]; ok {
+		return t
+	}
+	var t godbus.Variant
+	if err := conn.Object(sdDest, job.Path).CallWithContext(ctx, dbusProps+".Get", 0, "org.freedesktop.systemd1.Job", "JobType").Store(&t); err != nil {
+		return "pending"
+	}
+	if s, _ := t.Value().(string); s != "" {
+		return s
+	}
+	return "pending"
 }
 
 // readResult reads a service's Result, or "" for other unit types.

@@ -86,12 +86,32 @@ func TestWatcherSeesDeathStopAndReloads(t *testing.T) {
 	systemdtest.Systemctl(t, m, "kill", "--signal=KILL", unit)
 	ev := next(t, events, 5*time.Second, "the death", func(e UnitEvent) bool { return e.Down() })
 	t.Logf("death reported %s after the kill", ev.At.Sub(killed))
-	if ev.ActiveState != "failed" || ev.Result != "signal" || ev.StopJob || ev.Resync {
-		t.Errorf("death event = %+v, want failed, result signal, not a stop", ev)
+	if ev.ActiveState != "failed" || ev.Result != "signal" || ev.StopJob || ev.Resync || ev.Job != "" || !ev.Died() {
+		t.Errorf("death event = %+v, want failed, result signal, no job, not a stop: systemd's word that it died", ev)
 	}
 
 	systemdtest.Systemctl(t, m, "start", unit)
 	next(t, events, 5*time.Second, "active again", func(e UnitEvent) bool { return e.ActiveState == "active" })
+
+	// An operator's restart is a job, never a death; every event of it
+	// but the last says the unit is between states.
+	systemdtest.Systemctl(t, m, "restart", unit)
+	sawJob := false
+	next(t, events, 5*time.Second, "active after the operator's restart", func(e UnitEvent) bool {
+		if e.Died() {
+			t.Errorf("operator's restart reported as a death: %+v", e)
+		}
+		if e.Job == "restart" {
+			sawJob = true
+			if !e.Between() {
+				t.Errorf("event during the restart job not between states: %+v", e)
+			}
+		}
+		return sawJob && e.ActiveState == "active" && e.Job == ""
+	})
+	if !sawJob {
+		t.Error("no event named the operator's restart job")
+	}
 	systemdtest.Systemctl(t, m, "stop", unit)
 	next(t, events, 5*time.Second, "the operator's stop job", func(e UnitEvent) bool { return e.StopJob })
 	next(t, events, 5*time.Second, "inactive after the stop", func(e UnitEvent) bool { return e.ActiveState == "inactive" && !e.StopJob })

@@ -87,6 +87,9 @@ type Transition struct {
 	// work: a restart job that was not "done" (or could not be queued), a
 	// verification that timed out, or a spent restart budget.
 	Escalate bool
+	// Refused is true when the manager refused the restart for lack of
+	// authorization (see JobRefused): no restart happened.
+	Refused bool
 }
 
 // Decision is what the driver must do after an event.
@@ -120,6 +123,7 @@ type Machine struct {
 	verifyUntil  time.Time // deadline of Verifying
 	gaveUpAt     time.Time
 	pausedUntil  time.Time // remediation paused (maintenance) until then
+	refusals     int       // restarts refused in a row for lack of authorization
 }
 
 // New returns a Machine in state Healthy whose grace period starts at now.
@@ -208,6 +212,7 @@ func (m *Machine) JobDone(now time.Time, result string, err error) Decision {
 	}
 	m.jobInFlight = false
 	m.successes = 0
+	m.refusals = 0
 	if err == nil && result == "done" {
 		m.graceUntil = now.Add(m.p.Grace)
 		m.verifyUntil = now.Add(m.p.VerifyTimeout)
@@ -223,6 +228,78 @@ func (m *Machine) JobDone(now time.Time, result string, err error) Decision {
 	return d
 }
 
+// UnitDied tells the Machine that systemd reported the unit dead at now,
+// with no stop job of an operator behind it: the unit is failed, or inactive
+// or waiting to restart itself with a result other than success (its main
+// process exited non-zero, was killed or dumped core). systemd's word is
+// evidence enough: a Healthy check fails at once, without waiting for the
+// failure threshold or the grace period (a dead process never starts to
+// answer), and is remedied; a check under verification counts the restart as
+// failed. The restart budget, backoff and pauses still apply. In the other
+// states only the reason is kept. reason says what systemd reported, e.g.
+// "unit failed (Result=signal)".
+func (m *Machine) UnitDied(now time.Time, reason string) Decision {
+	var d Decision
+	m.successes = 0
+	m.lastErr = reason
+	switch m.state {
+	case Healthy:
+		if m.fails == 0 {
+			m.failingSince = now
+		}
+		m.fails = max(m.fails+1, m.p.Failures)
+		m.to(&d, now, Failing, "systemd reports the unit dead: "+reason)
+		m.act(&d, now)
+	case Failing:
+		m.act(&d, now)
+	case Verifying:
+		m.retry(&d, now, fmt.Sprintf("the unit died again after restart %d: %s", m.attempt, reason))
+	}
+	m.wake(&d)
+	return d
+}
+
+// JobRefused feeds the outcome of the restart that Decision.Restart asked
+// for when the manager refused it for lack of authorization (polkit said
+// no, or asked for an interactive authentication medic cannot give). No
+// restart happened, so none is charged to the restart budget and the
+// incident's attempt count stays; the transition escalates at once, and the
+// next attempt follows after the backoff (doubling per refusal, capped at
+// RefusedRetryMax), with no end: the first attempt after the authorization
+// is granted heals. why says what was refused.
+func (m *Machine) JobRefused(now time.Time, why string) Decision {
+	var d Decision
+	if m.state != Restarting || !m.jobInFlight {
+		return d
+	}
+	m.jobInFlight = false
+	m.successes = 0
+	if n := len(m.restarts); n > 0 {
+		m.restarts = m.restarts[:n-1] // the charge act made for this attempt
+	}
+	m.attempt = max(0, m.attempt-1)
+	m.refusals++
+	delay := m.p.Backoff
+	for i := 1; i < m.refusals && delay < RefusedRetryMax; i++ {
+		delay *= 2
+	}
+	delay = min(delay, RefusedRetryMax, max(m.p.BackoffMax, m.p.Backoff))
+	if delay <= 0 {
+		delay = RefusedRetryMax
+	}
+	m.nextAttempt = now.Add(delay)
+	m.to(&d, now, Restarting, fmt.Sprintf("%s; next attempt in %s", why, delay))
+	d.Transitions[len(d.Transitions)-1].Escalate = true
+	d.Transitions[len(d.Transitions)-1].Refused = true
+	m.wake(&d)
+	return d
+}
+
+// RefusedRetryMax caps the delay between attempts while the manager refuses
+// medic's restarts for lack of authorization, so that a granted
+// authorization heals within this long.
+const RefusedRetryMax = time.Minute
+
 // ChargeRestart counts one more restart against the budget at now, for a
 // restart that the remedy itself repeated (systemd refused the first with
 // start-limit-hit, so medic reset the unit's failed state and retried).
@@ -234,6 +311,16 @@ func (m *Machine) ChargeRestart(now time.Time) {
 // at now (an operator's `systemctl start`): failures are not counted, and
 // do not lead to a restart, for the grace period.
 func (m *Machine) Started(now time.Time) { m.graceUntil = now.Add(m.p.Grace) }
+
+// AtThreshold reports whether one more failed probe at now would make a
+// healthy check failing.
+func (m *Machine) AtThreshold(now time.Time) bool {
+	return m.state == Healthy && !now.Before(m.graceUntil) && m.fails+1 >= m.p.Failures
+}
+
+// InGrace reports whether now is inside the grace period, when failed
+// probes of a healthy check are not counted.
+func (m *Machine) InGrace(now time.Time) bool { return now.Before(m.graceUntil) }
 
 // JobInFlight reports whether a restart the Machine asked for has not
 // reported its result yet.
@@ -408,6 +495,7 @@ type Snapshot struct {
 	VerifyUntil  time.Time   `json:"verify_until,omitzero"`
 	GaveUpAt     time.Time   `json:"gave_up_at,omitzero"`
 	PausedUntil  time.Time   `json:"paused_until,omitzero"`
+	Refusals     int         `json:"refusals,omitempty"`
 }
 
 // Snapshot returns the Machine's persistent state.
@@ -417,7 +505,7 @@ func (m *Machine) Snapshot() Snapshot {
 		State: m.state, Fails: m.fails, Successes: m.successes, LastErr: m.lastErr,
 		GraceUntil: strip(m.graceUntil), FailingSince: strip(m.failingSince), Attempt: m.attempt,
 		JobInFlight: m.jobInFlight, NextAttempt: strip(m.nextAttempt), VerifyUntil: strip(m.verifyUntil),
-		GaveUpAt: strip(m.gaveUpAt), PausedUntil: strip(m.pausedUntil),
+		GaveUpAt: strip(m.gaveUpAt), PausedUntil: strip(m.pausedUntil), Refusals: m.refusals,
 	}
 	for _, r := range m.restarts {
 		s.Restarts = append(s.Restarts, strip(r))
@@ -437,7 +525,7 @@ func Restore(p Params, s Snapshot, now time.Time) *Machine {
 		p: p, state: s.State, fails: s.Fails, successes: s.Successes, lastErr: s.LastErr,
 		graceUntil: s.GraceUntil, failingSince: s.FailingSince, attempt: s.Attempt,
 		restarts: append([]time.Time(nil), s.Restarts...), nextAttempt: s.NextAttempt,
-		verifyUntil: s.VerifyUntil, gaveUpAt: s.GaveUpAt, pausedUntil: s.PausedUntil,
+		verifyUntil: s.VerifyUntil, gaveUpAt: s.GaveUpAt, pausedUntil: s.PausedUntil, refusals: s.Refusals,
 	}
 	switch m.state {
 	case Healthy, Failing, Restarting, Verifying, GaveUp:

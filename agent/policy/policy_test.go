@@ -45,6 +45,10 @@ func run(t *testing.T, p Params, steps []step) {
 			d = m.JobDone(now, "", errors.New("bus down"))
 		case "tick":
 			d = m.Tick(now)
+		case "died":
+			d = m.UnitDied(now, "unit failed (Result=signal)")
+		case "refused":
+			d = m.JobRefused(now, "restart refused: Interactive authentication required")
 		default:
 			t.Fatalf("step %d: unknown event %q", i, s.event)
 		}
@@ -99,6 +103,58 @@ func TestMachine(t *testing.T) {
 				{at: 10 * sec, event: "fail", wantState: Healthy},
 				{at: 11 * sec, event: "fail", wantState: Healthy},
 				{at: 12 * sec, event: "fail", wantState: Restarting, wantRestart: true, wantTo: []State{Failing, Restarting}},
+			},
+		},
+		{
+			name: "systemd's word: a unit that died is restarted at once, even in the grace period",
+			steps: []step{
+				{at: 1 * sec, event: "died", wantState: Restarting, wantRestart: true, wantTo: []State{Failing, Restarting}},
+				{at: 1100 * time.Millisecond, event: "done", wantState: Verifying, wantTo: []State{Verifying}, wantWakeIn: 30 * sec},
+				{at: 1200 * time.Millisecond, event: "ok", wantState: Verifying, wantWakeIn: 29900 * time.Millisecond},
+				{at: 1300 * time.Millisecond, event: "ok", wantState: Healthy, wantTo: []State{Healthy}},
+			},
+		},
+		{
+			name: "a unit that dies again under verification backs off, and the budget still ends it",
+			steps: []step{
+				{at: 20 * sec, event: "died", wantState: Restarting, wantRestart: true, wantTo: []State{Failing, Restarting}},
+				{at: 21 * sec, event: "done", wantState: Verifying, wantTo: []State{Verifying}, wantWakeIn: 30 * sec},
+				{at: 22 * sec, event: "died", wantState: Restarting, wantTo: []State{Restarting}, wantWakeIn: 5 * sec},
+				{at: 23 * sec, event: "died", wantState: Restarting, wantWakeIn: 4 * sec}, // waiting for the backoff
+				{at: 27 * sec, event: "tick", wantState: Restarting, wantRestart: true, wantTo: []State{Restarting}},
+				{at: 28 * sec, event: "done", wantState: Verifying, wantTo: []State{Verifying}, wantWakeIn: 30 * sec},
+				{at: 29 * sec, event: "died", wantState: Restarting, wantTo: []State{Restarting}, wantWakeIn: 10 * sec},
+				{at: 39 * sec, event: "tick", wantState: Restarting, wantRestart: true, wantTo: []State{Restarting}},
+				{at: 40 * sec, event: "done", wantState: Verifying, wantTo: []State{Verifying}, wantWakeIn: 30 * sec},
+				{at: 41 * sec, event: "died", wantState: GaveUp, wantTo: []State{GaveUp}, wantWakeIn: time.Hour},
+				{at: 42 * sec, event: "died", wantState: GaveUp, wantWakeIn: time.Hour - sec},
+			},
+		},
+		{
+			name:   "a paused check that dies is failing, not restarted",
+			params: func(p *Params) { p.Remediate = false },
+			steps: []step{
+				{at: 20 * sec, event: "died", wantState: Failing, wantTo: []State{Failing}},
+				{at: 21 * sec, event: "ok", wantState: Failing},
+				{at: 22 * sec, event: "ok", wantState: Healthy, wantTo: []State{Healthy}},
+			},
+		},
+		{
+			name: "refused restarts spend no budget and are retried without end",
+			steps: []step{
+				{at: 20 * sec, event: "died", wantState: Restarting, wantRestart: true, wantTo: []State{Failing, Restarting}},
+				{at: 20100 * time.Millisecond, event: "refused", wantState: Restarting, wantTo: []State{Restarting}, wantWakeIn: 5 * sec},
+				{at: 25100 * time.Millisecond, event: "tick", wantState: Restarting, wantRestart: true, wantTo: []State{Restarting}},
+				{at: 25200 * time.Millisecond, event: "refused", wantState: Restarting, wantTo: []State{Restarting}, wantWakeIn: 10 * sec},
+				{at: 35200 * time.Millisecond, event: "tick", wantState: Restarting, wantRestart: true, wantTo: []State{Restarting}},
+				{at: 35300 * time.Millisecond, event: "refused", wantState: Restarting, wantTo: []State{Restarting}, wantWakeIn: 12 * sec},
+				{at: 47300 * time.Millisecond, event: "tick", wantState: Restarting, wantRestart: true, wantTo: []State{Restarting}},
+				{at: 47400 * time.Millisecond, event: "refused", wantState: Restarting, wantTo: []State{Restarting}, wantWakeIn: 12 * sec},
+				{at: 59400 * time.Millisecond, event: "tick", wantState: Restarting, wantRestart: true, wantTo: []State{Restarting}},
+				// the rule is installed: the next restart works, with the whole budget left
+				{at: 59500 * time.Millisecond, event: "done", wantState: Verifying, wantTo: []State{Verifying}, wantWakeIn: 30 * sec},
+				{at: 60 * sec, event: "ok", wantState: Verifying, wantWakeIn: 29500 * time.Millisecond},
+				{at: 61 * sec, event: "ok", wantState: Healthy, wantTo: []State{Healthy}},
 			},
 		},
 		{
@@ -414,5 +470,45 @@ func TestSnapshotRestore(t *testing.T) {
 	r2.Probe(later.Add(time.Second), true, "")
 	if d := r2.Probe(later.Add(2*time.Second), true, ""); len(d.Transitions) != 1 || d.Transitions[0].To != Healthy {
 		t.Errorf("a passing probe after restore = %+v, want healthy", d.Transitions)
+	}
+}
+
+// TestRefusedRestartsAreNotCharged wants restarts that polkit refused to
+// leave the restart budget and the attempt count as they were, in the
+// Machine and in its Snapshot, so that "gave up after 3 restarts" can never
+// count restarts that did not happen.
+func TestRefusedRestartsAreNotCharged(t *testing.T) {
+	p := params()
+	m := New(p, t0)
+	now := t0.Add(20 * time.Second)
+	d := m.UnitDied(now, "unit failed (Result=signal)")
+	for i := 0; i < 10; i++ {
+		if !d.Restart {
+			t.Fatalf("round %d: no restart asked", i)
+		}
+		d = m.JobRefused(now, "restart refused")
+		last := d.Transitions[len(d.Transitions)-1]
+		if !last.Refused || !last.Escalate {
+			t.Fatalf("round %d: transition %+v, want Refused and Escalate", i, last)
+		}
+		if got := m.RestartsInWindow(now); got != 0 {
+			t.Fatalf("round %d: %d restarts charged to the budget, want 0", i, got)
+		}
+		if got := m.Snapshot(); len(got.Restarts) != 0 || got.Attempt != 0 {
+			t.Fatalf("round %d: snapshot keeps %d restarts, attempt %d; want none", i, len(got.Restarts), got.Attempt)
+		}
+		now = d.WakeAt
+		if wait := d.WakeAt.Sub(d.Transitions[0].At); wait > RefusedRetryMax {
+			t.Fatalf("round %d: next attempt in %s, more than %s", i, wait, RefusedRetryMax)
+		}
+		d = m.Tick(now)
+	}
+	if m.State() == GaveUp {
+		t.Fatal("gave up after refused restarts")
+	}
+	d = m.JobDone(now, "done", nil)
+	if m.State() != Verifying || m.Attempt() != 1 || m.RestartsInWindow(now) != 1 {
+		t.Fatalf("after the first restart that ran: state %s, attempt %d, budget used %d; want verifying, 1, 1",
+			m.State(), m.Attempt(), m.RestartsInWindow(now))
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/medic-watchdog/medic/agent/config"
 	"github.com/medic-watchdog/medic/internal/testbackend"
 	"github.com/medic-watchdog/medic/internal/usermanager"
+	"github.com/medic-watchdog/medic/logging"
 )
 
 //go:embed demo.toml
@@ -182,7 +183,7 @@ Restart=no
 	// Wait for medic to verify.
 	verified := time.Time{}
 	for end := time.Now().Add(15 * time.Second); time.Now().Before(end) && verified.IsZero(); time.Sleep(20 * time.Millisecond) {
-		for _, e := range logs.FilterMessage("state change").All() {
+		for _, e := range logs.FilterField(zap.String(logging.EventField, "state change")).All() {
 			if e.ContextMap()["to"] == "healthy" && e.Time.After(killed) {
 				verified = e.Time
 			}
@@ -200,7 +201,7 @@ Restart=no
 		}
 		f := e.ContextMap()
 		var text string
-		switch e.Message {
+		switch f[logging.EventField] {
 		case "probing now":
 			text = fmt.Sprintf("probing now, triggered by: %v", f["trigger"])
 		case "probe failed":

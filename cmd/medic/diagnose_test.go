@@ -141,7 +141,7 @@ grace = "0s"
 	if err := json.Unmarshal([]byte(jsonOut), &r); err != nil || len(r.Checks) != 1 || r.Checks[0].Diagnosis == nil {
 		t.Errorf("status --json: %v\n%s", err, jsonOut)
 	}
-	if !strings.Contains(stderr.String(), `"msg":"diagnosis"`) {
+	if !strings.Contains(stderr.String(), `"event":"diagnosis"`) {
 		t.Errorf("medic's log has no diagnosis line:\n%s", stderr.String())
 	}
 }

@@ -35,7 +35,7 @@ func newRootCmd() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(newRunCmd(), newCheckConfigCmd(), newNotifyCmd(), newOutboxCmd(), newStatusCmd(), newReloadCmd(), newPauseCmd(), newResumeCmd(), newDiagnoseCmd(), newVersionCmd(), newDemoCmd(), newDemoBackendCmd())
-	root.AddCommand(newPolkitRuleCmd(), newGendocsCmd(), newDiscoverCmd())
+	root.AddCommand(newPolkitRuleCmd(), newGendocsCmd(), newDiscoverCmd(), newCheckAuthorizationCmd())
 	return root
 }
 
@@ -79,7 +79,13 @@ may read files that medic cannot.
 
 When $CREDENTIALS_DIRECTORY is not set (medic.service gets it from systemd,
 a shell usually does not), credentials are not checked: check-config says so
-as a warning and still exits 0.`,
+as a warning and still exits 0.
+
+With bus = "system", it then asks polkit, for each unit medic may remedy,
+whether the user medic runs as (user medic when check-config runs as root)
+may restart (or start) it, and prints one line each: "polkit: user medic may
+restart app.service", or a warning with the medic polkit-rule command that
+allows it. These lines do not change the exit status.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := config.Load(file)
@@ -93,6 +99,7 @@ as a warning and still exits 0.`,
 				return exitCode(1)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s: configuration OK\n", file)
+			reportAuthorization(cmd.Context(), cmd.OutOrStdout(), cfg, file)
 			return nil
 		},
 	}

@@ -106,6 +106,7 @@ func runDaemon(ctx context.Context, file string, cfg *config.Config, log *zap.Lo
 		if err := connectBus(ctx, rem, log); err != nil {
 			return err
 		}
+		go logAuthorization(ctx, cfg, file, log)
 	}
 
 	opts := []agent.Option{

@@ -397,6 +397,8 @@ func eventText(e notify.Event) string {
 	switch e {
 	case notify.RestartFailed:
 		return "the restart job did not finish with result done"
+	case notify.RestartRefused:
+		return "systemd refused medic's restart for lack of authorization (polkit): nothing was restarted"
 	case notify.VerifyFailed:
 		return "the restart job was done, but the probes did not pass within verify_timeout"
 	case notify.GaveUp:

@@ -53,6 +53,7 @@ type Payload struct {
 	// so receivers can use it to drop duplicates.
 	MessageID string `json:"message_id"`
 	// Event is what caused the message, a notify.Event: "restart_failed",
+	// "restart_refused",
 	// "verify_failed", "gave_up", "flapping", "unremediated", "resolved",
 	// "recovered" or "test".
 	Event string `json:"event"`
