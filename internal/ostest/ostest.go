@@ -120,7 +120,7 @@ func ownCgroup() (string, error) {
 type Machine struct {
 	// Suite is the Debian release ("bookworm", "trixie").
 	Suite string
-	// Name is the machine's name and hostname, unique on the host.
+	// Name is the machine's name (systemd-nspawn -M), unique on the host.
 	Name string
 	// Rootfs is the cached root filesystem it booted (read-only for it).
 	Rootfs string
