@@ -20,10 +20,10 @@ const CacheDir = "/var/tmp/medic-ostest"
 // Mirror is the Debian mirror the root filesystems are built from.
 const Mirror = "http://deb.debian.org/debian"
 
-// Packages are the packages each root filesystem has besides Debian's
+// RootfsPackages are the packages each root filesystem has besides Debian's
 // minbase variant: systemd as PID 1, the system bus, polkit, and the tools
 // the tests use inside (python3 for HTTP requests, ip, ps).
-var Packages = []string{"systemd", "systemd-sysv", "dbus", "polkitd", "python3", "iproute2", "procps"}
+var RootfsPackages = []string{"systemd", "systemd-sysv", "dbus", "polkitd", "python3", "iproute2", "procps"}
 
 // customizeHooks run in mmdebstrap's customize phase with the root
 // filesystem as $1: an empty machine-id (systemd makes a fresh one at each
@@ -40,7 +40,7 @@ var customizeHooks = []string{
 // a new one instead of reusing a stale one.
 func recipeKey(suite string) string {
 	h := sha256.New()
-	fmt.Fprintf(h, "variant=minbase\ninclude=%s\n", strings.Join(Packages, ","))
+	fmt.Fprintf(h, "variant=minbase\ninclude=%s\n", strings.Join(RootfsPackages, ","))
 	for _, hook := range customizeHooks {
 		fmt.Fprintf(h, "customize=%s\n", hook)
 	}
@@ -49,7 +49,7 @@ func recipeKey(suite string) string {
 
 // Rootfs returns the cached root filesystem of the Debian suite
 // ("bookworm", "trixie"), building it first when it is not there:
-// mmdebstrap --mode=root --variant=minbase with Packages and the customize
+// mmdebstrap --mode=root --variant=minbase with RootfsPackages and the customize
 // hooks, into CacheDir/<suite>-<hash>.tmp-<pid>, renamed into place when
 // complete. An exclusive flock on CacheDir/<suite>-<hash>.lock keeps two
 // processes from building the same one. A build takes one to three minutes
@@ -89,7 +89,7 @@ func Rootfs(suite string) (string, error) {
 		return "", fmt.Errorf("create build log: %w", err)
 	}
 	defer logf.Close()
-	args := []string{"--mode=root", "--variant=minbase", "--include=" + strings.Join(Packages, ",")}
+	args := []string{"--mode=root", "--variant=minbase", "--include=" + strings.Join(RootfsPackages, ",")}
 	for _, hook := range customizeHooks {
 		args = append(args, "--customize-hook="+hook)
 	}
