@@ -468,7 +468,11 @@ func (a *Agent) StatusLine() string {
 			paused++
 		}
 	}
-	line := fmt.Sprintf("%d checks, %d failing, %d gave up", len(sts), failing, gaveUp)
+	noun := "checks"
+	if len(sts) == 1 {
+		noun = "check"
+	}
+	line := fmt.Sprintf("%d %s, %d failing, %d gave up", len(sts), noun, failing, gaveUp)
 	if paused > 0 {
 		line += fmt.Sprintf(", %d paused", paused)
 	}

@@ -207,6 +207,7 @@ func (r *runner) run(ctx context.Context) {
 				r.refused = refused
 				r.incidents.refused(now, refused)
 				apply(r.m.JobRefused(now, "restart refused: "+refused.Error()))
+				r.setBudget(now)
 				r.persist()
 				arm(r.nextDelay())
 				continue
@@ -217,6 +218,7 @@ func (r *runner) run(ctx context.Context) {
 				r.m.ChargeRestart(now)
 			}
 			apply(r.m.JobDone(now, res.outcome.JobResult, res.err))
+			r.setBudget(now)
 			r.persist() // the restart count of the incident, even without a transition
 			// Start verifying at once rather than an interval later.
 			arm(0)
@@ -511,7 +513,7 @@ func (r *runner) doProbeWith(ctx context.Context, unitDown bool, unitState strin
 		r.operatorJob = false
 	}
 	d := r.m.Probe(now, ok, reason)
-	used := r.m.RestartsInWindow(now)
+	r.setBudget(now)
 	r.setStatus(func(s *Status) {
 		s.LastProbe = now
 		s.LastOK = ok
@@ -522,8 +524,6 @@ func (r *runner) doProbeWith(ctx context.Context, unitDown bool, unitState strin
 		} else {
 			s.Failures++
 		}
-		s.RestartsInWindow = used
-		s.BudgetLeft = max(0, r.check.Remedy.MaxRestarts-used)
 	})
 	r.send(r.incidents.tick(now, r.m.State()))
 	return d
@@ -628,9 +628,7 @@ func (r *runner) apply(d policy.Decision, before *remedy.UnitState) {
 		msgs := r.incidents.transition(t, r.lastFailure)
 		if t.From == policy.Healthy && t.To == policy.Failing {
 			dg := r.diagnoseWith(before)
-			r.log.Warn(diagnosisLine(r.check.Name, dg), zap.String(logging.EventField, "diagnosis"),
-				zap.String("cause", string(dg.Primary.Cause)), zap.String("finding", dg.Primary.Summary),
-				zap.String("hint", dg.Primary.Hint), zap.Strings("unavailable", dg.Unavailable))
+			r.logDiagnosis(dg)
 			r.incidents.diagnosed(dg)
 			r.setStatus(func(s *Status) { s.Diagnosis = dg })
 		}
@@ -649,6 +647,13 @@ func (r *runner) apply(d policy.Decision, before *remedy.UnitState) {
 		incident = r.incidents.open.ID
 	}
 	r.setStatus(func(s *Status) { s.Incident = incident })
+}
+
+// logDiagnosis writes the one log line of a diagnosis.
+func (r *runner) logDiagnosis(dg *diagnose.Diagnosis) {
+	r.log.Warn(diagnosisLine(r.check.Name, dg), zap.String(logging.EventField, "diagnosis"),
+		zap.String("cause", string(dg.Primary.Cause)), zap.String("finding", dg.Primary.Summary),
+		zap.String("hint", dg.Primary.Hint), zap.Strings("unavailable", dg.Unavailable))
 }
 
 // diagnosisLine renders a diagnosis as one log message: "app: diagnosis:
@@ -854,10 +859,22 @@ func (r *runner) complete(m *notify.Message) {
 	m.Incident.Journal = r.journal(ctx)
 	if m.Kind == notify.Firing || m.Kind == notify.Reminder {
 		dg := r.diagnose()
+		if prev := r.snapshot().Diagnosis; prev == nil || prev.Primary.Cause != dg.Primary.Cause {
+			r.logDiagnosis(dg)
+		}
 		r.incidents.diagnosed(dg)
 		m.Incident.Diagnosis, m.Incident.Cause = dg, string(dg.Primary.Cause)
 		r.setStatus(func(s *Status) { s.Diagnosis = dg })
 	}
+}
+
+// setBudget shows the restart budget in use at now in the status.
+func (r *runner) setBudget(now time.Time) {
+	used := r.m.RestartsInWindow(now)
+	r.setStatus(func(s *Status) {
+		s.RestartsInWindow = used
+		s.BudgetLeft = max(0, r.check.Remedy.MaxRestarts-used)
+	})
 }
 
 func (r *runner) setStatus(f func(*Status)) {

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
+	"syscall"
 
 	godbus "github.com/godbus/dbus/v5"
 )
@@ -94,36 +96,75 @@ const (
 	manageUnitsAction = "org.freedesktop.systemd1.manage-units"
 )
 
+// Subject is a process polkit is asked about: polkit's "unix-process"
+// subject (org.freedesktop.PolicyKit1.Authority(5)), named by its pid and
+// start time (field 22 of /proc/PID/stat, in clock ticks since boot) so
+// that a reused pid cannot stand in for it.
+type Subject struct {
+	PID       uint32
+	StartTime uint64
+	UID       uint32
+}
+
+// ProcessSubject returns the Subject of the running process pid, read from
+// /proc/PID/stat and /proc/PID/status.
+func ProcessSubject(pid int) (Subject, error) {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return Subject{}, fmt.Errorf("read process %d: %w", pid, err)
+	}
+	// The command name (field 2) is in parentheses and may hold spaces:
+	// count the fields after its closing parenthesis (proc(5)).
+	i := strings.LastIndexByte(string(stat), ')')
+	if i < 0 {
+		return Subject{}, fmt.Errorf("read process %d: malformed stat", pid)
+	}
+	fields := strings.Fields(string(stat[i+1:]))
+	if len(fields) < 20 {
+		return Subject{}, fmt.Errorf("read process %d: malformed stat", pid)
+	}
+	start, err := strconv.ParseUint(fields[19], 10, 64) // field 22: starttime
+	if err != nil {
+		return Subject{}, fmt.Errorf("read process %d: start time: %w", pid, err)
+	}
+	fi, err := os.Stat(fmt.Sprintf("/proc/%d", pid))
+	if err != nil {
+		return Subject{}, fmt.Errorf("read process %d: %w", pid, err)
+	}
+	uid := uint32(0)
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		uid = st.Uid
+	}
+	return Subject{PID: uint32(pid), StartTime: start, UID: uid}, nil
+}
+
 // CheckAuthorization asks polkit over conn (a system bus connection)
-// whether this process may change unit with verb ("restart", "start",
-// "reset-failed"), the way systemd asks when medic calls RestartUnit: the
-// action org.freedesktop.systemd1.manage-units with the details unit and
-// verb, for the subject system-bus-name of conn's own unique name, without
-// interaction. Root needs no polkit: systemd lets uid 0 do anything, so
-// the answer for root is Authorized without asking. Errors: the call
-// failed (polkit is not running: org.freedesktop.DBus.Error.ServiceUnknown;
-// the bus is gone; ctx ended).
-func CheckAuthorization(ctx context.Context, conn *godbus.Conn, unit, verb string) (Authorization, error) {
+// whether subject may change unit with verb ("restart", "start",
+// "reset-failed"), the way systemd asks when that process calls
+// RestartUnit: the action org.freedesktop.systemd1.manage-units with the
+// details unit and verb, without interaction. polkit takes details only
+// from trusted callers (uid 0, or the action's owner), so only root can
+// ask; as anyone else polkit answers with an error. Errors: polkit is not
+// running (org.freedesktop.DBus.Error.ServiceUnknown), refused the
+// question, the bus is gone, or ctx ended.
+func CheckAuthorization(ctx context.Context, conn *godbus.Conn, subject Subject, unit, verb string) (Authorization, error) {
 	a := Authorization{Unit: unit, Verb: verb}
-	if os.Geteuid() == 0 {
-		a.Authorized = true
-		return a, nil
-	}
-	names := conn.Names()
-	if len(names) == 0 {
-		return a, errors.New("check authorization: no unique name on the bus")
-	}
-	subject := struct {
+	subj := struct {
 		Kind    string
 		Details map[string]godbus.Variant
-	}{"system-bus-name", map[string]godbus.Variant{"name": godbus.MakeVariant(names[0])}}
+	}{"unix-process", map[string]godbus.Variant{
+		"pid":        godbus.MakeVariant(subject.PID),
+		"start-time": godbus.MakeVariant(subject.StartTime),
+		"uid":        godbus.MakeVariant(int32(subject.UID)),
+	}}
 	details := map[string]string{"unit": unit, "verb": verb}
 	var result struct {
 		Authorized, Challenge bool
 		Details               map[string]string
 	}
-	call := conn.Object(polkitDest, polkitPath).CallWithContext(ctx, polkitCheck, 0, subject, manageUnitsAction, details, uint32(0), "")
-	if err := call.Store(&result.Authorized, &result.Challenge, &result.Details); err != nil {
+	call := conn.Object(polkitDest, polkitPath).CallWithContext(ctx, polkitCheck, 0, subj, manageUnitsAction, details, uint32(0), "")
+	// The answer is one struct, (bba{ss}): authorized, challenge, details.
+	if err := call.Store(&result); err != nil {
 		return a, fmt.Errorf("ask polkit about %s of %s: %w", verb, unit, err)
 	}
 	a.Authorized, a.Challenge = result.Authorized, result.Challenge

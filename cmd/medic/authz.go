@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -10,12 +8,10 @@ import (
 	"os/exec"
 	"os/user"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
 	godbus "github.com/godbus/dbus/v5"
-	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 
 	"github.com/medic-watchdog/medic/agent/config"
@@ -28,17 +24,16 @@ const serviceUser = "medic"
 // authzTimeout bounds asking polkit about every unit of a configuration.
 const authzTimeout = 10 * time.Second
 
-// authzAnswer is polkit's answer for one unit, or why it could not be
+// authzAnswer is polkit's answer for one remedy, or why it could not be
 // asked.
 type authzAnswer struct {
 	Unit, Verb string
-	// Answer is "yes", "no" or "" when Err is set.
-	Answer string
-	Err    string
+	Allowed    bool
+	Err        error
 }
 
-// remedyVerbs lists each remediable unit of cfg with the polkit verb
-// its remedy needs ("restart" or "start").
+// remedyVerbs lists each remediable unit of cfg with the polkit verb its
+// remedy needs ("restart" or "start").
 func remedyVerbs(cfg *config.Config) [][2]string {
 	var out [][2]string
 	for _, c := range cfg.Checks {
@@ -50,76 +45,64 @@ func remedyVerbs(cfg *config.Config) [][2]string {
 	return out
 }
 
-// askPolkit asks polkit, on the system bus, whether this process may
-// carry out each remedy of cfg (remedy.CheckAuthorization, no
-// interaction).
-func askPolkit(ctx context.Context, cfg *config.Config) []authzAnswer {
-	var out []authzAnswer
+// askPolkitFor asks polkit on the system bus whether subject may carry out
+// each remedy of cfg (remedy.CheckAuthorization). Only root may ask.
+func askPolkitFor(ctx context.Context, cfg *config.Config, subject remedy.Subject) []authzAnswer {
 	verbs := remedyVerbs(cfg)
-	if len(verbs) == 0 {
-		return nil
-	}
+	out := make([]authzAnswer, 0, len(verbs))
 	conn, err := godbus.ConnectSystemBus(godbus.WithContext(ctx))
 	if err != nil {
 		for _, v := range verbs {
-			out = append(out, authzAnswer{Unit: v[0], Verb: v[1], Err: fmt.Sprintf("connect to the system bus: %v", err)})
+			out = append(out, authzAnswer{Unit: v[0], Verb: v[1], Err: fmt.Errorf("connect to the system bus: %w", err)})
 		}
 		return out
 	}
 	defer conn.Close()
 	for _, v := range verbs {
-		a, err := remedy.CheckAuthorization(ctx, conn, v[0], v[1])
-		ans := authzAnswer{Unit: v[0], Verb: v[1]}
-		switch {
-		case err != nil:
-			ans.Err = err.Error()
-		case a.Authorized:
-			ans.Answer = "yes"
-		default:
-			ans.Answer = "no"
-		}
-		out = append(out, ans)
+		a, err := remedy.CheckAuthorization(ctx, conn, subject, v[0], v[1])
+		out = append(out, authzAnswer{Unit: v[0], Verb: v[1], Allowed: err == nil && a.Authorized, Err: err})
 	}
 	return out
 }
 
 // reportAuthorization writes, for each remediable unit of cfg on the
-// system bus, whether the user medic runs as may restart it, as polkit
+// system bus, whether the service user (medic) may restart it, as polkit
 // answers now: "polkit: user medic may restart app.service", or a line
-// starting "warning:" with the fix. Run as root, it asks as the service
-// user (a copy of itself started as that user); run as any other user, it
-// asks as that user. It reports whether every remedy is allowed (true
-// also when there was nothing to ask: the user bus, no remedies).
+// starting "warning:" with the command that allows it. polkit answers
+// questions about a unit only to root: run as root, it asks about a
+// process of the service user it starts for the purpose (sleep(1) as that
+// user); as anyone else it says it cannot ask. It reports whether every
+// remedy is known to be allowed (true also when there is nothing to ask:
+// the user bus, no remedies).
 func reportAuthorization(ctx context.Context, w io.Writer, cfg *config.Config, file string) bool {
 	if cfg.Agent.Bus != "system" || len(remedyVerbs(cfg)) == 0 {
 		return true
 	}
+	if os.Geteuid() != 0 {
+		fmt.Fprintf(w, "polkit: not asked whether user %s may restart its units: polkit answers that only to root (run check-config as root)\n", serviceUser)
+		return false
+	}
+	u, err := user.Lookup(serviceUser)
+	if err != nil {
+		fmt.Fprintf(w, "polkit: not asked: user %s does not exist (the packaged medic.service runs as it; as root, medic may restart any unit)\n", serviceUser)
+		return true
+	}
 	ctx, cancel := context.WithTimeout(ctx, authzTimeout)
 	defer cancel()
-	who := "user " + currentUserName()
-	var answers []authzAnswer
-	if os.Geteuid() == 0 {
-		u, err := user.Lookup(serviceUser)
-		if err != nil {
-			fmt.Fprintf(w, "polkit: not asked: user %s does not exist (the packaged medic.service runs as it; root may restart any unit)\n", serviceUser)
-			return true
-		}
-		who = "user " + serviceUser
-		answers, err = askPolkitAs(ctx, u, file)
-		if err != nil {
-			fmt.Fprintf(w, "warning: polkit: cannot ask as user %s: %v\n", serviceUser, err)
-			return false
-		}
-	} else {
-		answers = askPolkit(ctx, cfg)
+	subject, stop, err := processAs(ctx, u)
+	if err != nil {
+		fmt.Fprintf(w, "warning: polkit: cannot ask about user %s: %v\n", serviceUser, err)
+		return false
 	}
+	defer stop()
 	ok := true
-	for _, a := range answers {
+	who := "user " + serviceUser
+	for _, a := range askPolkitFor(ctx, cfg, subject) {
 		switch {
-		case a.Err != "":
+		case a.Err != nil:
 			ok = false
-			fmt.Fprintf(w, "warning: polkit: cannot tell whether %s may %s %s: %s\n", who, a.Verb, a.Unit, a.Err)
-		case a.Answer == "yes":
+			fmt.Fprintf(w, "warning: polkit: cannot tell whether %s may %s %s: %v\n", who, a.Verb, a.Unit, a.Err)
+		case a.Allowed:
 			fmt.Fprintf(w, "polkit: %s may %s %s\n", who, a.Verb, a.Unit)
 		default:
 			ok = false
@@ -130,15 +113,17 @@ func reportAuthorization(ctx context.Context, w io.Writer, cfg *config.Config, f
 	return ok
 }
 
-// askPolkitAs runs `medic check-authorization` as u and reads its answers.
-func askPolkitAs(ctx context.Context, u *user.User, file string) ([]authzAnswer, error) {
+// processAs starts a process that only waits, as u with u's groups, and
+// returns it as a polkit Subject, with a function that ends it. polkit
+// judges a process, not a user: this one stands in for medic.service.
+func processAs(ctx context.Context, u *user.User) (remedy.Subject, func(), error) {
 	uid, err := strconv.ParseUint(u.Uid, 10, 32)
 	if err != nil {
-		return nil, err
+		return remedy.Subject{}, nil, err
 	}
 	gid, err := strconv.ParseUint(u.Gid, 10, 32)
 	if err != nil {
-		return nil, err
+		return remedy.Subject{}, nil, err
 	}
 	var groups []uint32
 	if ids, err := u.GroupIds(); err == nil {
@@ -148,42 +133,43 @@ func askPolkitAs(ctx context.Context, u *user.User, file string) ([]authzAnswer,
 			}
 		}
 	}
-	self, err := os.Executable()
+	sleep, err := exec.LookPath("sleep")
 	if err != nil {
-		return nil, err
+		return remedy.Subject{}, nil, err
 	}
-	cmd := exec.CommandContext(ctx, self, "check-authorization", "-c", file)
-	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
+	cmd := exec.CommandContext(ctx, sleep, strconv.Itoa(int(authzTimeout/time.Second)+5))
 	cmd.Dir = "/"
+	cmd.Env = []string{}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: groups}}
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		return nil, fmt.Errorf("%w: %s", err, strings.TrimSpace(stderr.String()))
+	if err := cmd.Start(); err != nil {
+		return remedy.Subject{}, nil, fmt.Errorf("start a process as %s: %w", u.Username, err)
 	}
-	return parseAuthzLines(stdout.String()), nil
+	stop := func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	}
+	s, err := remedy.ProcessSubject(cmd.Process.Pid)
+	if err != nil {
+		stop()
+		return remedy.Subject{}, nil, err
+	}
+	return s, stop, nil
 }
 
-// parseAuthzLines reads the lines check-authorization writes:
-// "UNIT<TAB>VERB<TAB>yes|no" or "UNIT<TAB>VERB<TAB>error<TAB>MESSAGE".
-func parseAuthzLines(s string) []authzAnswer {
-	var out []authzAnswer
-	sc := bufio.NewScanner(strings.NewReader(s))
-	for sc.Scan() {
-		f := strings.SplitN(sc.Text(), "\t", 4)
-		if len(f) < 3 {
-			continue
-		}
-		a := authzAnswer{Unit: f[0], Verb: f[1], Answer: f[2]}
-		if f[2] == "error" {
-			a.Answer, a.Err = "", "unknown error"
-			if len(f) == 4 {
-				a.Err = f[3]
-			}
-		}
-		out = append(out, a)
+// logAuthorization logs at start-up what medic knows about its permission
+// to restart its units on the system bus. polkit answers questions about a
+// unit only to root, so medic, running as user medic, cannot ask: it says
+// where the answer is. As root it needs no permission.
+func logAuthorization(cfg *config.Config, file string, log *zap.Logger) {
+	if cfg.Agent.Bus != "system" || os.Geteuid() == 0 || len(remedyVerbs(cfg)) == 0 {
+		return
 	}
-	return out
+	cmd := "medic check-config"
+	if file != "" {
+		cmd += " -c " + file
+	}
+	log.Info(fmt.Sprintf("medic restarts its units through polkit as user %s; `%s` run as root says whether polkit allows each one, and a refused restart is reported at once with the fix",
+		currentUserName(), cmd))
 }
 
 func currentUserName() string {
@@ -191,58 +177,4 @@ func currentUserName() string {
 		return u.Username
 	}
 	return strconv.Itoa(os.Getuid())
-}
-
-// newCheckAuthorizationCmd is the hidden helper that check-config runs as
-// the service user: it asks polkit about each remedy of the configuration
-// and prints one tab-separated line each.
-func newCheckAuthorizationCmd() *cobra.Command {
-	var file string
-	cmd := &cobra.Command{
-		Use:    "check-authorization",
-		Short:  "Ask polkit whether this user may carry out each remedy (used by check-config)",
-		Hidden: true,
-		Args:   cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := config.Load(file)
-			if err != nil {
-				printConfigErrors(cmd.ErrOrStderr(), err)
-				return exitCode(1)
-			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), authzTimeout)
-			defer cancel()
-			for _, a := range askPolkit(ctx, cfg) {
-				if a.Err != "" {
-					fmt.Fprintf(cmd.OutOrStdout(), "%s\t%s\terror\t%s\n", a.Unit, a.Verb, strings.ReplaceAll(a.Err, "\n", " "))
-					continue
-				}
-				fmt.Fprintf(cmd.OutOrStdout(), "%s\t%s\t%s\n", a.Unit, a.Verb, a.Answer)
-			}
-			return nil
-		},
-	}
-	cmd.Flags().StringVarP(&file, "config", "c", defaultConfig, "configuration file")
-	return cmd
-}
-
-// logAuthorization logs, at start-up, whether medic may carry out each
-// remedy on the system bus: a warning with the fix for each it may not.
-func logAuthorization(ctx context.Context, cfg *config.Config, file string, log *zap.Logger) {
-	if cfg.Agent.Bus != "system" || os.Geteuid() == 0 {
-		return
-	}
-	ctx, cancel := context.WithTimeout(ctx, authzTimeout)
-	defer cancel()
-	for _, a := range askPolkit(ctx, cfg) {
-		switch {
-		case a.Err != "":
-			log.Warn(fmt.Sprintf("cannot ask polkit whether medic may %s %s: %s", a.Verb, a.Unit, a.Err),
-				zap.String("unit", a.Unit), zap.String("verb", a.Verb))
-		case a.Answer == "yes":
-			log.Info(fmt.Sprintf("polkit allows medic to %s %s", a.Verb, a.Unit), zap.String("unit", a.Unit), zap.String("verb", a.Verb))
-		default:
-			log.Warn(fmt.Sprintf("polkit does not allow medic to %s %s: its remedies will be refused until it does; allow them with: %s",
-				a.Verb, a.Unit, remedy.PolkitRuleHint(file)), zap.String("unit", a.Unit), zap.String("verb", a.Verb))
-		}
-	}
 }

@@ -35,7 +35,7 @@ func newRootCmd() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(newRunCmd(), newCheckConfigCmd(), newNotifyCmd(), newOutboxCmd(), newStatusCmd(), newReloadCmd(), newPauseCmd(), newResumeCmd(), newDiagnoseCmd(), newVersionCmd(), newDemoCmd(), newDemoBackendCmd())
-	root.AddCommand(newPolkitRuleCmd(), newGendocsCmd(), newDiscoverCmd(), newCheckAuthorizationCmd())
+	root.AddCommand(newPolkitRuleCmd(), newGendocsCmd(), newDiscoverCmd())
 	return root
 }
 
@@ -81,11 +81,11 @@ When $CREDENTIALS_DIRECTORY is not set (medic.service gets it from systemd,
 a shell usually does not), credentials are not checked: check-config says so
 as a warning and still exits 0.
 
-With bus = "system", it then asks polkit, for each unit medic may remedy,
-whether the user medic runs as (user medic when check-config runs as root)
-may restart (or start) it, and prints one line each: "polkit: user medic may
-restart app.service", or a warning with the medic polkit-rule command that
-allows it. These lines do not change the exit status.`,
+With bus = "system" and run as root, it then asks polkit, for each unit
+medic may remedy, whether user medic may restart (or start) it, and prints
+one line each: "polkit: user medic may restart app.service", or a warning
+with the medic polkit-rule command that allows it. (polkit answers such
+questions only to root.) These lines do not change the exit status.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := config.Load(file)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"os"
@@ -80,8 +81,10 @@ type daemon struct {
 	host    string
 	started time.Time
 	// reloadMu makes reloads from SIGHUP, the file watcher and the socket
-	// run one at a time.
-	reloadMu sync.Mutex
+	// run one at a time; lastReload is the SHA-256 of the file the last
+	// reload read (under reloadMu).
+	reloadMu   sync.Mutex
+	lastReload [32]byte
 }
 
 // runDaemon connects to systemd and runs the agent on cfg until ctx ends;
@@ -106,7 +109,7 @@ func runDaemon(ctx context.Context, file string, cfg *config.Config, log *zap.Lo
 		if err := connectBus(ctx, rem, log); err != nil {
 			return err
 		}
-		go logAuthorization(ctx, cfg, file, log)
+		logAuthorization(cfg, file, log)
 	}
 
 	opts := []agent.Option{
@@ -150,6 +153,9 @@ func runDaemon(ctx context.Context, file string, cfg *config.Config, log *zap.Lo
 	}
 	m.ObserveReload(true, time.Now())
 	d := &daemon{file: file, log: log, agent: a, outbox: ob, host: host, started: time.Now()}
+	if data, err := os.ReadFile(file); file != "" && err == nil {
+		d.lastReload = sha256.Sum256(data) // what the running configuration was read from
+	}
 
 	var wg sync.WaitGroup
 	if addr := cfg.Agent.MetricsListen; addr != "" {
@@ -248,8 +254,34 @@ func (d *daemon) Reload(ctx context.Context) error {
 	}
 	d.reloadMu.Lock()
 	defer d.reloadMu.Unlock()
+	return d.reloadLocked(ctx, nil)
+}
+
+// reloadLocked loads the file and hands it to the agent; d.reloadMu is
+// held. When unchanged is set and the file's content equals what the last
+// reload attempt read, nothing is done and unchanged is set to true: a
+// save that changed nothing (or the file watcher seeing the save a
+// `systemctl reload` already acted on) is no new reload, and no second
+// "reload failed". STATUS= is updated before READY=1, so that `systemctl
+// show -p StatusText` tells the outcome as soon as `systemctl reload`
+// returns.
+func (d *daemon) reloadLocked(ctx context.Context, unchanged *bool) error {
+	data, readErr := os.ReadFile(d.file)
+	sum := sha256.Sum256(data)
+	if unchanged != nil {
+		*unchanged = readErr == nil && d.lastReload == sum
+		if *unchanged {
+			return nil
+		}
+	}
+	if readErr == nil {
+		d.lastReload = sum
+	}
 	notifyReloading()
-	defer notifyReady()
+	defer func() {
+		notifyStatus(d.agent.StatusLine())
+		notifyReady()
+	}()
 	cfg, err := config.Load(d.file)
 	if err != nil {
 		d.agent.ReloadFailed(err)
@@ -290,18 +322,28 @@ func (d *daemon) watchReloads(ctx context.Context) {
 	debounce := time.NewTimer(time.Hour)
 	debounce.Stop()
 	defer debounce.Stop()
-	reload := func(why string) {
-		d.log.Info("reloading the configuration", zap.String("trigger", why))
-		if err := d.Reload(ctx); err != nil {
-			d.log.Error("reload failed", zap.String("trigger", why), zap.Error(err))
+	// The outcome of a reload is logged where it is decided (the agent
+	// logs a failure once, with its MESSAGE_ID); here only the trigger.
+	reload := func(why string, skipUnchanged bool) {
+		d.reloadMu.Lock()
+		defer d.reloadMu.Unlock()
+		var unchanged *bool
+		if skipUnchanged {
+			unchanged = new(bool)
 		}
+		err := d.reloadLocked(ctx, unchanged)
+		if unchanged != nil && *unchanged {
+			d.log.Debug("configuration file saved without a change since the last reload; nothing to do", zap.String("trigger", why))
+			return
+		}
+		d.log.Info("configuration reloaded on "+why, zap.String("trigger", why), zap.Bool("ok", err == nil))
 	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-hup:
-			reload("SIGHUP")
+			reload("SIGHUP", false)
 		case ev, ok := <-events:
 			if !ok {
 				events = nil
@@ -311,7 +353,7 @@ func (d *daemon) watchReloads(ctx context.Context) {
 				debounce.Reset(reloadDebounce)
 			}
 		case <-debounce.C:
-			reload("file changed")
+			reload("file changed", true)
 		}
 	}
 }

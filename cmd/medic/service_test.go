@@ -78,7 +78,7 @@ TimeoutStopSec=15s
 		t.Fatalf("ActiveState = %s after start, want active", got)
 	}
 	systemdtest.WaitFor(t, 10*time.Second, func() bool {
-		return systemdtest.Prop(t, m, unit, "StatusText") == "1 checks, 0 failing, 0 gave up"
+		return systemdtest.Prop(t, m, unit, "StatusText") == "1 check, 0 failing, 0 gave up"
 	}, "StatusText to show the STATUS= line")
 
 	// A broken file: the reload is refused, the old config stays.
@@ -102,7 +102,7 @@ TimeoutStopSec=15s
 	}
 	systemdtest.Systemctl(t, m, "reload", unit)
 	systemdtest.WaitFor(t, 10*time.Second, func() bool {
-		return systemdtest.Prop(t, m, unit, "StatusText") == "1 checks, 0 failing, 0 gave up"
+		return systemdtest.Prop(t, m, unit, "StatusText") == "1 check, 0 failing, 0 gave up"
 	}, "StatusText to clear after a good reload")
 
 	// A pause survives a restart of medic.

@@ -1,0 +1,279 @@
+package ostest_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/medic-watchdog/medic/agent"
+	"github.com/medic-watchdog/medic/internal/ostest"
+	"github.com/medic-watchdog/medic/logging"
+)
+
+// fixesConfig is minimalConfig with no grace period and a short backoff,
+// so that the steps below do not wait for either. The backend is
+// Type=notify (active once it listens), so no grace period is needed for
+// an operator's restart.
+const fixesConfig = `[agent]
+bus = "system"
+
+[[check]]
+name = "backend"
+unit = "backend.service"
+grace = "0s"
+
+  [[check.probe]]
+  type = "http"
+  url = "http://127.0.0.1:8080/health"
+
+  [check.remedy]
+  backoff = "1s"
+  backoff_max = "2s"
+`
+
+// TestSystemdWord holds what the first runs of this tier found, each a
+// regression test on the installed package under PID-1 systemd: an
+// operator's restart is never a failure; a restart polkit refuses is not a
+// restart and says so; diagnosis as user medic maps a unix listener to its
+// unit; check-config tells whether polkit lets user medic restart; the
+// journal reads as sentences and MESSAGE_ID holds only catalog IDs.
+func TestSystemdWord(t *testing.T) {
+	forEachSuite(t, func(t *testing.T, m *ostest.Machine) {
+		install(t, m, versionA)
+		m.StartBackend(t, backendUnit, backendAddr, "Type=notify")
+		configure(t, m, fixesConfig)
+		for _, s := range []struct {
+			name string
+			run  func(*testing.T, *ostest.Machine)
+		}{
+			{"operator restart", testOperatorRestart},
+			{"check-config asks polkit", testCheckConfigPolkit},
+			{"refused restart", testRefusedRestart},
+			{"journal lines", testJournalLines},
+			{"unix listener as user medic", testUnixListener},
+		} {
+			start := time.Now()
+			t.Run(s.name, func(t *testing.T) { s.run(t, m) })
+			t.Logf("%s/%s took %s", m.Suite, s.name, time.Since(start).Round(100*time.Millisecond))
+		}
+	})
+}
+
+// cursor returns the journal's cursor now, for entriesAfter.
+func cursor(t *testing.T, m *ostest.Machine) string {
+	t.Helper()
+	out := m.Journal(t, "-n", "0", "--show-cursor")
+	_, c, ok := strings.Cut(out, "-- cursor: ")
+	if !ok {
+		t.Fatalf("journalctl --show-cursor printed no cursor: %q", out)
+	}
+	return strings.TrimSpace(c)
+}
+
+// entriesAfter returns medic's journal entries after cursor c that have
+// every field of matches ("EVENT=state change").
+func entriesAfter(t *testing.T, m *ostest.Machine, c string, matches ...string) []map[string]string {
+	t.Helper()
+	var out []map[string]string
+next:
+	for _, e := range journalEntries(t, m, "-u", "medic", "--after-cursor", c) {
+		for _, kv := range matches {
+			k, v, _ := strings.Cut(kv, "=")
+			if e[k] != v {
+				continue next
+			}
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+// report reads `medic status --json`.
+func report(t *testing.T, m *ostest.Machine) agent.Report {
+	t.Helper()
+	out := m.Sh(t, "medic status --json 2>/dev/null; true")
+	var r agent.Report
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("medic status --json: %v\n%s", err, out)
+	}
+	return r
+}
+
+// testOperatorRestart: `systemctl restart`, `stop` + `start` of the
+// backend by an operator never make the check failing: no state change,
+// no diagnosis, no restart by medic, no incident.
+func testOperatorRestart(t *testing.T, m *ostest.Machine) {
+	c := cursor(t, m)
+	for range 3 {
+		m.Sh(t, "systemctl restart "+backendUnit)
+		time.Sleep(300 * time.Millisecond)
+	}
+	m.Sh(t, "systemctl stop "+backendUnit+" && sleep 0.5 && systemctl start "+backendUnit)
+	time.Sleep(2 * time.Second)
+	for _, event := range []string{"state change", "diagnosis", "remedy finished", "remedy not carried out"} {
+		if got := entriesAfter(t, m, c, "EVENT="+event); len(got) > 0 {
+			t.Errorf("an operator's restarts made medic log %d %q lines, first: %q", len(got), event, got[0]["MESSAGE"])
+		}
+	}
+	r := report(t, m)
+	if len(r.Checks) != 1 || r.Checks[0].State != "healthy" || r.Checks[0].Incident != "" || r.Checks[0].Paused != nil {
+		t.Errorf("after the operator's restarts, medic status says %+v; want healthy, no incident, not paused", r.Checks)
+	}
+	t.Logf("journal of medic during the operator's restarts:\n%s", m.Journal(t, "-u", "medic", "-o", "cat", "--after-cursor", c))
+}
+
+// testCheckConfigPolkit: `medic check-config`, run as root, says whether
+// polkit lets user medic restart the check's unit, with and without the
+// rule.
+func testCheckConfigPolkit(t *testing.T, m *ostest.Machine) {
+	out := m.Sh(t, "medic check-config -c "+configPath+" 2>&1")
+	if !strings.Contains(out, "polkit: user medic may restart backend.service") {
+		t.Errorf("with the rule, medic check-config says:\n%s\nwant \"polkit: user medic may restart backend.service\"", out)
+	}
+	m.Sh(t, "mv "+rulePath+" /root/50-medic.rules && sleep 0.5")
+	defer m.Sh(t, "test -e "+rulePath+" || mv /root/50-medic.rules "+rulePath+"; sleep 0.5")
+	out = m.Sh(t, "medic check-config -c "+configPath+" 2>&1; echo \"exit $?\"")
+	if !strings.Contains(out, "user medic may NOT restart backend.service") || !strings.Contains(out, "medic polkit-rule -c "+configPath) {
+		t.Errorf("without the rule, medic check-config says:\n%s\nwant that user medic may NOT restart backend.service, and the medic polkit-rule command", out)
+	}
+	if !strings.HasSuffix(out, "exit 0") {
+		t.Errorf("check-config exit status is about the configuration, not polkit's answer:\n%s", out)
+	}
+}
+
+// testRefusedRestart: without the polkit rule, systemd refuses medic's
+// restarts. No restart is charged to the budget (not even across a restart
+// of medic), the incident escalates at once with the cause "not allowed to
+// restart" and the fix, and the first attempt after the rule is back heals
+// without a restart of medic.
+func testRefusedRestart(t *testing.T, m *ostest.Machine) {
+	m.Sh(t, "mv "+rulePath+" /root/50-medic.rules && sleep 0.5")
+	defer m.Sh(t, "test -e "+rulePath+" || mv /root/50-medic.rules "+rulePath)
+	c := cursor(t, m)
+	m.Sh(t, "systemctl kill -s KILL "+backendUnit)
+
+	waitFor(t, 15*time.Second, "the incident to escalate with the cause \"not allowed to restart\"", func() (bool, string) {
+		r := report(t, m)
+		st := r.Checks[0]
+		cause := ""
+		if st.Diagnosis != nil {
+			cause = string(st.Diagnosis.Primary.Cause)
+		}
+		fired := entriesAfter(t, m, c, "EVENT=incident firing")
+		return cause == "not allowed to restart" && len(fired) > 0, fmt.Sprintf("state %s, cause %q, %d firing lines", st.State, cause, len(fired))
+	})
+	fired := entriesAfter(t, m, c, "EVENT=incident firing")
+	if len(fired) != 1 || fired[0]["INCIDENT_EVENT"] != "restart_refused" {
+		t.Errorf("firing lines: %v; want one with INCIDENT_EVENT=restart_refused", fired)
+	}
+	st := report(t, m).Checks[0]
+	if d := st.Diagnosis; d == nil || !strings.Contains(d.Primary.Hint, "medic polkit-rule") || !strings.Contains(d.Primary.Summary, "not allowed to restart backend.service") {
+		t.Errorf("diagnosis %+v; want the summary to say medic is not allowed to restart backend.service and the hint to give medic polkit-rule", d)
+	}
+	time.Sleep(3 * time.Second) // a few more refused attempts
+	refusals := 0
+	for _, e := range entriesAfter(t, m, c, "EVENT=state change") {
+		if strings.Contains(e["REASON"], "restart refused") {
+			refusals++
+		}
+	}
+	st = report(t, m).Checks[0]
+	t.Logf("after %d refused restarts: state %s, restarts in window %d, budget left %d", refusals, st.State, st.RestartsInWindow, st.BudgetLeft)
+	if refusals < 2 || st.State == "gave_up" || st.RestartsInWindow != 0 || st.BudgetLeft != 3 {
+		t.Errorf("after %d refused restarts: state %s, restarts in window %d, budget left %d; want at least 2 refusals, not gave_up, 0 used, 3 left",
+			refusals, st.State, st.RestartsInWindow, st.BudgetLeft)
+	}
+
+	// The budget stays whole across a restart of medic.
+	m.Sh(t, "systemctl restart medic")
+	waitReady(t, m)
+	time.Sleep(time.Second)
+	if st := report(t, m).Checks[0]; st.RestartsInWindow != 0 || st.BudgetLeft != 3 || st.State == "gave_up" {
+		t.Errorf("after a restart of medic: state %s, restarts in window %d, budget left %d; want 0 used and 3 left", st.State, st.RestartsInWindow, st.BudgetLeft)
+	}
+
+	// The rule is back: medic heals on its next attempt, on its own.
+	medicPID := m.Prop(t, "medic.service", "MainPID")
+	m.Sh(t, "mv /root/50-medic.rules "+rulePath)
+	ruled := time.Now()
+	waitFor(t, 15*time.Second, "the backend to be healed once the rule is back", func() (bool, string) {
+		got, err := get(m, healthURL)
+		return err == nil && got == "200 ok" && report(t, m).Checks[0].State == "healthy", fmt.Sprintf("GET: %q %v", got, err)
+	})
+	t.Logf("healed %s after the rule was installed", time.Since(ruled).Round(100*time.Millisecond))
+	if pid := m.Prop(t, "medic.service", "MainPID"); pid != medicPID {
+		t.Errorf("medic was restarted (MainPID %s → %s): the heal must not need it", medicPID, pid)
+	}
+}
+
+// testJournalLines: what `journalctl -u medic` shows in its default format
+// is sentences that name the check and what happened; MESSAGE_ID holds
+// only medic's catalog IDs (a notification's own ID has a field of its
+// own).
+func testJournalLines(t *testing.T, m *ostest.Machine) {
+	cat := m.Journal(t, "-u", "medic", "-o", "cat")
+	for _, want := range []*regexp.Regexp{
+		regexp.MustCompile(`(?m)^backend: healthy → failing: systemd reports the unit dead: killed by signal 9`),
+		regexp.MustCompile(`(?m)^backend: failing → restarting: restart attempt 1$`),
+		regexp.MustCompile(`(?m)^backend: restarting → restarting: restart refused: not authorized to restart backend\.service`),
+		regexp.MustCompile(`(?m)^backend: diagnosis: not allowed to restart: `),
+		regexp.MustCompile(`(?m)^backend: restart of backend\.service: job done in [0-9]+ms; unit now active/running, main pid [0-9]+`),
+	} {
+		if !want.MatchString(cat) {
+			t.Errorf("`journalctl -u medic -o cat` has no line matching %q", want)
+		}
+	}
+	for _, e := range journalEntries(t, m, "-u", "medic") {
+		if e["_PID"] == "1" {
+			continue // systemd's own lines about medic.service
+		}
+		if id, ok := e["MESSAGE_ID"]; ok && !logging.IsCatalogID(id) {
+			t.Errorf("MESSAGE_ID=%s is not one of medic's catalog IDs: %q", id, e["MESSAGE"])
+		}
+	}
+	if t.Failed() {
+		t.Logf("journalctl -u medic -o cat:\n%s", cat)
+	}
+}
+
+// testUnixListener: as user medic, without capabilities, diagnosis maps a
+// root-owned unix listener to its unit: a check that probes the wrong path
+// is told where the unit really listens.
+func testUnixListener(t *testing.T, m *ostest.Machine) {
+	m.WriteFile(t, "/etc/systemd/system/sockapp.service", []byte(`[Service]
+Type=simple
+RuntimeDirectory=sockapp
+RuntimeDirectoryMode=0755
+ExecStart=/usr/bin/python3 -c "import os, socket, time; s = socket.socket(socket.AF_UNIX); s.bind('/run/sockapp/app.sock'); os.chmod('/run/sockapp/app.sock', 0o666); s.listen(16); time.sleep(1e9)"
+`), 0o644)
+	m.Sh(t, "systemctl daemon-reload && systemctl start sockapp.service && sleep 0.5")
+	configure(t, m, fixesConfig+`
+[[check]]
+name = "sockapp"
+unit = "sockapp.service"
+
+  [[check.probe]]
+  type = "unix"
+  path = "/run/sockapp/wrong.sock"
+
+  [check.remedy]
+  action = "none"
+`)
+	var st agent.Status
+	waitFor(t, 30*time.Second, "a diagnosis of check sockapp", func() (bool, string) {
+		for _, s := range report(t, m).Checks {
+			if s.Check == "sockapp" {
+				st = s
+			}
+		}
+		return st.Diagnosis != nil, fmt.Sprintf("%+v", st)
+	})
+	d := st.Diagnosis
+	t.Logf("diagnosis as user medic: %s: %s (%s); unavailable: %v", d.Primary.Cause, d.Primary.Summary, d.Primary.Hint, d.Unavailable)
+	if d.Primary.Cause != "wrong port" || !strings.Contains(d.Primary.Summary, "unix:/run/sockapp/app.sock") {
+		t.Errorf("diagnosis %q: %q; want wrong port, naming unix:/run/sockapp/app.sock where sockapp.service listens", d.Primary.Cause, d.Primary.Summary)
+	}
+}
