@@ -60,7 +60,7 @@ func forEachSuite(t *testing.T, test func(t *testing.T, m *ostest.Machine)) {
 
 // install copies the medic package of version into the machine and
 // installs it with apt-get, as a user would; it returns apt-get's output.
-func install(t *testing.T, m *ostest.Machine, version string) string {
+func install(t testing.TB, m *ostest.Machine, version string) string {
 	t.Helper()
 	deb, err := os.ReadFile(ostest.Package(t, version))
 	if err != nil {
@@ -83,7 +83,7 @@ func setUp(t *testing.T, m *ostest.Machine, version, config string) {
 // configure writes config as /etc/medic/medic.toml (root:medic 0640, as
 // the package installs it), writes the polkit rule `medic polkit-rule`
 // makes for it, restarts medic and waits until it is ready.
-func configure(t *testing.T, m *ostest.Machine, config string) {
+func configure(t testing.TB, m *ostest.Machine, config string) {
 	t.Helper()
 	m.WriteFile(t, configPath, []byte(config), 0o640)
 	m.Sh(t, "chown root:medic "+configPath)
@@ -94,7 +94,7 @@ func configure(t *testing.T, m *ostest.Machine, config string) {
 
 // waitReady waits until `systemctl show medic` says active/running, which
 // for Type=notify means medic sent READY=1.
-func waitReady(t *testing.T, m *ostest.Machine) {
+func waitReady(t testing.TB, m *ostest.Machine) {
 	t.Helper()
 	waitFor(t, 30*time.Second, "medic.service active/running", func() (bool, string) {
 		props := show(t, m, "medic.service", "ActiveState", "SubState", "StatusText")
@@ -103,7 +103,7 @@ func waitReady(t *testing.T, m *ostest.Machine) {
 }
 
 // show returns unit properties as `systemctl show -p P1,P2 unit` prints them.
-func show(t *testing.T, m *ostest.Machine, unit string, props ...string) map[string]string {
+func show(t testing.TB, m *ostest.Machine, unit string, props ...string) map[string]string {
 	t.Helper()
 	out := m.Sh(t, "systemctl show -p "+strings.Join(props, ",")+" "+unit)
 	got := map[string]string{}
@@ -117,7 +117,7 @@ func show(t *testing.T, m *ostest.Machine, unit string, props ...string) map[str
 
 // waitFor polls cond every 100 ms until it reports done, failing the test
 // after timeout with what it waited for and what cond saw last.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() (done bool, seen string)) {
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() (done bool, seen string)) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
@@ -154,7 +154,7 @@ sys.stdout.write("%d %s" % (r.status, r.read().decode()))
 
 // activeFor returns how long unit has been active, from its
 // ActiveEnterTimestampMonotonic and the machine's CLOCK_MONOTONIC.
-func activeFor(t *testing.T, m *ostest.Machine, unit string) time.Duration {
+func activeFor(t testing.TB, m *ostest.Machine, unit string) time.Duration {
 	t.Helper()
 	out := m.Sh(t, "systemctl show -p ActiveEnterTimestampMonotonic --value "+unit+
 		` && python3 -c 'import time; print(int(time.monotonic() * 1e6))'`)
@@ -173,7 +173,7 @@ func activeFor(t *testing.T, m *ostest.Machine, unit string) time.Duration {
 // journalEntries returns the journal entries `journalctl -o json args...`
 // prints, each as its fields (values that are not strings, i.e. binary
 // data, are left out).
-func journalEntries(t *testing.T, m *ostest.Machine, args ...string) []map[string]string {
+func journalEntries(t testing.TB, m *ostest.Machine, args ...string) []map[string]string {
 	t.Helper()
 	out := m.Journal(t, append([]string{"-o", "json"}, args...)...)
 	var entries []map[string]string
@@ -199,14 +199,14 @@ func journalEntries(t *testing.T, m *ostest.Machine, args ...string) []map[strin
 // medicStatus returns what `medic status` prints, stdout and stderr, with
 // its exit status on a last line ("exit 0"); it exits 1 when a check is not
 // healthy, which is not an error here.
-func medicStatus(t *testing.T, m *ostest.Machine, args ...string) string {
+func medicStatus(t testing.TB, m *ostest.Machine, args ...string) string {
 	t.Helper()
 	return m.Sh(t, "medic status "+strings.Join(args, " ")+` 2>&1; echo "exit $?"`)
 }
 
 // fileInfo returns "MODE USER:GROUP" of path inside the machine, or the
 // error stat printed.
-func fileInfo(t *testing.T, m *ostest.Machine, path string) string {
+func fileInfo(t testing.TB, m *ostest.Machine, path string) string {
 	t.Helper()
 	return m.Sh(t, "stat -c '%a %U:%G' "+path+" 2>&1 || true")
 }
