@@ -220,8 +220,9 @@ func socketLinkInode(link string) (uint64, bool) {
 
 // UnitListeners returns the listening TCP and unix stream sockets held by
 // the processes of a unit, given its ControlGroup property, and the evidence
-// that could not be gathered, each entry a full sentence naming what failed
-// and why.
+// that could not be gathered, each entry one short sentence naming what
+// failed and why; the way to give medic the missing access is said once,
+// in the entry about the processes' file descriptors.
 //
 // It matches sockets in these ways, best first:
 //
@@ -240,7 +241,9 @@ func socketLinkInode(link string) (uint64, bool) {
 //     that pid); else, when the socket cannot be connected to, by an owner
 //     uid other than 0 that no process outside the unit has. At most
 //     maxPeerConnects listeners are connected to. This needs no privilege;
-//     connecting needs write permission on the socket file.
+//     connecting needs write permission on the socket file. Listeners of
+//     other uids are never the unit's: a unit that does not run as root
+//     leaves root's sockets out without a word.
 //  4. TCP by uid, only when neither (1) nor (2) was available (an old
 //     kernel and another user's processes): listeners owned by the fs uid
 //     of the unit's processes. Other processes of the same user match too,
@@ -249,8 +252,12 @@ func socketLinkInode(link string) (uint64, bool) {
 // Listeners come from SockDiagListeners and SockDiagUnix, or from
 // ProcListeners when sock_diag fails. An empty cgroup (a unit that is not
 // running) gives no listeners.
+//
+// unavailable holds every gap, whether or not it matters for a given
+// probe; Diagnose keeps only those that could change its findings.
 func UnitListeners(cgroup string) (listeners []Socket, unavailable []string) {
-	return unitListeners(cgroup, liveSources)
+	s := unitListeners(cgroup, liveSources)
+	return s.listeners, s.notes(allGaps)
 }
 
 // unitSources are where unitListeners gathers its evidence; tests swap in
@@ -282,12 +289,171 @@ var liveSources = unitSources{
 	comm:          func(pid int) string { return processComm("", pid) },
 }
 
-func unitListeners(cgroup string, src unitSources) (listeners []Socket, unavailable []string) {
+// unitScan is what unitListeners found of a unit's listeners, and what it
+// left undecided, kept apart so that a diagnosis can say only what matters
+// for its probe.
+type unitScan struct {
+	listeners []Socket
+	// general are the gaps that concern every probe (sock_diag missing,
+	// the unit's processes unknown, TCP matched by uid only).
+	general []string
+
+	// fdErr is the first error reading a process's /proc/PID/fd, fdErrs
+	// how many processes' fds could not be read.
+	fdErr  error
+	fdErrs int
+	// uids are the fs uids of the processes whose fds could not be read:
+	// the owners a listener of the unit may have.
+	uids []uint32
+
+	// unixUnknown: the unix listeners could not be told apart at all
+	// (/proc/net/unix has no owners).
+	unixUnknown bool
+	// manager are the unix listeners of the unit's uid that a systemd
+	// manager listens on (socket activation candidates), managerPIDs
+	// those managers.
+	manager     []Socket
+	managerPIDs []int
+	// unknown are the unix listeners of the unit's uid whose listener
+	// could not be read, and that processes outside the unit may hold;
+	// why[i] says why unknown[i] could not be connected to. unknownErr,
+	// when set, is why no listener's owner could be ruled in or out.
+	unknown    []Socket
+	why        []string
+	unknownErr error
+	// skipped counts the candidates not connected to (maxPeerConnects).
+	skipped int
+}
+
+// gapView says which of a unitScan's undecided sockets to note.
+type gapView struct {
+	// fd: note the processes whose fds could not be read.
+	fd bool
+	// manager: note the listeners of a systemd manager; triggers are the
+	// unit's socket units, named in that note.
+	manager  bool
+	triggers []string
+	// unknown: note the unix listeners whose holder is unknown, examples
+	// nearest to the path near first.
+	unknown bool
+	near    string
+}
+
+// allGaps notes everything.
+var allGaps = gapView{fd: true, manager: true, unknown: true}
+
+// maxNote is the length a note about undecided sockets aims at; the list
+// of examples is cut to stay within it.
+const maxNote = 200
+
+// undecided reports whether v would note anything beyond the general gaps
+// and the fds.
+func (s *unitScan) undecided(v gapView) bool {
+	return (v.manager && len(s.manager) > 0) ||
+		(v.unknown && (s.unixUnknown || len(s.unknown) > 0 || s.skipped > 0))
+}
+
+// notes renders the gaps v selects, each in about maxNote characters. The
+// way to more access is said once, in the note on the fds.
+func (s *unitScan) notes(v gapView) []string {
+	out := slices.Clone(s.general)
+	if v.fd && s.fdErr != nil {
+		more := ""
+		if s.fdErrs > 1 {
+			more = fmt.Sprintf(" (and %d more processes)", s.fdErrs-1)
+		}
+		out = append(out, fmt.Sprintf("process sockets: %v%s; %s.", s.fdErr, more, fdAccessHint))
+	}
+	if v.unknown && s.unixUnknown {
+		out = append(out, "unit unix sockets: unknown, since /proc/net/unix does not say who owns a socket and not every process's file descriptors could be read.")
+	}
+	if v.manager && len(s.manager) > 0 {
+		by := "socket activation"
+		if len(v.triggers) > 0 {
+			by = strings.Join(v.triggers, ", ")
+		}
+		head := fmt.Sprintf("unit unix sockets: %s of a systemd manager (pid %s) may be the unit's, handed over by %s: ",
+			listeners(len(s.manager)), joinInts(s.managerPIDs), by)
+		out = append(out, head+examples(socketStrings(s.manager), maxNote-len(head))+".")
+	}
+	if v.unknown && len(s.unknown) > 0 {
+		idx := make([]int, len(s.unknown))
+		for i := range idx {
+			idx[i] = i
+		}
+		if v.near != "" {
+			slices.SortStableFunc(idx, func(a, b int) int {
+				return commonDirs(s.unknown[b].Path, v.near) - commonDirs(s.unknown[a].Path, v.near)
+			})
+		}
+		names := make([]string, len(idx))
+		for i, j := range idx {
+			names[i] = s.unknown[j].String()
+		}
+		reason := s.why[idx[0]]
+		if s.unknownErr != nil {
+			reason = s.unknownErr.Error()
+		}
+		head := fmt.Sprintf("unit unix sockets: %s owned by uid %s may be the unit's; who listens is unknown (%s): ",
+			listeners(len(s.unknown)), joinUints(ownerUIDs(s.unknown)), reason)
+		out = append(out, head+examples(names, maxNote-len(head))+".")
+	}
+	if v.unknown && s.skipped > 0 {
+		out = append(out, fmt.Sprintf("unit unix sockets: %d more listeners owned by uid %s were not connected to (at most %d are); any of them may be the unit's.", s.skipped, joinUints(s.uids), maxPeerConnects))
+	}
+	return out
+}
+
+// listeners counts listeners: "1 listener", "4 listeners".
+func listeners(n int) string {
+	if n == 1 {
+		return "1 listener"
+	}
+	return strconv.Itoa(n) + " listeners"
+}
+
+// examples joins names while they fit in budget characters, at least
+// one, and counts the rest: "a, b and 3 more".
+func examples(names []string, budget int) string {
+	if len(names) == 0 {
+		return ""
+	}
+	out := names[0]
+	n := 1
+	for ; n < len(names); n++ {
+		rest := ""
+		if n+1 < len(names) {
+			rest = fmt.Sprintf(" and %d more", len(names)-n-1)
+		}
+		if len(out)+2+len(names[n])+len(rest) > budget {
+			break
+		}
+		out += ", " + names[n]
+	}
+	if n < len(names) {
+		out += fmt.Sprintf(" and %d more", len(names)-n)
+	}
+	return out
+}
+
+// commonDirs counts the leading path elements a and b share.
+func commonDirs(a, b string) int {
+	pa, pb := strings.Split(a, "/"), strings.Split(b, "/")
+	n := 0
+	for n < len(pa) && n < len(pb) && pa[n] == pb[n] {
+		n++
+	}
+	return n
+}
+
+func unitListeners(cgroup string, src unitSources) *unitScan {
+	scan := &unitScan{}
 	if cgroup == "" {
-		return nil, []string{"unit sockets: the unit has no control group, so it has no processes to hold sockets."}
+		scan.general = []string{"unit sockets: the unit has no control group, so it has no processes to hold sockets."}
+		return scan
 	}
 	note := func(format string, args ...any) {
-		unavailable = append(unavailable, fmt.Sprintf(format, args...))
+		scan.general = append(scan.general, fmt.Sprintf(format, args...))
 	}
 
 	tcp, tcpErr := src.sockDiag()
@@ -358,15 +524,15 @@ func unitListeners(cgroup string, src unitSources) (listeners []Socket, unavaila
 	}
 	holders := map[uint64][]int{}
 	readable := 0
-	var (
-		fdErrs     []error
-		unreadable []int
-	)
+	var unreadable []int
 	for _, pid := range pids {
 		inodes, err := src.socketInodes(pid)
 		if err != nil {
 			if !errors.Is(err, fs.ErrNotExist) {
-				fdErrs = append(fdErrs, err)
+				if scan.fdErr == nil {
+					scan.fdErr = err
+				}
+				scan.fdErrs++
 				unreadable = append(unreadable, pid)
 			}
 			continue
@@ -376,54 +542,54 @@ func unitListeners(cgroup string, src unitSources) (listeners []Socket, unavaila
 			holders[ino] = append(holders[ino], pid)
 		}
 	}
-	if len(fdErrs) > 0 {
-		more := ""
-		if len(fdErrs) > 1 {
-			more = fmt.Sprintf(" (and %d more processes)", len(fdErrs)-1)
-		}
-		note("process sockets: %v%s; so sockets handed to the unit by socket activation or inherited from another cgroup are not seen, and listeners carry no pids except a unix listener's from its peer credentials; %s.", fdErrs[0], more, fdAccessHint)
-	}
 	for _, s := range all {
 		if h := holders[s.Inode]; len(h) > 0 {
 			add(s, h...)
 		}
 	}
+	uids := map[uint32]bool{}
+	for _, pid := range unreadable {
+		if uid, err := src.fsUID(pid); err == nil {
+			uids[uid] = true
+		}
+	}
+	scan.uids = slices.Sorted(maps.Keys(uids))
 
 	// 3. Unix sockets of the processes whose fds could not be read, by
 	// their listener's credentials or, failing that, an owner uid that no
 	// other process has.
 	if len(unreadable) > 0 {
 		if unixErr == nil {
-			unitByPeer(unixSocks, pids, unreadable, src, func(s Socket) bool { return found[socketKey(s)] != nil }, add, note)
+			unitByPeer(scan, unixSocks, pids, src, func(s Socket) bool { return found[socketKey(s)] != nil }, add)
 		} else {
-			note("unit unix sockets: unknown, since /proc/net/unix does not say who owns a socket and not every process's file descriptors could be read.")
+			scan.unixUnknown = true
 		}
 	}
 
 	// 4. TCP by uid, when no process could be looked into and the cgroup
 	// ids did not help: the owner uid is shared with the user's other
 	// processes.
-	if readable == 0 && len(fdErrs) > 0 && !byCgroup {
-		uids := map[uint32]bool{}
+	if readable == 0 && scan.fdErrs > 0 && !byCgroup {
+		tcpUIDs := map[uint32]bool{}
 		for _, pid := range pids {
 			if uid, err := src.fsUID(pid); err == nil {
-				uids[uid] = true
+				tcpUIDs[uid] = true
 			}
 		}
 		for _, s := range tcp {
-			if uids[s.UID] {
+			if tcpUIDs[s.UID] {
 				add(s)
 			}
 		}
-		note("unit TCP sockets: matched by owner uid %s only, since neither cgroup ids nor the processes' file descriptors were available; other processes of that user match too.", joinUints(slices.Sorted(maps.Keys(uids))))
+		note("unit TCP sockets: matched by owner uid %s only, since neither cgroup ids nor the processes' file descriptors were available; other processes of that user match too.", joinUints(slices.Sorted(maps.Keys(tcpUIDs))))
 	}
 
 	for _, k := range order {
 		s := *found[k]
 		slices.Sort(s.PIDs)
-		listeners = append(listeners, s)
+		scan.listeners = append(scan.listeners, s)
 	}
-	return listeners, unavailable
+	return scan
 }
 
 // socketKey identifies a socket in unitListeners' results.
@@ -436,47 +602,35 @@ func socketKey(s Socket) string {
 const maxPeerConnects = 64
 
 // unitByPeer matches the unix listeners of a unit whose processes' fds
-// could not be read (unreadable, a subset of pids). Candidates are the
-// listeners not matched yet whose owner (UNIX_DIAG_UID) is the fs uid of
-// an unreadable process. A candidate is the unit's when
+// could not be read. Candidates are the listeners not matched yet whose
+// owner (UNIX_DIAG_UID) is in scan.uids, the fs uids of those processes.
+// A candidate is the unit's when
 //
 //   - the process that called listen(2) on it, from SO_PEERCRED, is one of
 //     pids (it gets that pid); or
 //   - it cannot be connected to and its owner uid is not 0 and is the fs
 //     uid of no process outside pids (/proc/PID/status of every process).
 //
-// Whatever stays unknown is noted with the reason.
-func unitByPeer(unixSocks []Socket, pids, unreadable []int, src unitSources, matched func(Socket) bool, add func(Socket, ...int), note func(string, ...any)) {
-	uids := map[uint32]bool{}
-	for _, pid := range unreadable {
-		if uid, err := src.fsUID(pid); err == nil {
-			uids[uid] = true
-		}
-	}
+// Whatever stays undecided goes into scan: listeners of a systemd manager
+// in scan.manager, the others in scan.unknown.
+func unitByPeer(scan *unitScan, unixSocks []Socket, pids []int, src unitSources, matched func(Socket) bool, add func(Socket, ...int)) {
 	inUnit := map[int]bool{}
 	for _, p := range pids {
 		inUnit[p] = true
 	}
-	var (
-		candidates []Socket
-		skipped    int
-	)
+	var candidates []Socket
 	for _, s := range unixSocks {
-		if !uids[s.UID] || matched(s) {
+		if !slices.Contains(scan.uids, s.UID) || matched(s) {
 			continue
 		}
 		if len(candidates) == maxPeerConnects {
-			skipped++
+			scan.skipped++
 			continue
 		}
 		candidates = append(candidates, s)
 	}
-	if skipped > 0 {
-		note("unit unix sockets: %d more listeners owned by uid %s were not connected to (at most %d are); any of them may be the unit's.", skipped, joinUints(slices.Sorted(maps.Keys(uids))), maxPeerConnects)
-	}
 
 	var (
-		byManager   []string
 		unconnected []Socket
 		connErrs    []error
 	)
@@ -489,12 +643,13 @@ func unitByPeer(unixSocks []Socket, pids, unreadable []int, src unitSources, mat
 		case inUnit[pid]:
 			add(s, pid)
 		case src.comm(pid) == "systemd":
-			byManager = append(byManager, fmt.Sprintf("%s (pid %d)", s, pid))
+			scan.manager = append(scan.manager, s)
+			if !slices.Contains(scan.managerPIDs, pid) {
+				scan.managerPIDs = append(scan.managerPIDs, pid)
+			}
 		}
 	}
-	if len(byManager) > 0 {
-		note("unit unix sockets: %s listened on by a systemd manager (socket activation); whether it handed them to this unit needs the processes' file descriptors; %s.", strings.Join(byManager, ", "), fdAccessHint)
-	}
+	slices.Sort(scan.managerPIDs)
 	if len(unconnected) == 0 {
 		return
 	}
@@ -503,7 +658,10 @@ func unitByPeer(unixSocks []Socket, pids, unreadable []int, src unitSources, mat
 	shared := map[uint32]bool{}
 	all, err := src.allPIDs()
 	if err != nil {
-		note("unit unix sockets: %v; so %d listeners that could not be connected to stay unknown, e.g. %s (%s).", err, len(unconnected), unconnected[0], peerReason(unconnected[0], connErrs[0]))
+		scan.unknown, scan.unknownErr = unconnected, err
+		for i, s := range unconnected {
+			scan.why = append(scan.why, peerReason(s, connErrs[i]))
+		}
 		return
 	}
 	for _, p := range all {
@@ -514,26 +672,13 @@ func unitByPeer(unixSocks []Socket, pids, unreadable []int, src unitSources, mat
 			shared[uid] = true
 		}
 	}
-	const most = 20
-	var (
-		unknown []Socket
-		names   []string
-	)
 	for i, s := range unconnected {
 		if s.UID != 0 && !shared[s.UID] {
 			add(s)
 			continue
 		}
-		unknown = append(unknown, s)
-		if len(names) < most {
-			names = append(names, fmt.Sprintf("%s (%s)", s, peerReason(s, connErrs[i])))
-		}
-	}
-	if len(unknown) > 0 {
-		if len(unknown) > most {
-			names = append(names, fmt.Sprintf("%d more", len(unknown)-most))
-		}
-		note("unit unix sockets: unknown whether %d listeners owned by uid %s belong to the unit, since the pid that listens on them (SO_PEERCRED) could not be read and their owner has processes outside the unit too: %s; give medic write permission on those socket files (a group they allow), or %s.", len(unknown), joinUints(ownerUIDs(unknown)), strings.Join(names, ", "), fdAccessHint)
+		scan.unknown = append(scan.unknown, s)
+		scan.why = append(scan.why, peerReason(s, connErrs[i]))
 	}
 }
 
@@ -674,6 +819,15 @@ func joinUints(v []uint32) string {
 	s := make([]string, len(v))
 	for i, u := range v {
 		s[i] = strconv.FormatUint(uint64(u), 10)
+	}
+	return strings.Join(s, ", ")
+}
+
+// joinInts renders pids as "1" or "1, 812".
+func joinInts(v []int) string {
+	s := make([]string, len(v))
+	for i, n := range v {
+		s[i] = strconv.Itoa(n)
 	}
 	return strings.Join(s, ", ")
 }

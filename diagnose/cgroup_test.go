@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/medic-watchdog/medic/internal/systemdtest"
+	"github.com/medic-watchdog/medic/probe"
 )
 
 func TestCgroupOwnProcess(t *testing.T) {
@@ -292,7 +293,7 @@ func TestUnitListenersFallbacks(t *testing.T) {
 				"unix unix:/run/app.sock uid=1000 ino=10 pids=[42]",
 			},
 			wantNote: []string{
-				"process sockets: list sockets of pid 42: open /proc/42/fd: permission denied (and 1 more processes); so sockets handed to the unit by socket activation",
+				"process sockets: list sockets of pid 42: open /proc/42/fd: permission denied (and 1 more processes); run medic as root or as the unit's user, or give it CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE.",
 			}},
 		{name: "socket activation", change: func(s *unitSources) {
 			s.socketInodes = denied
@@ -301,7 +302,7 @@ func TestUnitListenersFallbacks(t *testing.T) {
 			want: []string{"tcp 127.0.0.1:3000 uid=1000 ino=1 cgroup=50"},
 			wantNote: []string{
 				"process sockets: list sockets of pid 42",
-				"unit unix sockets: unix:/run/app.sock (pid 1) listened on by a systemd manager (socket activation)",
+				"unit unix sockets: 1 listener of a systemd manager (pid 1) may be the unit's, handed over by socket activation: unix:/run/app.sock.",
 			}},
 		{name: "no connect, uid of the unit alone", change: func(s *unitSources) {
 			s.socketInodes = denied
@@ -321,7 +322,7 @@ func TestUnitListenersFallbacks(t *testing.T) {
 			want: []string{"tcp 127.0.0.1:3000 uid=1000 ino=1 cgroup=50"},
 			wantNote: []string{
 				"process sockets: list sockets of pid 42",
-				"unit unix sockets: unknown whether 1 listeners owned by uid 1000 belong to the unit, since the pid that listens on them (SO_PEERCRED) could not be read and their owner has processes outside the unit too: unix:/run/app.sock (connect: permission denied); give medic",
+				"unit unix sockets: 1 listener owned by uid 1000 may be the unit's; who listens is unknown (connect: permission denied): unix:/run/app.sock.",
 			}},
 		{name: "fds only, old kernel", change: func(s *unitSources) {
 			s.sockDiag = func() ([]Socket, error) { return noCgroups, nil }
@@ -341,8 +342,8 @@ func TestUnitListenersFallbacks(t *testing.T) {
 			},
 			wantNote: []string{
 				"socket cgroups: this kernel's sock_diag reports no cgroup ids",
-				"process sockets: list sockets of pid 42",
 				"unit TCP sockets: matched by owner uid 1000 only",
+				"process sockets: list sockets of pid 42",
 			}},
 		{name: "no sock_diag, fds", change: func(s *unitSources) {
 			s.sockDiag = func() ([]Socket, error) { return nil, errors.New("sock_diag: dial netlink: protocol not supported") }
@@ -365,9 +366,9 @@ func TestUnitListenersFallbacks(t *testing.T) {
 			wantNote: []string{
 				"socket cgroups: sock_diag",
 				"unix socket owners: sock_diag",
+				"unit TCP sockets: matched by owner uid 1000 only",
 				"process sockets: list sockets of pid 42",
 				"unit unix sockets: unknown, since /proc/net/unix does not say who owns a socket",
-				"unit TCP sockets: matched by owner uid 1000 only",
 			}},
 		{name: "unit gone", change: func(s *unitSources) {
 			s.cgroupIDs = func(string) (map[uint64]bool, error) {
@@ -386,7 +387,8 @@ func TestUnitListenersFallbacks(t *testing.T) {
 			if tt.change != nil {
 				tt.change(&src)
 			}
-			ls, notes := unitListeners("/app.slice/x.service", src)
+			scan := unitListeners("/app.slice/x.service", src)
+			ls, notes := scan.listeners, scan.notes(allGaps)
 			if g := describeSockets(ls); !slices.Equal(g, tt.want) {
 				t.Errorf("listeners\n%s\nwant\n%s", strings.Join(g, "\n"), strings.Join(tt.want, "\n"))
 			}
@@ -398,5 +400,91 @@ func TestUnitListenersFallbacks(t *testing.T) {
 				t.Errorf("unavailable\n%s\nwant prefixes\n%s", strings.Join(notes, "\n"), strings.Join(tt.wantNote, "\n"))
 			}
 		})
+	}
+}
+
+// TestUnitGaps checks which gaps in a unit's sockets a diagnosis names, on
+// the case of a root unit under PID-1 systemd diagnosed by medic without
+// privileges: its /proc/PID/fd is closed to medic, its own socket was found
+// by its peer credentials, PID 1 listens on four root sockets and two more
+// cannot be connected to.
+func TestUnitGaps(t *testing.T) {
+	uds := func(path string) Socket { return Socket{Proto: "unix", Path: path} }
+	own := Socket{Proto: "unix", Path: "/run/sockapp/app.sock", PIDs: []int{391}}
+	ownTCP := Socket{Proto: "tcp", Addr: netip.MustParseAddrPort("127.0.0.1:3000")}
+	fdErr := fmt.Errorf("list sockets of pid 391: %w", &fs.PathError{Op: "open", Path: "/proc/391/fd", Err: fs.ErrPermission})
+	scan := func(ls ...Socket) *unitScan {
+		return &unitScan{
+			listeners: ls, fdErr: fdErr, fdErrs: 1, uids: []uint32{0},
+			manager: []Socket{
+				uds("/run/systemd/userdb/io.systemd.DynamicUser"), uds("/run/systemd/io.system.ManagedOOM"),
+				uds("/run/systemd/journal/stdout"), uds("/run/dbus/system_bus_socket"),
+			},
+			managerPIDs: []int{1},
+			unknown:     []Socket{uds("/run/systemd/private"), uds("/run/systemd/journal/io.systemd.journal"), uds("/run/sockapp/admin.sock")},
+			why:         []string{"connect: permission denied", "connect: permission denied", "connect: permission denied"},
+		}
+	}
+	const (
+		fdNote      = "process sockets: list sockets of pid 391: open /proc/391/fd: permission denied; run medic as root or as the unit's user, or give it CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE."
+		unknownNote = "unit unix sockets: 3 listeners owned by uid 0 may be the unit's; who listens is unknown (connect: permission denied): unix:/run/sockapp/admin.sock, unix:/run/systemd/private and 1 more."
+	)
+	tests := []struct {
+		name        string
+		probe       probe.Spec
+		triggeredBy []string
+		scan        *unitScan
+		want        []string
+	}{
+		{name: "own unix listener found", probe: probe.Spec{Type: "unix", Path: "/run/sockapp/wrong.sock"}, scan: scan(own)},
+		{name: "own unix listener found, not socket-activated", probe: probe.Spec{Type: "unix", Path: "/run/sockapp/wrong.sock"}, triggeredBy: []string{}, scan: scan(own)},
+		{name: "own unix listener found, started by a timer", probe: probe.Spec{Type: "unix", Path: "/run/sockapp/wrong.sock"}, triggeredBy: []string{"sockapp.timer"}, scan: scan(own)},
+		{name: "own unix listener found, socket-activated", probe: probe.Spec{Type: "unix", Path: "/run/sockapp/wrong.sock"}, triggeredBy: []string{"sockapp.socket"}, scan: scan(own),
+			want: []string{fdNote, "unit unix sockets: 4 listeners of a systemd manager (pid 1) may be the unit's, handed over by sockapp.socket: unix:/run/systemd/userdb/io.systemd.DynamicUser and 3 more."}},
+		{name: "no unix listener, not socket-activated", probe: probe.Spec{Type: "unix", Path: "/run/sockapp/wrong.sock"}, triggeredBy: []string{}, scan: scan(ownTCP),
+			want: []string{fdNote, unknownNote}},
+		{name: "no unix listener, activation unknown", probe: probe.Spec{Type: "unix", Path: "/run/sockapp/wrong.sock"}, scan: scan(),
+			want: []string{fdNote, "unit unix sockets: 4 listeners of a systemd manager (pid 1) may be the unit's, handed over by socket activation: unix:/run/systemd/userdb/io.systemd.DynamicUser and 3 more.", unknownNote}},
+		{name: "tcp listener found", probe: probe.Spec{Type: "tcp", Address: "127.0.0.1:8080"}, scan: scan(own, ownTCP)},
+		{name: "no tcp listener", probe: probe.Spec{Type: "tcp", Address: "127.0.0.1:8080"}, scan: scan(own), want: []string{fdNote}},
+		{name: "tcp listener found, socket-activated", probe: probe.Spec{Type: "http", HTTP: probe.HTTPOptions{URL: "http://127.0.0.1:8080/"}}, triggeredBy: []string{"app.socket"}, scan: scan(ownTCP),
+			want: []string{fdNote}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := &run{in: Input{Spec: tt.probe, Unit: &Unit{Name: "sockapp.service", TriggeredBy: tt.triggeredBy}}}
+			got := tt.scan.notes(d.unitGaps(tt.scan))
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("notes\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(tt.want, "\n"))
+			}
+			for _, n := range got {
+				if len(n) > maxNote+20 {
+					t.Errorf("note of %d characters: %s", len(n), n)
+				}
+			}
+		})
+	}
+}
+
+// TestUnitGapsExamples checks that a long list of undecided listeners is
+// cut to what fits in one note, and counted.
+func TestUnitGapsExamples(t *testing.T) {
+	s := &unitScan{uids: []uint32{0}}
+	for i := range 25 {
+		s.unknown = append(s.unknown, Socket{Proto: "unix", Path: fmt.Sprintf("/tmp/medic-test-%d/runtime/systemd/private", 1000000000+i)})
+		s.why = append(s.why, "stat: permission denied")
+	}
+	s.unknown[20].Path = "/srv/app/closed.sock"
+	s.why[20] = "connect: permission denied"
+	got := s.notes(gapView{unknown: true, near: "/srv/app/app.sock"})
+	want := "unit unix sockets: 25 listeners owned by uid 0 may be the unit's; who listens is unknown (connect: permission denied): unix:/srv/app/closed.sock and 24 more."
+	if len(got) != 1 || got[0] != want {
+		t.Errorf("notes %q\nwant %q", got, want)
+	}
+	if got := examples([]string{"a", "b", "c"}, 100); got != "a, b, c" {
+		t.Errorf("examples(a, b, c) = %q", got)
+	}
+	if got := examples([]string{"a", "b", "c"}, 3); got != "a and 2 more" {
+		t.Errorf("examples(a, b, c) in 3 = %q", got)
 	}
 }

@@ -18,14 +18,19 @@ import (
 // Unit is what diagnosis needs of a systemd unit's state, as read over
 // D-Bus (org.freedesktop.systemd1(5)).
 type Unit struct {
-	Name                   string
-	LoadState              string
-	ActiveState, SubState  string
-	Result                 string
-	ExecMainCode           int32 // CLD_EXITED 1, CLD_KILLED 2, CLD_DUMPED 3
-	ExecMainStatus         int32 // exit status or signal number
-	NRestarts, MainPID     uint32
-	ControlGroup           string
+	Name                  string
+	LoadState             string
+	ActiveState, SubState string
+	Result                string
+	ExecMainCode          int32 // CLD_EXITED 1, CLD_KILLED 2, CLD_DUMPED 3
+	ExecMainStatus        int32 // exit status or signal number
+	NRestarts, MainPID    uint32
+	ControlGroup          string
+	// TriggeredBy names the units that start this one (property
+	// TriggeredBy): the unit is socket-activated when a ".socket" unit is
+	// among them. nil means it was not read; an empty, non-nil slice that
+	// the unit has none.
+	TriggeredBy            []string
 	StateChangeTimestamp   time.Time
 	InactiveEnterTimestamp time.Time
 }
@@ -90,6 +95,10 @@ type run struct {
 	unitSockets   []Socket // listeners held by the unit
 	owners        []string // who holds the probed port
 
+	// unsaid counts the gaps in the unit's sockets left out of
+	// Unavailable because they cannot change this diagnosis.
+	unsaid int
+
 	sock    *SocketFile
 	oom     uint64
 	rules   []string
@@ -131,11 +140,13 @@ func (d *run) gather(ctx context.Context) {
 	}
 
 	if u := in.Unit; u != nil && u.ControlGroup != "" && u.Active() {
-		socks, notes := UnitListeners(u.ControlGroup)
-		d.unitSockets = socks
+		scan := unitListeners(u.ControlGroup, liveSources)
+		d.unitSockets = scan.listeners
+		notes := scan.notes(d.unitGaps(scan))
 		for _, n := range notes {
 			d.unavailable("%s", n)
 		}
+		d.unsaid = len(scan.notes(allGaps)) - len(notes)
 	}
 	if u := in.Unit; u != nil && u.ControlGroup != "" {
 		if n, _, err := OOMKills(u.ControlGroup); err == nil {
@@ -183,6 +194,43 @@ func (d *run) gather(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// unitGaps picks the gaps in the unit's sockets that could change this
+// diagnosis, for Unavailable:
+//
+//   - a unix probe: the unix listeners whose holder is unknown, only when
+//     no unix listener of the unit is known (one known listener is the
+//     finding; more would not change it); the listeners of a systemd
+//     manager when the unit is socket-activated (a .socket unit in
+//     Unit.TriggeredBy) or, when TriggeredBy was not read, as for unknown
+//     holders;
+//   - a TCP or HTTP probe: none of the unix ones;
+//   - the processes' unreadable fds, which say how to give medic access,
+//     when a note above remains, when the unit has no known listener of
+//     the probe's kind (a socket systemd or another process handed it is
+//     unseen), or when the unit is socket-activated.
+func (d *run) unitGaps(scan *unitScan) gapView {
+	u := d.in.Unit
+	proto := func(s Socket) bool { return s.Proto == "tcp" || s.Proto == "tcp6" }
+	if d.in.Spec.Type == "unix" {
+		proto = func(s Socket) bool { return s.Proto == "unix" }
+	}
+	known := slices.ContainsFunc(scan.listeners, proto)
+	var sockets []string
+	for _, t := range u.TriggeredBy {
+		if strings.HasSuffix(t, ".socket") {
+			sockets = append(sockets, t)
+		}
+	}
+	activated := len(sockets) > 0
+	v := gapView{triggers: sockets, near: d.in.Spec.Path}
+	if d.in.Spec.Type == "unix" {
+		v.unknown = !known
+		v.manager = activated || (u.TriggeredBy == nil && !known)
+	}
+	v.fd = scan.undecided(v) || !known || activated
+	return v
 }
 
 // endpoint resolves the probed host:port.
@@ -297,7 +345,7 @@ func (d *run) decide() {
 					add(Finding{Cause: WrongPort, Evidence: map[string]any{"unit": u.Name, "listening": socketStrings(other), "probed": probed.String(), "port_owners": d.owners},
 						Summary: fmt.Sprintf("%s is listening on %s, the check probes %s", u.Name, strings.Join(socketStrings(other), ", "), probed),
 						Hint:    fmt.Sprintf("the upstream port should be %d", other[0].Addr.Port())})
-				} else if len(d.dg.Unavailable) == 0 || len(d.unitSockets) == 0 {
+				} else if len(d.dg.Unavailable)+d.unsaid == 0 || len(d.unitSockets) == 0 {
 					add(Finding{Cause: Unknown, Evidence: map[string]any{"unit": u.Name, "probed": probed.String()},
 						Summary: fmt.Sprintf("%s is %s/%s but listens on no TCP port", u.Name, u.ActiveState, u.SubState),
 						Hint:    "check the backend's listen address in its configuration; it may still be starting"})

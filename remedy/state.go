@@ -43,6 +43,10 @@ type UnitState struct {
 	// ControlGroup is the unit's cgroup path relative to the hierarchy
 	// root, e.g. "/system.slice/my-app.service"; empty when it has none.
 	ControlGroup string
+	// TriggeredBy names the units that start this one, its socket units
+	// among them (property TriggeredBy, e.g. "my-app.socket"); empty, not
+	// nil, when the property was read and lists none.
+	TriggeredBy []string
 	// ActiveEnterTimestamp is when the unit last entered "active"; zero if
 	// never (from ActiveEnterTimestamp, µs since the epoch).
 	ActiveEnterTimestamp time.Time
@@ -124,6 +128,9 @@ func unitStateFrom(unit string, p map[string]any) UnitState {
 	s.NRestarts, _ = p["NRestarts"].(uint32)
 	s.MainPID, _ = p["MainPID"].(uint32)
 	s.ControlGroup = str(p["ControlGroup"])
+	if t, ok := p["TriggeredBy"].([]string); ok {
+		s.TriggeredBy = append([]string{}, t...)
+	}
 	s.ActiveEnterTimestamp = usec(p["ActiveEnterTimestamp"])
 	s.InactiveEnterTimestamp = usec(p["InactiveEnterTimestamp"])
 	s.InactiveExitTimestamp = usec(p["InactiveExitTimestamp"])
