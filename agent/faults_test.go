@@ -212,6 +212,9 @@ func TestFaultBusDaemonKilled(t *testing.T) {
 		return h.count("remedy finished") > before && systemdtest.Answers(addr) && h.state() == "healthy"
 	}, "medic to heal a second death")
 	evented := false
+	for _, e := range h.logs.FilterField(zap.String(logging.EventField, "unit died")).All() {
+		evented = evented || e.Time.After(second)
+	}
 	for _, e := range h.logs.FilterField(zap.String(logging.EventField, "probing now")).All() {
 		if e.Time.After(second) && strings.HasPrefix(fmt.Sprint(e.ContextMap()["trigger"]), "unit ") {
 			evented = true

@@ -54,6 +54,7 @@ func TestSystemdWord(t *testing.T) {
 			{"refused restart", testRefusedRestart},
 			{"journal lines", testJournalLines},
 			{"unix listener as user medic", testUnixListener},
+			{"check-config reads secrets", testCheckConfigSecrets},
 		} {
 			start := time.Now()
 			t.Run(s.name, func(t *testing.T) { s.run(t, m) })
@@ -275,5 +276,43 @@ unit = "sockapp.service"
 	t.Logf("diagnosis as user medic: %s: %s (%s); unavailable: %v", d.Primary.Cause, d.Primary.Summary, d.Primary.Hint, d.Unavailable)
 	if d.Primary.Cause != "wrong port" || !strings.Contains(d.Primary.Summary, "unix:/run/sockapp/app.sock") {
 		t.Errorf("diagnosis %q: %q; want wrong port, naming unix:/run/sockapp/app.sock where sockapp.service listens", d.Primary.Cause, d.Primary.Summary)
+	}
+}
+
+// testCheckConfigSecrets: check-config reads the secret files medic run
+// reads, as user medic, and names a missing or unreadable one with
+// file:line and key, exactly where run would refuse to start.
+func testCheckConfigSecrets(t *testing.T, m *ostest.Machine) {
+	const path = "/etc/medic/secrets.toml"
+	m.WriteFile(t, path, []byte(fixesConfig+`
+  [check.escalate]
+  notify = ["ops-email"]
+
+[[notifier]]
+name = "ops-email"
+type = "email"
+host = "127.0.0.1"
+port = 587
+username = "medic"
+password_file = "/etc/medic/smtp-password"
+from = "medic@localhost"
+to = ["ops@localhost"]
+`), 0o640)
+	m.Sh(t, "chown root:medic "+path)
+	asMedic := "runuser -u medic -- medic check-config -c " + path + ` 2>&1; echo "exit $?"`
+	want := regexp.MustCompile(`/etc/medic/secrets\.toml:[0-9]+: notifier\[0\]\.password_file: `)
+
+	out := m.Sh(t, asMedic)
+	if !want.MatchString(out) || !strings.Contains(out, "no such file") || !strings.HasSuffix(out, "exit 1") {
+		t.Errorf("missing password_file, medic check-config as user medic says:\n%s\nwant file:line: notifier[0].password_file: ... no such file, and exit 1", out)
+	}
+	m.Sh(t, "echo secret > /etc/medic/smtp-password && chmod 600 /etc/medic/smtp-password")
+	out = m.Sh(t, asMedic)
+	if !want.MatchString(out) || !strings.Contains(out, "permission denied") || !strings.HasSuffix(out, "exit 1") {
+		t.Errorf("password_file readable only by root, medic check-config as user medic says:\n%s\nwant file:line: notifier[0].password_file: ... permission denied, and exit 1", out)
+	}
+	m.Sh(t, "chgrp medic /etc/medic/smtp-password && chmod 640 /etc/medic/smtp-password")
+	if out = m.Sh(t, asMedic); !strings.Contains(out, "configuration OK") || !strings.HasSuffix(out, "exit 0") {
+		t.Errorf("password_file readable by group medic, medic check-config as user medic says:\n%s\nwant configuration OK", out)
 	}
 }

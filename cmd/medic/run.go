@@ -336,7 +336,11 @@ func (d *daemon) watchReloads(ctx context.Context) {
 			d.log.Debug("configuration file saved without a change since the last reload; nothing to do", zap.String("trigger", why))
 			return
 		}
-		d.log.Info("configuration reloaded on "+why, zap.String("trigger", why), zap.Bool("ok", err == nil))
+		outcome := "applied"
+		if err != nil {
+			outcome = "refused (see the error above); the running configuration stays"
+		}
+		d.log.Info("configuration reload on "+why+": "+outcome, zap.String("trigger", why), zap.Bool("ok", err == nil))
 	}
 	for {
 		select {
