@@ -31,12 +31,12 @@ import (
 // unavailable is empty when every tool ran; otherwise it says which
 // evidence is missing and why, e.g. "no firewall tool found (iptables-save,
 // ip6tables-save, nft)" or, when a tool fails and this process lacks
-// CAP_NET_ADMIN (which reading the kernel's rules needs), "iptables-save
-// needs CAP_NET_ADMIN; medic runs as user medic without it (exit status 4:
-// ... Permission denied (you must be root))". Rules found by the tools that
-// did run are returned in either case.
+// CAP_NET_ADMIN (which reading the kernel's rules needs), one short note
+// naming the tools: "iptables-save, ip6tables-save, nft need CAP_NET_ADMIN;
+// medic runs as user medic without it". Rules found by the tools that did
+// run are returned in either case.
 func FirewallRules(ctx context.Context, port uint16) (rules []string, unavailable string) {
-	var problems []string
+	var problems, needCap []string
 	ran := 0
 
 	run := func(name string, args ...string) (string, bool) {
@@ -54,8 +54,10 @@ func FirewallRules(ctx context.Context, port uint16) (rules []string, unavailabl
 			if s := firstLine(stderr.String()); s != "" {
 				msg += ": " + s
 			}
-			if !hasCapability(capNetAdmin) {
-				msg = fmt.Sprintf("%s needs CAP_NET_ADMIN; medic runs as user %s without it (%s)", name, userName(uint32(os.Geteuid())), strings.TrimPrefix(msg, name+": "))
+			if !hasCapability(capNetAdmin) && ctx.Err() == nil {
+				// One short note for all the tools, not their errors.
+				needCap = append(needCap, name)
+				return "", true
 			}
 			if ctxErr := context.Cause(ctx); ctxErr != nil && !errors.Is(err, ctxErr) {
 				msg += " (" + ctxErr.Error() + ")"
@@ -89,6 +91,14 @@ func FirewallRules(ctx context.Context, port uint16) (rules []string, unavailabl
 	}
 	if ran == 0 {
 		return nil, "no firewall tool found (iptables-save, ip6tables-save, nft)"
+	}
+	if n := len(needCap); n > 0 {
+		verb := "need"
+		if n == 1 {
+			verb = "needs"
+		}
+		problems = append([]string{fmt.Sprintf("%s %s CAP_NET_ADMIN; medic runs as user %s without it",
+			strings.Join(needCap, ", "), verb, userName(uint32(os.Geteuid())))}, problems...)
 	}
 	return rules, strings.Join(problems, "; ")
 }

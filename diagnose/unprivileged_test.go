@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -240,8 +241,8 @@ func TestFirewallRulesUnprivileged(t *testing.T) {
 		t.Skipf("skipping: %v (apt-get install iptables)", err)
 	}
 	lines := runAsNobody(t, "firewall", "")
-	want := "iptables-save needs CAP_NET_ADMIN; medic runs as user nobody without it ("
-	if f := lines["firewall"]; len(f) != 1 || !strings.HasPrefix(f[0], want) {
-		t.Errorf("as uid %d FirewallRules' unavailable %q, want it to start with %q", diagNobody, f, want)
+	want := regexp.MustCompile(`^iptables-save(, [a-z0-9-]+)* needs? CAP_NET_ADMIN; medic runs as user nobody without it`)
+	if f := lines["firewall"]; len(f) != 1 || !want.MatchString(f[0]) || len(f[0]) > 200 {
+		t.Errorf("as uid %d FirewallRules' unavailable %q, want one short note matching %q", diagNobody, f, want)
 	}
 }
