@@ -241,8 +241,9 @@ func testJournalLines(t *testing.T, m *ostest.Machine) {
 }
 
 // testUnixListener: as user medic, without capabilities, diagnosis maps a
-// root-owned unix listener to its unit: a check that probes the wrong path
-// is told where the unit really listens.
+// root-owned unix listener and a TCP listener to their units: a check that
+// probes the wrong path or port is told where the unit really listens, and
+// the evidence medic could not read is said briefly.
 func testUnixListener(t *testing.T, m *ostest.Machine) {
 	m.WriteFile(t, "/etc/systemd/system/sockapp.service", []byte(`[Service]
 Type=simple
@@ -262,20 +263,39 @@ unit = "sockapp.service"
 
   [check.remedy]
   action = "none"
+
+[[check]]
+name = "tcpwrong"
+unit = "backend.service"
+
+  [[check.probe]]
+  type = "tcp"
+  address = "127.0.0.1:8089"
+
+  [check.remedy]
+  action = "none"
 `)
-	var st agent.Status
-	waitFor(t, 30*time.Second, "a diagnosis of check sockapp", func() (bool, string) {
-		for _, s := range report(t, m).Checks {
-			if s.Check == "sockapp" {
-				st = s
+	for check, want := range map[string]string{
+		"sockapp":  "sockapp.service is listening on unix:/run/sockapp/app.sock, the check probes unix:/run/sockapp/wrong.sock",
+		"tcpwrong": "backend.service is listening on 127.0.0.1:8080, the check probes 127.0.0.1:8089",
+	} {
+		var st agent.Status
+		waitFor(t, 30*time.Second, "a diagnosis of check "+check, func() (bool, string) {
+			for _, s := range report(t, m).Checks {
+				if s.Check == check {
+					st = s
+				}
 			}
+			return st.Diagnosis != nil, fmt.Sprintf("%+v", st)
+		})
+		d := st.Diagnosis
+		t.Logf("%s: diagnosis as user medic: %s: %s (%s); unavailable: %q", check, d.Primary.Cause, d.Primary.Summary, d.Primary.Hint, d.Unavailable)
+		if d.Primary.Cause != "wrong port" || d.Primary.Summary != want {
+			t.Errorf("%s: diagnosis %q: %q; want wrong port: %q", check, d.Primary.Cause, d.Primary.Summary, want)
 		}
-		return st.Diagnosis != nil, fmt.Sprintf("%+v", st)
-	})
-	d := st.Diagnosis
-	t.Logf("diagnosis as user medic: %s: %s (%s); unavailable: %v", d.Primary.Cause, d.Primary.Summary, d.Primary.Hint, d.Unavailable)
-	if d.Primary.Cause != "wrong port" || !strings.Contains(d.Primary.Summary, "unix:/run/sockapp/app.sock") {
-		t.Errorf("diagnosis %q: %q; want wrong port, naming unix:/run/sockapp/app.sock where sockapp.service listens", d.Primary.Cause, d.Primary.Summary)
+		if n := len(strings.Join(d.Unavailable, "; ")); n > 400 {
+			t.Errorf("%s: %d characters of unavailable evidence in every alert: %q", check, n, d.Unavailable)
+		}
 	}
 }
 

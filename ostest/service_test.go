@@ -169,6 +169,14 @@ func testHeal(t *testing.T, m *ostest.Machine) {
 		t.Errorf("medic logged MAIN_PID=%s after its restart, the unit's MainPID is %s", pid, newPID)
 	}
 	t.Logf("medic's restart entry: %v", brief(restart))
+	// medic acted on systemd's report of the death, not on failed probes.
+	died := false
+	for _, e := range journalEntries(t, m, "-u", "medic", "EVENT=unit died") {
+		died = died || e["CHECK"] == "backend"
+	}
+	if !died {
+		t.Errorf("no EVENT=\"unit died\" entry for check backend in medic's journal: the restart did not come from systemd's report")
+	}
 	if got := m.Prop(t, backendUnit, "NRestarts"); got != "0" {
 		t.Errorf("backend.service NRestarts=%s: systemd restarted it itself, want medic to (Restart=no)", got)
 	}
