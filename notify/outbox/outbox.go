@@ -109,6 +109,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/medic-watchdog/medic/internal/fsname"
 	"github.com/medic-watchdog/medic/notify"
 )
 
@@ -128,7 +129,7 @@ const MaxDigest = 100
 const (
 	// CorruptDir, under Options.Dir, receives the files Open could not
 	// parse. No notifier may have this name.
-	CorruptDir = "corrupt"
+	CorruptDir = fsname.OutboxCorrupt
 	// FailedDir, under a notifier's directory, receives the messages the
 	// notifier rejected with retry=false.
 	FailedDir = "failed"
@@ -331,8 +332,8 @@ func Open(opts Options, notifiers []notify.Notifier) (*Outbox, error) {
 			return nil, errors.New("open outbox: nil notifier")
 		}
 		name := n.Name()
-		if err := checkName(name); err != nil {
-			return nil, fmt.Errorf("open outbox: %w", err)
+		if err := fsname.Check(name); err != nil {
+			return nil, fmt.Errorf("open outbox: notifier %w", err)
 		}
 		if _, dup := o.queues[name]; dup {
 			return nil, fmt.Errorf("open outbox: duplicate notifier %q", name)
