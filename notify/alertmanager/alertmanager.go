@@ -33,6 +33,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/medic-watchdog/medic/internal/redact"
 	"github.com/medic-watchdog/medic/notify"
 )
 
@@ -244,26 +245,23 @@ func parseTarget(raw string) (target, error) {
 		return target{}, errors.New("not a URL")
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
-		return target{}, fmt.Errorf("%s: scheme is not http or https", redact(u))
+		return target{}, fmt.Errorf("%s: scheme is not http or https", redactURL(u))
 	}
 	if u.Host == "" {
-		return target{}, fmt.Errorf("%s: no host", redact(u))
+		return target{}, fmt.Errorf("%s: no host", redactURL(u))
 	}
 	if u.RawQuery != "" || u.Fragment != "" {
-		return target{}, fmt.Errorf("%s: has a query or fragment", redact(u))
+		return target{}, fmt.Errorf("%s: has a query or fragment", redactURL(u))
 	}
 	post := *u
 	post.Path = strings.TrimRight(u.Path, "/") + Path
 	post.RawPath = ""
-	return target{post: post.String(), redacted: redact(u)}, nil
+	return target{post: post.String(), redacted: redactURL(u)}, nil
 }
 
-// redact returns u without its user info.
-func redact(u *url.URL) string {
-	c := *u
-	c.User = nil
-	return c.String()
-}
+// redactURL returns u fit for errors and logs: user info and query values
+// masked (redact.URL).
+func redactURL(u *url.URL) string { return redact.URL(u, false) }
 
 // Name returns the notifier's name.
 func (a *Alertmanager) Name() string { return a.cfg.Name }

@@ -268,8 +268,8 @@ func TestNewValidates(t *testing.T) {
 	for _, want := range []string{
 		"name is empty",
 		"url 1: ftp://x: scheme is not http or https",
-		"url 2: http:///p: no host",
-		"url 3: http://h:1/?q=1: has a query or fragment",
+		"url 2: http://xxxxx@/p: no host",
+		"url 3: http://h:1/?q=xxxxx: has a query or fragment",
 		"url 4: not a URL",
 		"resend interval -1s is negative",
 		`extra label "bad-name": invalid label name`,
@@ -321,7 +321,7 @@ func TestStatusErrors(t *testing.T) {
 			if retry != tc.wantRetry {
 				t.Errorf("retry = %v, want %v (err %v)", retry, tc.wantRetry, err)
 			}
-			want := "post alerts to " + base + ": " + tc.wantErr
+			want := "post alerts to " + strings.Replace(base, "http://", "http://xxxxx@", 1) + ": " + tc.wantErr
 			if err.Error() != want {
 				t.Errorf("err = %q\nwant  %q", err, want)
 			}

@@ -27,6 +27,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/medic-watchdog/medic/internal/redact"
 	"github.com/medic-watchdog/medic/notify"
 )
 
@@ -110,6 +111,26 @@ var reservedHeaders = []string{
 	http.CanonicalHeaderKey(HeaderID), http.CanonicalHeaderKey(HeaderTimestamp), http.CanonicalHeaderKey(HeaderSignature),
 }
 
+// CheckHeader returns nil when Config.Headers may hold the header name
+// with value, and otherwise an error that names the header, never its
+// value (it may be a credential): a name that is not an RFC 9110 token, a
+// header medic or the HTTP client sets (Content-Type, Content-Length, Host,
+// Transfer-Encoding, Connection, webhook-id, webhook-timestamp,
+// webhook-signature; in any case), or a value with a control character
+// other than tab (CR, LF, NUL, ...). New and the configuration's
+// validation both call it.
+func CheckHeader(name, value string) error {
+	switch {
+	case !validHeaderName(name):
+		return fmt.Errorf("invalid webhook header name %q", name)
+	case slices.Contains(reservedHeaders, http.CanonicalHeaderKey(name)):
+		return fmt.Errorf("invalid webhook header %q: set by medic", name)
+	case !validHeaderValue(value):
+		return fmt.Errorf("invalid webhook header %q: value has control characters", name)
+	}
+	return nil
+}
+
 // New returns a Webhook for cfg, or an error naming every problem of cfg:
 // a URL that is not absolute http(s), an unknown format, a negative
 // timeout, an empty (non-nil) secret, or an invalid or reserved header.
@@ -152,18 +173,11 @@ func New(cfg Config) (*Webhook, error) {
 	headers := make(http.Header, len(cfg.Headers))
 	for _, k := range slices.Sorted(maps.Keys(cfg.Headers)) {
 		v := cfg.Headers[k]
-		ck := http.CanonicalHeaderKey(k)
-		switch {
-		case !validHeaderName(k):
-			errs = append(errs, fmt.Errorf("invalid webhook header name %q", k))
-		case slices.Contains(reservedHeaders, ck):
-			errs = append(errs, fmt.Errorf("invalid webhook header %q: set by medic", k))
-		case !validHeaderValue(v):
-			// The value may be a credential: do not print it.
-			errs = append(errs, fmt.Errorf("invalid webhook header %q: value has control characters", k))
-		default:
-			headers.Set(ck, v)
+		if err := CheckHeader(k, v); err != nil {
+			errs = append(errs, err)
+			continue
 		}
+		headers.Set(http.CanonicalHeaderKey(k), v)
 	}
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("webhook %s: %w", cfg.Name, errors.Join(errs...))
@@ -398,38 +412,8 @@ func (e *StatusError) Error() string {
 // fragment is dropped. With hidePath, every path segment after the first
 // is replaced by "xxxxx" too, for the URLs of Slack-style incoming webhooks
 // whose path is the secret ("https://hooks.slack.com/services/xxxxx").
-func RedactURL(u *url.URL, hidePath bool) string {
-	var b strings.Builder
-	b.WriteString(u.Scheme)
-	b.WriteString("://")
-	if u.User != nil {
-		b.WriteString("xxxxx@")
-	}
-	b.WriteString(u.Host)
-	p := u.EscapedPath()
-	if hidePath {
-		if i := strings.IndexByte(strings.TrimPrefix(p, "/"), '/'); i >= 0 && len(p) > i+2 {
-			p = p[:i+2] + "xxxxx"
-		}
-	}
-	b.WriteString(p)
-	if u.RawQuery != "" {
-		q, err := url.ParseQuery(u.RawQuery)
-		if err != nil {
-			b.WriteString("?xxxxx")
-		} else {
-			for i, k := range slices.Sorted(maps.Keys(q)) {
-				if i == 0 {
-					b.WriteByte('?')
-				} else {
-					b.WriteByte('&')
-				}
-				b.WriteString(url.QueryEscape(k) + "=xxxxx")
-			}
-		}
-	}
-	return b.String()
-}
+// It is redact.URL, the redaction probe targets get too.
+func RedactURL(u *url.URL, hidePath bool) string { return redact.URL(u, hidePath) }
 
 // ParseSecret reads a signing secret as written in a secret file or
 // credential. Surrounding white space (a trailing newline) is ignored.
