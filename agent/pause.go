@@ -6,11 +6,12 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/medic-watchdog/medic/internal/safefile"
 )
 
 // Pause is a maintenance pause of a check's remediation.
@@ -22,9 +23,10 @@ type Pause struct {
 }
 
 // pauseStore keeps the pauses in a JSON file in state_dir, written
-// atomically (temp file, fsync, rename, fsync of the directory), so that a
-// pause survives a restart of medic. A file that cannot be read is moved
-// aside and reported, never fatal.
+// atomically (safefile.WriteFile: temp file, fsync, rename, fsync of the
+// directory), so that a pause survives a restart of medic. A file that
+// cannot be read, or is not a regular file (never followed or read:
+// safefile.Open), is moved aside and reported, never fatal.
 type pauseStore struct {
 	path string
 	log  *zap.Logger
@@ -35,9 +37,16 @@ type pauseStore struct {
 
 func openPauses(path string, log *zap.Logger) *pauseStore {
 	s := &pauseStore{path: path, log: log, pauses: map[string]Pause{}}
-	b, err := os.ReadFile(path)
+	b, err := safefile.ReadFile(path, maxStateFile)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
+	case errors.Is(err, safefile.ErrNotRegular):
+		bad := fmt.Sprintf("%s.corrupt-%d", path, time.Now().UnixNano())
+		if rerr := os.Rename(path, bad); rerr != nil {
+			bad = "(could not move it: " + rerr.Error() + ")"
+		}
+		log.Error("the pauses file is not a regular file; not read, moved aside, none are in force",
+			zap.String("file", path), zap.String("moved_to", bad), zap.Error(err))
 	case err != nil:
 		log.Error("cannot read the pauses; none are in force", zap.String("file", path), zap.Error(err))
 	default:
@@ -88,39 +97,5 @@ func (s *pauseStore) save() error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(s.path, b, 0o600)
-}
-
-// writeFileAtomic replaces path with data: temp file in the same
-// directory, fsync, rename, fsync of the directory.
-func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(data); err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(f.Name(), perm)
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), path)
-	}
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		d.Close()
-	}
-	return nil
+	return safefile.WriteFile(s.path, b, 0o600)
 }

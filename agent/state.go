@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/medic-watchdog/medic/agent/policy"
+	"github.com/medic-watchdog/medic/internal/safefile"
 	"github.com/medic-watchdog/medic/notify"
 )
 
@@ -42,13 +43,17 @@ type incidentState struct {
 	Recovering bool            `json:"recovering,omitempty"`
 }
 
+// maxStateFile bounds what medic reads of a state file (state_dir/checks/
+// NAME.json, paused.json); a larger file is treated as unreadable.
+const maxStateFile = 16 << 20
+
 // statePath is the state file of check under stateDir.
 func statePath(stateDir, check string) string {
 	return filepath.Join(stateDir, "checks", check+".json")
 }
 
 // persist writes the runner's state atomically (temp file, fsync,
-// rename). A failure is logged: medic keeps working without it.
+// rename, fsync of the directory; safefile.WriteFile). A failure is logged: medic keeps working without it.
 func (r *runner) persist() {
 	st := checkState{
 		Version:           stateVersion,
@@ -64,7 +69,7 @@ func (r *runner) persist() {
 	}
 	b, err := json.Marshal(st)
 	if err == nil {
-		err = writeFileAtomic(statePath(r.agent.config().Agent.StateDir, r.check.Name), b, 0o600)
+		err = safefile.WriteFile(statePath(r.agent.config().Agent.StateDir, r.check.Name), b, 0o600)
 	}
 	if err != nil {
 		r.log.Warn("cannot save the check's state; a restart of medic would start it afresh", zap.Error(err))
@@ -74,10 +79,12 @@ func (r *runner) persist() {
 // restore loads the check's saved state, if any, into the runner. A file
 // that cannot be parsed is moved aside (NAME.json.corrupt-UNIXNANO),
 // reported in the log and in status, and the check starts afresh: a bad
-// state file never stops medic.
+// state file never stops medic. So is anything that is not a regular file
+// (a symbolic link, a FIFO, a device, a directory): it is never followed or
+// read (safefile.Open), so it cannot block or spin medic.
 func (r *runner) restore(p policy.Params, now time.Time) {
 	path := statePath(r.agent.config().Agent.StateDir, r.check.Name)
-	b, err := os.ReadFile(path)
+	b, err := safefile.ReadFile(path, maxStateFile)
 	if errors.Is(err, fs.ErrNotExist) {
 		return
 	}
@@ -93,8 +100,11 @@ func (r *runner) restore(p policy.Params, now time.Time) {
 		if rerr := os.Rename(path, bad); rerr != nil {
 			bad = "(could not move it: " + rerr.Error() + ")"
 		}
-		r.log.Error("saved state of the check is unreadable; moved aside, the check starts afresh",
-			zap.String("file", path), zap.String("moved_to", bad), zap.Error(err))
+		what := "saved state of the check is unreadable; moved aside, the check starts afresh"
+		if errors.Is(err, safefile.ErrNotRegular) {
+			what = "saved state of the check is not a regular file; not read, moved aside, the check starts afresh"
+		}
+		r.log.Error(what, zap.String("file", path), zap.String("moved_to", bad), zap.Error(err))
 		r.status.StateNote = fmt.Sprintf("saved state unreadable (%v); moved to %s; started afresh", err, bad)
 		return
 	}
