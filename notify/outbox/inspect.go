@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/medic-watchdog/medic/internal/safefile"
 )
 
 // Inspect reads the outbox in dir without changing it, for `medic outbox`
@@ -15,7 +17,8 @@ import (
 // (Pending), how many were rejected for good (Failed), and when the oldest
 // waiting one was queued, with its last error. Counters that live only in
 // a running outbox (Delivered, Dropped) are zero. A missing dir is an empty
-// outbox; unreadable files are skipped.
+// outbox; unreadable files, and files that are not regular files (never
+// followed or read), are skipped.
 func Inspect(dir string) ([]Stat, error) {
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -35,7 +38,7 @@ func Inspect(dir string) ([]Stat, error) {
 		sort.Strings(pending) // sequence numbers are zero-padded: name order is queue order
 		st.Pending = len(pending)
 		if len(pending) > 0 {
-			if b, err := os.ReadFile(pending[0]); err == nil {
+			if b, err := safefile.ReadFile(pending[0], maxRecord); err == nil {
 				var r record
 				if json.Unmarshal(b, &r) == nil {
 					st.OldestPending = r.EnqueuedAt

@@ -43,6 +43,21 @@
 // Files in failed/ and corrupt/ are kept for the operator; the outbox never
 // deletes or resends them. The directory of a notifier that is no longer
 // configured is left alone (Open logs a warning when it holds messages).
+// Message files are read only when they are regular files (no symbolic
+// link, FIFO, device or directory is followed or read: see package
+// safefile); anything else in their place is moved to corrupt/ and logged.
+//
+// # Changing the notifiers
+//
+// Prepare and Apply change the set of notifiers of an open outbox, e.g. on
+// a configuration reload: a notifier added gets a queue (with the messages
+// its directory already holds, from an earlier run or an earlier name), a
+// notifier changed keeps its queue and its pending messages, which go out
+// through the new notifier, and a notifier removed keeps its messages: they
+// stay on disk and in Stats (Unconfigured), are not delivered, and go out
+// when a notifier of that name is configured again. No message is dropped
+// because its notifier left the configuration; Enqueue for a notifier that
+// is not configured stores the message the same way, with a warning.
 //
 // # Digests
 //
@@ -110,6 +125,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/medic-watchdog/medic/internal/fsname"
+	"github.com/medic-watchdog/medic/internal/safefile"
 	"github.com/medic-watchdog/medic/notify"
 )
 
@@ -137,8 +153,11 @@ const (
 
 const (
 	fileSuffix = ".json"
-	tmpPrefix  = ".tmp-"
+	tmpPrefix  = safefile.TempPrefix
 	seqDigits  = 20
+	// maxRecord bounds what is read of one message file; a larger file
+	// is moved to corrupt/.
+	maxRecord = 64 << 20
 )
 
 // ErrBusy is returned by Run and Flush when Run or Flush is already running
@@ -193,6 +212,10 @@ type Stat struct {
 	// OldestPending is when the oldest pending message was enqueued; zero
 	// when none is pending.
 	OldestPending time.Time
+	// Unconfigured is set for a queue whose notifier is not (or no longer)
+	// configured: its messages stay pending on disk and are not delivered
+	// until a notifier of this name is configured again.
+	Unconfigured bool
 }
 
 // UndeliveredError is returned by Flush when messages remain pending.
@@ -242,11 +265,13 @@ func (it *item) file() string { return seqName(it.seq) }
 
 // queue is one notifier's pending messages.
 type queue struct {
-	n    notify.Notifier
 	name string
 	dir  string
-	// window is the notifier's digest window; 0 for no digests.
-	window time.Duration
+
+	// deliverMu is held by the delivery loop of q for its whole run, so
+	// that a loop started again (after the notifier was removed and added
+	// back) never runs beside the one still ending.
+	deliverMu sync.Mutex
 
 	// wake (capacity 1) tells an idle delivery goroutine that a message
 	// was enqueued.
@@ -256,9 +281,17 @@ type queue struct {
 	enqMu   sync.Mutex
 	nextSeq uint64 // guarded by enqMu
 
-	mu    sync.Mutex
-	items []*item // ordered by seq
-	ids   map[string]*item
+	mu sync.Mutex
+	// n is the notifier; after a change of the notifiers, the new one
+	// (the last one when it was removed).
+	n notify.Notifier
+	// window is the notifier's digest window; 0 for no digests.
+	window time.Duration
+	// configured is false while q's notifier is not in the configuration:
+	// q keeps its messages and is not delivered.
+	configured bool
+	items      []*item // ordered by seq
+	ids        map[string]*item
 	// inflight holds the items being attempted, and the members of a
 	// digest until it is delivered or failed; they are never dropped.
 	inflight map[*item]bool
@@ -277,12 +310,21 @@ type queue struct {
 // Outbox is a durable, bounded, ordered queue of messages per notifier. Its
 // methods are safe for concurrent use.
 type Outbox struct {
-	opts   Options
-	log    *zap.Logger
+	opts Options
+	log  *zap.Logger
+
+	// mu guards queues and order; a queue's own fields are under its mu.
+	mu     sync.Mutex
 	queues map[string]*queue
-	order  []*queue // in the order of the notifiers given to Open
-	busy   atomic.Bool
-	rand   func(n int64) int64
+	// order holds the configured queues in the order of the notifiers
+	// given to Open or Prepare, then the unconfigured ones that hold
+	// messages, by name.
+	order []*queue
+	// changed (capacity 1) tells Run that the configured queues changed.
+	changed chan struct{}
+
+	busy atomic.Bool
+	rand func(n int64) int64
 }
 
 // Open opens the outbox in opts.Dir for the given notifiers: it creates
@@ -322,33 +364,14 @@ func Open(opts Options, notifiers []notify.Notifier) (*Outbox, error) {
 		opts.Log = zap.NewNop()
 	}
 	o := &Outbox{
-		opts:   opts,
-		log:    opts.Log,
-		queues: make(map[string]*queue, len(notifiers)),
-		rand:   rand.Int64N,
+		opts:    opts,
+		log:     opts.Log,
+		queues:  make(map[string]*queue, len(notifiers)),
+		changed: make(chan struct{}, 1),
+		rand:    rand.Int64N,
 	}
-	for _, n := range notifiers {
-		if n == nil {
-			return nil, errors.New("open outbox: nil notifier")
-		}
-		name := n.Name()
-		if err := fsname.Check(name); err != nil {
-			return nil, fmt.Errorf("open outbox: notifier %w", err)
-		}
-		if _, dup := o.queues[name]; dup {
-			return nil, fmt.Errorf("open outbox: duplicate notifier %q", name)
-		}
-		q := &queue{
-			n:        n,
-			name:     name,
-			dir:      filepath.Join(opts.Dir, name),
-			wake:     make(chan struct{}, 1),
-			ids:      make(map[string]*item),
-			inflight: make(map[*item]bool),
-			window:   notify.DigestWindow(n),
-		}
-		o.queues[name] = q
-		o.order = append(o.order, q)
+	if err := validate(notifiers); err != nil {
+		return nil, fmt.Errorf("open outbox: %w", err)
 	}
 	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("open outbox: %w", err)
@@ -364,13 +387,174 @@ func Open(opts Options, notifiers []notify.Notifier) (*Outbox, error) {
 		o.log.Info("outbox directory made private", zap.String("dir", opts.Dir),
 			zap.Stringer("was", info.Mode().Perm()))
 	}
-	for _, q := range o.order {
-		if err := o.load(q); err != nil {
-			return nil, fmt.Errorf("open outbox: %w", err)
-		}
+	c, err := o.prepare(notifiers)
+	if err != nil {
+		return nil, fmt.Errorf("open outbox: %w", err)
 	}
+	c.Apply()
 	o.warnOrphans()
 	return o, nil
+}
+
+// validate checks a set of notifiers for an outbox: none nil, every name
+// valid (checkName) and unique.
+func validate(notifiers []notify.Notifier) error {
+	seen := make(map[string]bool, len(notifiers))
+	for _, n := range notifiers {
+		if n == nil {
+			return errors.New("nil notifier")
+		}
+		name := n.Name()
+		if err := checkName(name); err != nil {
+			return err
+		}
+		if seen[name] {
+			return fmt.Errorf("duplicate notifier %q", name)
+		}
+		seen[name] = true
+	}
+	return nil
+}
+
+// newQueue makes the queue of the named notifier and loads what its
+// directory holds; it is not in o yet.
+func (o *Outbox) newQueue(name string) (*queue, error) {
+	q := &queue{
+		name:     name,
+		dir:      filepath.Join(o.opts.Dir, name),
+		wake:     make(chan struct{}, 1),
+		ids:      make(map[string]*item),
+		inflight: make(map[*item]bool),
+	}
+	if err := o.load(q); err != nil {
+		return nil, err
+	}
+	return q, nil
+}
+
+// Change is a set of notifiers made ready by Prepare, put in force by
+// Apply.
+type Change struct {
+	o         *Outbox
+	notifiers []notify.Notifier
+	// fresh holds the queues made for notifiers the outbox had none for.
+	fresh map[string]*queue
+}
+
+// Prepare makes ready a change of the notifiers to exactly the given
+// ones, without changing anything in force: it checks them as Open does
+// and creates and loads the queue of every notifier the outbox has none
+// for (its directory may hold messages from an earlier run or from before
+// the notifier was removed). Apply puts the change in force; a Change that
+// is not applied changes nothing. See the package documentation for what
+// happens to the queues of notifiers changed and removed.
+//
+// Prepare fails, with nothing changed, when a notifier is nil, has an
+// empty, invalid or duplicate name, or when a directory cannot be created
+// or read.
+func (o *Outbox) Prepare(notifiers []notify.Notifier) (*Change, error) {
+	if err := validate(notifiers); err != nil {
+		return nil, fmt.Errorf("change outbox notifiers: %w", err)
+	}
+	c, err := o.prepare(notifiers)
+	if err != nil {
+		return nil, fmt.Errorf("change outbox notifiers: %w", err)
+	}
+	return c, nil
+}
+
+// prepare is Prepare after validate.
+func (o *Outbox) prepare(notifiers []notify.Notifier) (*Change, error) {
+	c := &Change{o: o, notifiers: slices.Clone(notifiers), fresh: map[string]*queue{}}
+	for _, n := range notifiers {
+		name := n.Name()
+		o.mu.Lock()
+		_, have := o.queues[name]
+		o.mu.Unlock()
+		if have {
+			continue
+		}
+		q, err := o.newQueue(name)
+		if err != nil {
+			return nil, err
+		}
+		c.fresh[name] = q
+	}
+	return c, nil
+}
+
+// Apply puts c in force: from its return, Enqueue and Run use exactly the
+// notifiers given to Prepare. Messages pending for a notifier that stays
+// go out through its new version; those of a notifier removed stay, not
+// delivered (Stat.Unconfigured), until it is configured again. Apply
+// cannot fail; call it once.
+func (c *Change) Apply() {
+	o := c.o
+	o.mu.Lock()
+	in := make(map[*queue]bool, len(c.notifiers))
+	order := make([]*queue, 0, len(c.notifiers))
+	var added []string
+	for _, n := range c.notifiers {
+		name := n.Name()
+		q, ok := o.queues[name]
+		if !ok {
+			q = c.fresh[name]
+			o.queues[name] = q
+		}
+		q.mu.Lock()
+		if !q.configured && q.n != nil {
+			added = append(added, name)
+		}
+		q.n, q.window, q.configured = n, notify.DigestWindow(n), true
+		q.mu.Unlock()
+		in[q] = true
+		order = append(order, q)
+		select { // the digest window may have changed
+		case q.wake <- struct{}{}:
+		default:
+		}
+	}
+	var removed []*queue
+	names := make([]string, 0, len(o.queues))
+	for name := range o.queues {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		q := o.queues[name]
+		if in[q] {
+			continue
+		}
+		q.mu.Lock()
+		wasConfigured := q.configured
+		q.configured = false
+		pending := len(q.items)
+		q.mu.Unlock()
+		if pending == 0 {
+			delete(o.queues, name) // its directory stays; it is loaded again if needed
+			continue
+		}
+		order = append(order, q)
+		if wasConfigured {
+			removed = append(removed, q)
+		}
+	}
+	o.order = order
+	o.mu.Unlock()
+	select {
+	case o.changed <- struct{}{}:
+	default:
+	}
+	for _, name := range added {
+		o.log.Info("notifier configured again: its pending messages are delivered", zap.String("notifier", name))
+	}
+	for _, q := range removed {
+		q.mu.Lock()
+		pending := len(q.items)
+		q.mu.Unlock()
+		o.log.Warn("notifier removed from the configuration: its pending messages stay in the outbox, undelivered, until a notifier of this name is configured again",
+			zap.String("notifier", q.name), zap.Int("pending", pending), zap.String("dir", q.dir))
+	}
 }
 
 // checkName rejects notifier names that cannot be a directory of the outbox.
@@ -456,7 +640,7 @@ func (o *Outbox) load(q *queue) error {
 
 // readRecord reads and checks one message file.
 func readRecord(path string) (*record, error) {
-	data, err := os.ReadFile(path)
+	data, err := safefile.ReadFile(path, maxRecord)
 	if err != nil {
 		return nil, err
 	}
@@ -512,7 +696,10 @@ func (o *Outbox) warnOrphans() {
 		if !e.IsDir() || e.Name() == CorruptDir {
 			continue
 		}
-		if _, ok := o.queues[e.Name()]; ok {
+		o.mu.Lock()
+		_, ok := o.queues[e.Name()]
+		o.mu.Unlock()
+		if ok {
 			continue
 		}
 		dir := filepath.Join(o.opts.Dir, e.Name())
@@ -543,20 +730,28 @@ func (o *Outbox) warnOrphans() {
 //   - nil: m is stored; or a message with m.ID is already pending for this
 //     notifier (nothing is written); or the queue is full and m, being the
 //     one to drop under the bound's rules, was dropped (logged, counted in
-//     Stat.Dropped).
-//   - an error: the notifier is unknown, m has no ID, or m could not be
-//     written (nothing is stored).
+//     Stat.Dropped). A message for a notifier that is not configured is
+//     stored in that notifier's directory, with a warning, and delivered
+//     once a notifier of this name is configured (see Prepare).
+//   - an error: the notifier's name cannot be a directory of the outbox,
+//     m has no ID, or m could not be written (nothing is stored).
 //
 // Firing and Resolved messages are stored even over MaxPending.
 func (o *Outbox) Enqueue(notifier string, m *notify.Message) error {
-	q, ok := o.queues[notifier]
-	if !ok {
-		return fmt.Errorf("enqueue message: unknown notifier %q", notifier)
-	}
 	if m == nil || m.ID == "" {
 		return fmt.Errorf("enqueue message for %s: message without id", notifier)
 	}
+	q, err := o.queueFor(notifier)
+	if err != nil {
+		return fmt.Errorf("enqueue message %s: %w", m.ID, err)
+	}
 	log := o.log.With(zap.String("notifier", notifier), zap.String("id", m.ID), zap.String("kind", string(m.Kind)))
+	q.mu.Lock()
+	configured := q.configured
+	q.mu.Unlock()
+	if !configured {
+		log.Warn("message for a notifier that is not configured: kept in the outbox, delivered when a notifier of this name is configured")
+	}
 
 	q.enqMu.Lock()
 	defer q.enqMu.Unlock()
@@ -633,6 +828,28 @@ func (o *Outbox) Enqueue(notifier string, m *notify.Message) error {
 	default:
 	}
 	return nil
+}
+
+// queueFor returns the queue of the named notifier; for a notifier that
+// is not configured and has no queue, a new unconfigured one, loaded from
+// its directory. It fails for a name that cannot be a directory of the
+// outbox, or a directory that cannot be created or read.
+func (o *Outbox) queueFor(notifier string) (*queue, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if q, ok := o.queues[notifier]; ok {
+		return q, nil
+	}
+	if err := checkName(notifier); err != nil {
+		return nil, err
+	}
+	q, err := o.newQueue(notifier)
+	if err != nil {
+		return nil, fmt.Errorf("unconfigured notifier %q: %w", notifier, err)
+	}
+	o.queues[notifier] = q
+	o.order = append(o.order, q)
+	return q, nil
 }
 
 // dropOrder lists the kinds the bound may drop, first dropped first.
@@ -719,7 +936,7 @@ func (o *Outbox) Flush(ctx context.Context) error {
 	defer o.busy.Store(false)
 	o.deliverAll(ctx, true)
 	left := make(map[string]int)
-	for _, q := range o.order {
+	for _, q := range o.configured() {
 		q.mu.Lock()
 		if n := len(q.items); n > 0 {
 			left[q.name] = n
@@ -732,13 +949,61 @@ func (o *Outbox) Flush(ctx context.Context) error {
 	return &UndeliveredError{Pending: left, Err: context.Cause(ctx)}
 }
 
-// deliverAll runs one delivery loop per queue and waits for them all.
+// deliverAll runs one delivery loop per configured queue and waits for
+// them all. Without drain, it follows changes of the notifiers (Apply):
+// the loop of a queue whose notifier was removed is stopped (its attempt
+// in flight is cut short and not counted), and a loop starts for each
+// queue added.
 func (o *Outbox) deliverAll(ctx context.Context, drain bool) {
 	var wg sync.WaitGroup
-	for _, q := range o.order {
-		wg.Go(func() { o.deliver(ctx, q, drain) })
+	defer wg.Wait()
+	if drain {
+		for _, q := range o.configured() {
+			wg.Go(func() { o.deliver(ctx, q, drain) })
+		}
+		return
 	}
-	wg.Wait()
+	running := map[*queue]context.CancelFunc{}
+	for {
+		want := o.configured()
+		for q, cancel := range running {
+			if !slices.Contains(want, q) {
+				cancel()
+				delete(running, q)
+			}
+		}
+		for _, q := range want {
+			if _, ok := running[q]; ok {
+				continue
+			}
+			qctx, cancel := context.WithCancel(ctx)
+			running[q] = cancel
+			wg.Go(func() { o.deliver(qctx, q, false) })
+		}
+		select {
+		case <-ctx.Done():
+			for _, cancel := range running {
+				cancel()
+			}
+			return
+		case <-o.changed:
+		}
+	}
+}
+
+// configured returns the queues of the configured notifiers, in order.
+func (o *Outbox) configured() []*queue {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	out := make([]*queue, 0, len(o.order))
+	for _, q := range o.order {
+		q.mu.Lock()
+		if q.configured {
+			out = append(out, q)
+		}
+		q.mu.Unlock()
+	}
+	return out
 }
 
 // deliver is the delivery loop of q: it attempts the head (or a digest)
@@ -746,6 +1011,8 @@ func (o *Outbox) deliverAll(ctx context.Context, drain bool) {
 // digest window, and sleeps on q.wake while q is empty. With drain, it
 // returns as soon as q is empty, and does not wait for the digest window.
 func (o *Outbox) deliver(ctx context.Context, q *queue, drain bool) {
+	q.deliverMu.Lock()
+	defer q.deliverMu.Unlock()
 	for {
 		if ctx.Err() != nil {
 			return
@@ -828,6 +1095,7 @@ func (o *Outbox) next(q *queue, drain bool) (batch []*item, wait time.Duration) 
 func (o *Outbox) attempt(ctx context.Context, q *queue, batch []*item) time.Duration {
 	q.mu.Lock()
 	isDigest := q.digest != nil
+	n := q.n
 	q.mu.Unlock()
 	defer func() {
 		q.mu.Lock()
@@ -855,7 +1123,7 @@ func (o *Outbox) attempt(ctx context.Context, q *queue, batch []*item) time.Dura
 
 	actx, cancel := context.WithTimeoutCause(ctx, o.opts.AttemptTimeout,
 		fmt.Errorf("notify %s: attempt timed out after %s", q.name, o.opts.AttemptTimeout))
-	retry, err := safeNotify(actx, q.n, m, log)
+	retry, err := safeNotify(actx, n, m, log)
 	if err != nil && actx.Err() != nil && ctx.Err() == nil {
 		if cause := context.Cause(actx); !errors.Is(err, cause) {
 			err = fmt.Errorf("%w: %w", err, cause)
@@ -1000,20 +1268,25 @@ func retryDelay(attempts int, base, maxDelay, retryAfter time.Duration, rnd func
 }
 
 // Stats describes every notifier's queue, in the order of the notifiers
-// given to Open.
+// given to Open (or the last Prepare), then the queues of notifiers not
+// configured that hold messages (Unconfigured), by name.
 func (o *Outbox) Stats() []Stat {
-	stats := make([]Stat, 0, len(o.order))
-	for _, q := range o.order {
+	o.mu.Lock()
+	order := slices.Clone(o.order)
+	o.mu.Unlock()
+	stats := make([]Stat, 0, len(order))
+	for _, q := range order {
 		q.mu.Lock()
 		s := Stat{
-			Notifier:    q.name,
-			Pending:     len(q.items),
-			Failed:      q.failed,
-			Rejected:    q.rejected,
-			Dropped:     q.dropped,
-			Delivered:   q.delivered,
-			LastError:   q.lastError,
-			LastErrorAt: q.lastErrorAt,
+			Notifier:     q.name,
+			Pending:      len(q.items),
+			Failed:       q.failed,
+			Rejected:     q.rejected,
+			Dropped:      q.dropped,
+			Delivered:    q.delivered,
+			LastError:    q.lastError,
+			LastErrorAt:  q.lastErrorAt,
+			Unconfigured: !q.configured,
 		}
 		if len(q.items) > 0 {
 			s.OldestPending = q.items[0].rec.EnqueuedAt
@@ -1039,52 +1312,15 @@ func parseSeqName(name string) (uint64, bool) {
 	return seq, err == nil
 }
 
-// writeFileSync writes data to dir/name atomically and durably: a
-// temporary file in dir, written and synced, renamed to name, and dir
-// synced.
-func writeFileSync(dir, name string, data []byte) (err error) {
-	f, err := os.CreateTemp(dir, tmpPrefix+"*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			os.Remove(tmp)
-		}
-	}()
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
-		return err
-	}
-	return syncDir(dir)
+// writeFileSync writes data to dir/name atomically and durably
+// (safefile.WriteFile: a temporary file in dir, written and synced,
+// renamed to name, and dir synced).
+func writeFileSync(dir, name string, data []byte) error {
+	return safefile.WriteFile(filepath.Join(dir, name), data, 0o600)
 }
 
 // syncDir fsyncs a directory, making renames and removals in it durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("sync directory %s: %w", dir, err)
-	}
-	return nil
-}
+func syncDir(dir string) error { return safefile.SyncDir(dir) }
 
 func plural(n int) string {
 	if n == 1 {

@@ -661,8 +661,18 @@ func TestDedupByID(t *testing.T) {
 
 func TestEnqueueErrors(t *testing.T) {
 	o := open(t, testOptions(t, t.TempDir()), newRecorder("hook"))
-	if err := o.Enqueue("nope", msg("inc.1", notify.Firing)); err == nil || !strings.Contains(err.Error(), `unknown notifier "nope"`) {
-		t.Errorf("Enqueue to unknown notifier: %v", err)
+	// A notifier that is not configured keeps the message (see
+	// TestChangeNotifiers); a name that cannot be a directory is refused.
+	if err := o.Enqueue("nope", msg("inc.1", notify.Firing)); err != nil {
+		t.Errorf("Enqueue to an unconfigured notifier: %v", err)
+	}
+	if st := o.Stats(); len(st) != 2 || st[1].Notifier != "nope" || !st[1].Unconfigured || st[1].Pending != 1 {
+		t.Errorf("stats after Enqueue to an unconfigured notifier: %+v", st)
+	}
+	for _, bad := range []string{"..", ".hidden", "a/b", CorruptDir, ""} {
+		if err := o.Enqueue(bad, msg("inc.2", notify.Firing)); err == nil {
+			t.Errorf("Enqueue to notifier %q: nil error", bad)
+		}
 	}
 	if err := o.Enqueue("hook", msg("", notify.Firing)); err == nil {
 		t.Error("Enqueue of a message without ID: nil error")
