@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+
+	"github.com/medic-watchdog/medic/internal/safefile"
 )
 
 // Defaults of a Follower.
@@ -27,12 +29,20 @@ const (
 	// maxLine caps a line; longer ones are cut into pieces of this size.
 	// nginx writes at most 2048 bytes per error log line.
 	maxLine = 64 << 10
+	// stepBytes bounds what one step reads before Run looks at its
+	// context again: a file that grows faster than it is read never
+	// holds Run.
+	stepBytes = 1 << 20
 )
 
 // Follower follows a log file as `tail -F` does: from its end at start,
 // across logrotate's rename-and-create and copytruncate, and waiting for a
-// file that does not exist yet. A Follower is run once; its fields are not
-// to be changed while it runs.
+// file that does not exist yet. Only a regular file is read: the path is
+// opened without following a symbolic link and without blocking
+// (safefile.Open), and a FIFO, device, directory or symbolic link in its
+// place is reported (OnError) and skipped, looked at again at the next
+// event or poll. A Follower is run once; its fields are not to be changed
+// while it runs.
 type Follower struct {
 	// Path is the file to follow. Its directory must exist.
 	Path string
@@ -124,7 +134,19 @@ func (fl *Follower) Run(ctx context.Context) error {
 	}
 	tick := time.NewTicker(fl.Poll)
 	defer tick.Stop()
+	more := false
 	for {
+		if more {
+			// The last step stopped at its bound: go on at once, once
+			// ctx has been looked at.
+			select {
+			case <-ctx.Done():
+				return nil
+			default:
+			}
+			more = fl.step(ctx, path)
+			continue
+		}
 		select {
 		case <-ctx.Done():
 			return nil
@@ -141,14 +163,18 @@ func (fl *Follower) Run(ctx context.Context) error {
 			fl.report(fmt.Errorf("follow %s: %w", path, err))
 		case <-tick.C:
 		}
-		fl.step(path)
+		more = fl.step(ctx, path)
 	}
 }
 
-// step reads what is new and handles rotations.
-func (fl *Follower) step(path string) {
+// step reads what is new, at most stepBytes and no longer than ctx lasts,
+// and handles rotations. It reports whether it stopped with more to read.
+func (fl *Follower) step(ctx context.Context, path string) (more bool) {
+	budget := stepBytes
 	if fl.old != nil {
-		fl.read(fl.old)
+		if fl.read(ctx, fl.old, &budget) {
+			return true
+		}
 		if time.Now().After(fl.drainUntil) {
 			fl.finish(fl.old)
 			fl.old = nil
@@ -157,23 +183,25 @@ func (fl *Follower) step(path string) {
 	if fl.cur == nil {
 		fl.open(path, false)
 		if fl.cur == nil {
-			return
+			return false
 		}
 	}
-	fl.read(fl.cur)
+	if fl.read(ctx, fl.cur, &budget) {
+		return true
+	}
 
-	fi, err := os.Stat(path)
+	fi, err := os.Lstat(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return // renamed away, the new file is not there yet: keep reading the old
+		return false // renamed away, the new file is not there yet: keep reading the old
 	case err != nil:
 		fl.report(fmt.Errorf("follow %s: %w", path, err))
-		return
+		return false
 	}
 	ci, err := fl.cur.f.Stat()
 	if err != nil {
 		fl.report(fmt.Errorf("follow %s: %w", path, err))
-		return
+		return false
 	}
 	if !os.SameFile(fi, ci) {
 		// Rotated by rename: the old file is drained for a while, the new
@@ -185,26 +213,28 @@ func (fl *Follower) step(path string) {
 		fl.drainUntil = time.Now().Add(fl.Drain)
 		fl.open(path, false)
 		if fl.cur != nil {
-			fl.read(fl.cur)
+			return fl.read(ctx, fl.cur, &budget)
 		}
-		return
+		return false
 	}
 	if ci.Size() < fl.cur.off {
 		// Truncated (copytruncate): what is in it now was written after.
 		if _, err := fl.cur.f.Seek(0, io.SeekStart); err != nil {
 			fl.report(fmt.Errorf("follow %s: %w", path, err))
-			return
+			return false
 		}
 		fl.cur.off = 0
 		fl.cur.partial = fl.cur.partial[:0]
 		fl.cur.skip = false
-		fl.read(fl.cur)
+		return fl.read(ctx, fl.cur, &budget)
 	}
+	return false
 }
 
-// open opens path as the current file, at its end when atEnd.
+// open opens path as the current file, at its end when atEnd. What is not
+// a regular file is reported and not opened (safefile.Open).
 func (fl *Follower) open(path string, atEnd bool) {
-	f, err := os.Open(path)
+	f, err := safefile.Open(path)
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
 			fl.report(fmt.Errorf("follow %s: %w", path, err))
@@ -231,13 +261,19 @@ func (fl *Follower) open(path string, atEnd bool) {
 	fl.lastErr = ""
 }
 
-// read reads t to its end and hands over every complete line.
-func (fl *Follower) read(t *tailFile) {
+// read reads t to its end, or until *budget bytes were read or ctx ended,
+// and hands over every complete line. It reports whether it stopped with
+// more to read.
+func (fl *Follower) read(ctx context.Context, t *tailFile, budget *int) (more bool) {
 	if t.buf == nil {
 		t.buf = make([]byte, 32<<10)
 	}
 	for {
-		n, err := t.f.Read(t.buf)
+		if *budget <= 0 || ctx.Err() != nil {
+			return true
+		}
+		n, err := t.f.Read(t.buf[:min(len(t.buf), *budget)])
+		*budget -= n
 		if n > 0 {
 			t.off += int64(n)
 			fl.lines(t, t.buf[:n])
@@ -246,10 +282,10 @@ func (fl *Follower) read(t *tailFile) {
 			if err != io.EOF {
 				fl.report(fmt.Errorf("follow %s: %w", t.f.Name(), err))
 			}
-			return
+			return false
 		}
 		if n == 0 {
-			return
+			return false
 		}
 	}
 }
