@@ -11,6 +11,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"reflect"
 	"regexp"
@@ -403,11 +404,18 @@ func tomlKeys(v any) []string {
 // other than its owner and group can read: whoever can read the file has the
 // password. Use password_file or password_credential, or chmod o-r the file.
 func Load(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("load config: %w", err)
 	}
-	fi, err := os.Stat(path)
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("load config: %w", err)
+	}
+	// One byte past the bound is enough for Parse to refuse the file; a
+	// larger file is never read whole.
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("load config: %w", err)
 	}
@@ -418,12 +426,19 @@ func Load(path string) (*Config, error) {
 // names the source in errors (it may be empty). On any problem it returns nil
 // and Errors holding every problem found: TOML syntax errors and values of
 // the wrong type, unknown keys, and everything Validate reports.
+//
+// Before decoding, Parse refuses text longer than MaxFileSize or nested
+// deeper than MaxDepth, with one Error naming the line where the bound was
+// passed; the decoder never sees such text.
 func Parse(data []byte, file string) (*Config, error) {
 	return parse(data, file, 0)
 }
 
 // parse is Parse for a file whose permission bits are perm (0 when unknown).
 func parse(data []byte, file string, perm os.FileMode) (*Config, error) {
+	if e := prescan(data, file); e != nil {
+		return nil, Errors{e}
+	}
 	d := decoder{
 		file: file,
 		loc:  newLocator(data),

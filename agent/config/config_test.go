@@ -20,7 +20,7 @@ func TestLoadInvalid(t *testing.T) {
 		want []string
 	}{
 		{"invalid-refused-unit.toml", []string{
-			`testdata/invalid-refused-unit.toml:3: check[0].unit: medic refuses to act on dbus.service: restarting it could cut off medic itself or every way in to the machine; use remedy.action = "none" to only watch it`,
+			`testdata/invalid-refused-unit.toml:3: check[0].unit: medic refuses to act on dbus.service, by its rule for D-Bus (dbus*): medic talks to systemd over it, and so does every other service; use remedy.action = "none" to only watch it`,
 		}},
 		{"invalid-tcp-missing-port.toml", []string{
 			`testdata/invalid-tcp-missing-port.toml:16: check[1].probe[0].address: missing port`,
@@ -49,7 +49,7 @@ func TestLoadInvalid(t *testing.T) {
 			`testdata/invalid-unit-missing.toml:1: check[0].unit: missing unit (required unless remedy.action = "none")`,
 		}},
 		{"invalid-check-name.toml", []string{
-			`testdata/invalid-check-name.toml:2: check[0].name: invalid check name "my app": use letters, digits, '.', '_' and '-'`,
+			`testdata/invalid-check-name.toml:2: check[0].name: invalid check name "my app": use only letters, digits, '.', '_' and '-'`,
 		}},
 		{"invalid-unix-relative.toml", []string{
 			`testdata/invalid-unix-relative.toml:6: check[0].probe[0].path: "run/app.sock" is not an absolute path`,

@@ -3,13 +3,19 @@ package config
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/mail"
 	"net/url"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
+	"time"
+
+	"github.com/medic-watchdog/medic/internal/fsname"
+	"github.com/medic-watchdog/medic/notify/webhook"
 )
 
 // validator collects problems with their keys and lines.
@@ -81,8 +87,8 @@ func (v *validator) agent(key string, a *Agent) {
 	if a.Bus != "system" && a.Bus != "user" {
 		v.errorf(key+".bus", "invalid bus %q: want \"system\" or \"user\"", a.Bus)
 	}
-	v.positive(key+".interval", a.Interval)
-	if v.positive(key+".timeout", a.Timeout) && a.Interval.Duration > 0 && a.Timeout.Duration >= a.Interval.Duration {
+	v.atLeast(key+".interval", a.Interval, MinInterval)
+	if v.atLeast(key+".timeout", a.Timeout, MinTimeout) && a.Interval.Duration > 0 && a.Timeout.Duration >= a.Interval.Duration {
 		v.errorf(key+".timeout", "timeout (%s) must be shorter than interval (%s)", a.Timeout, a.Interval)
 	}
 	if a.Jitter < 0 || a.Jitter > 0.5 || a.Jitter != a.Jitter {
@@ -117,13 +123,14 @@ func (v *validator) agent(key string, a *Agent) {
 	}
 }
 
-// refusedUnits are the units medic never acts on: its own, the bus it
-// speaks, the authority that allows it, the journal and the way in.
-var refusedUnits = map[string]bool{
-	"medic.service":            true,
+// refusedUnitNames are single units medic never acts on that no class of
+// refusedRules covers: the ways in to the machine and the bus's alias.
+var refusedUnitNames = map[string]bool{
 	"dbus.service":             true,
 	"dbus.socket":              true,
 	"dbus-broker.service":      true,
+	"messagebus.service":       true,
+	"medic.service":            true,
 	"polkit.service":           true,
 	"polkitd.service":          true,
 	"systemd-journald.service": true,
@@ -131,32 +138,79 @@ var refusedUnits = map[string]bool{
 	"ssh.service":              true,
 	"ssh.socket":               true,
 	"sshd.service":             true,
+	"getty.target":             true,
+	"rescue.service":           true,
+	"emergency.service":        true,
 }
 
-var nameRE = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
+// refusedRules are the classes of units medic never acts on, each with the
+// rule's name (as errors show it) and why. The first match wins.
+var refusedRules = []struct {
+	rule  string
+	why   string
+	match func(stem, suffix string) bool
+}{
+	{"medic itself (medic.service, medic@*)", "medic would stop its own watch",
+		func(stem, _ string) bool { return stem == "medic" || strings.HasPrefix(stem, "medic@") }},
+	{"D-Bus (dbus*)", "medic talks to systemd over it, and so does every other service",
+		func(stem, _ string) bool { return strings.HasPrefix(stem, "dbus") }},
+	{"polkit (polkit*)", "it is what allows medic's restarts",
+		func(stem, _ string) bool { return strings.HasPrefix(stem, "polkit") }},
+	{"systemd's own units (systemd-*)", "journald, logind, udevd, networkd and the like keep the machine itself running",
+		func(stem, _ string) bool { return strings.HasPrefix(stem, "systemd-") }},
+	{"user managers (user@*.service, user-runtime-dir@*.service)", "restarting one ends every process and session of that user",
+		func(stem, suffix string) bool {
+			return suffix == ".service" && (strings.HasPrefix(stem, "user@") || strings.HasPrefix(stem, "user-runtime-dir@"))
+		}},
+	{"slices (*.slice)", "a slice groups other units; acting on it acts on all of them",
+		func(_, suffix string) bool { return suffix == ".slice" }},
+	{"scopes (*.scope)", "a scope holds processes systemd did not start (sessions, containers); it cannot be restarted, only killed",
+		func(_, suffix string) bool { return suffix == ".scope" }},
+	{"targets (*.target)", "a target pulls in other units, or isolates, reboots or halts the machine",
+		func(_, suffix string) bool { return suffix == ".target" }},
+	{"devices, mounts and swap (*.device, *.mount, *.automount, *.swap)", "they are the machine's hardware and file systems, not a backend",
+		func(_, suffix string) bool {
+			return suffix == ".device" || suffix == ".mount" || suffix == ".automount" || suffix == ".swap"
+		}},
+	{"the ways in and the bus (ssh, getty, rescue, emergency, journald, polkit, dbus)", "restarting it could cut off medic itself or every way in to the machine",
+		func(stem, suffix string) bool { return refusedUnitNames[stem+suffix] }},
+}
+
+// RefusedUnit returns the rule by which medic refuses to act on unit (the
+// rule's name and why, e.g. "slices (*.slice): a slice groups other
+// units; acting on it acts on all of them"), or "" when medic may act on
+// it. Validate refuses a check whose remedy would act on such a unit.
+func RefusedUnit(unit string) string {
+	stem, suffix := unit, ""
+	if dot := strings.LastIndexByte(unit, '.'); dot >= 0 {
+		stem, suffix = unit[:dot], unit[dot:]
+	}
+	for _, r := range refusedRules {
+		if r.match(stem, suffix) {
+			return r.rule + ": " + r.why
+		}
+	}
+	return ""
+}
 
 func (v *validator) check(key string, c *Check, notifiers map[string]int) {
-	switch {
-	case c.Name == "":
-		v.errorf(key+".name", "missing check name")
-	case !nameRE.MatchString(c.Name):
-		v.errorf(key+".name", "invalid check name %q: use letters, digits, '.', '_' and '-'", c.Name)
-	}
+	v.name(key+".name", "check", c.Name)
 	switch {
 	case c.Unit == "" && c.Remedy.Action != "none":
 		v.errorf(key+".unit", "missing unit (required unless remedy.action = \"none\")")
-	case c.Unit != "" && c.Remedy.Action != "none" && refusedUnits[c.Unit]:
-		v.errorf(key+".unit", "medic refuses to act on %s: restarting it could cut off medic itself or every way in to the machine; use remedy.action = \"none\" to only watch it", c.Unit)
-	case c.Unit != "":
+	case c.Unit == "":
+	case c.Remedy.Action != "none" && RefusedUnit(c.Unit) != "":
+		v.errorf(key+".unit", "medic refuses to act on %s, by its rule for %s; use remedy.action = \"none\" to only watch it", c.Unit, RefusedUnit(c.Unit))
+	default:
 		if msg := checkUnitName(c.Unit); msg != "" {
 			v.errorf(key+".unit", "%s", msg)
 		}
 	}
-	v.positive(key+".interval", c.Interval)
-	if v.positive(key+".timeout", c.Timeout) && c.Interval.Duration > 0 && c.Timeout.Duration >= c.Interval.Duration {
+	v.atLeast(key+".interval", c.Interval, MinInterval)
+	if v.atLeast(key+".timeout", c.Timeout, MinTimeout) && c.Interval.Duration > 0 && c.Timeout.Duration >= c.Interval.Duration {
 		v.errorf(key+".timeout", "timeout (%s) must be shorter than interval (%s)", c.Timeout, c.Interval)
 	}
-	if v.positive(key+".retry_interval", c.RetryInterval) && c.Interval.Duration > 0 && c.RetryInterval.Duration > c.Interval.Duration {
+	if v.atLeast(key+".retry_interval", c.RetryInterval, MinRetryInterval) && c.Interval.Duration > 0 && c.RetryInterval.Duration > c.Interval.Duration {
 		v.errorf(key+".retry_interval", "retry_interval (%s) must not be longer than interval (%s)", c.RetryInterval, c.Interval)
 	}
 	if c.Failures < 1 {
@@ -312,12 +366,7 @@ func (v *validator) httpProbe(key string, p *Probe) {
 }
 
 func (v *validator) notifier(key string, n *Notifier) {
-	switch {
-	case n.Name == "":
-		v.errorf(key+".name", "missing notifier name")
-	case !nameRE.MatchString(n.Name):
-		v.errorf(key+".name", "invalid notifier name %q: use letters, digits, '.', '_' and '-'", n.Name)
-	}
+	v.name(key+".name", "notifier", n.Name)
 	if n.Type != "alertmanager" {
 		v.notNegative(key+".digest", n.Digest)
 	}
@@ -340,6 +389,11 @@ func (v *validator) notifier(key string, n *Notifier) {
 			v.errorf(key+".format", "invalid format %q: want \"json\" or \"slack\"", n.Format)
 		}
 		v.notNegative(key+".timeout", n.Timeout)
+		for _, name := range slices.Sorted(maps.Keys(n.Headers)) {
+			if err := webhook.CheckHeader(name, n.Headers[name]); err != nil {
+				v.errorf(key+".headers", "%v", err)
+			}
+		}
 	case "alertmanager":
 		v.httpURL(key+".url", n.URL)
 		for i, u := range n.URLs {
@@ -428,6 +482,33 @@ func (v *validator) httpURL(key, u string) {
 	if msg := checkHTTPURL(u); msg != "" {
 		v.errorf(key, "%s", msg)
 	}
+}
+
+// name checks the name of a check or notifier (what is "check" or
+// "notifier"): it becomes a file or directory name in state_dir, so it
+// follows fsname.Check, the rule the outbox applies too: 1 to 64 letters,
+// digits, '.', '_' and '-', not starting with '.', not "corrupt".
+func (v *validator) name(key, what, name string) {
+	if name == "" {
+		v.errorf(key, "missing %s name", what)
+		return
+	}
+	if err := fsname.Check(name); err != nil {
+		v.errorf(key, "invalid %s %v", what, err)
+	}
+}
+
+// atLeast reports d unless it is at least lower (a positive bound), and
+// tells whether it is.
+func (v *validator) atLeast(key string, d Duration, lower time.Duration) bool {
+	if !v.positive(key, d) {
+		return false
+	}
+	if d.Duration < lower {
+		v.errorf(key, "%s is too short: at least %s", d, Duration{lower})
+		return false
+	}
+	return true
 }
 
 // positive reports d unless it is more than zero, and tells whether it is.

@@ -28,24 +28,24 @@ var Reserved = []string{OutboxCorrupt}
 // Check returns nil when name is a valid check or notifier name: 1 to MaxLen
 // bytes of ASCII letters, digits, '.', '_' and '-', not starting with '.'
 // (no hidden file, no "." or ".."), and not one of Reserved. Otherwise its
-// error says which part of the rule name breaks, e.g. `name ".." starts with
-// a dot`.
+// error says which part of the rule name breaks, e.g. `name "..": starts
+// with a dot`.
 func Check(name string) error {
 	switch {
 	case name == "":
 		return fmt.Errorf("empty name")
 	case len(name) > MaxLen:
-		return fmt.Errorf("name is %d bytes long: at most %d", len(name), MaxLen)
+		return fmt.Errorf("name of %d bytes: at most %d", len(name), MaxLen)
 	case name[0] == '.':
-		return fmt.Errorf("name %q starts with a dot", name)
+		return fmt.Errorf("name %q: starts with a dot", name)
 	case strings.ContainsAny(name, "/\\\x00"):
-		return fmt.Errorf("name %q contains a path separator or NUL", name)
+		return fmt.Errorf("name %q: contains a path separator or NUL", name)
 	case slices.Contains(Reserved, name):
-		return fmt.Errorf("name %q is reserved by medic's state directory", name)
+		return fmt.Errorf("name %q: reserved by medic's state directory", name)
 	}
 	for i := 0; i < len(name); i++ {
 		if c := name[i]; !validByte(c) {
-			return fmt.Errorf("name %q has a character other than letters, digits, '.', '_' and '-'", name)
+			return fmt.Errorf("name %q: use only letters, digits, '.', '_' and '-'", name)
 		}
 	}
 	return nil

@@ -18,16 +18,16 @@ func TestCheck(t *testing.T) {
 		{strings.Repeat("a", MaxLen), ""},
 		{"", "empty name"},
 		{strings.Repeat("a", MaxLen+1), "at most 64"},
-		{strings.Repeat("a", 300), "300 bytes long"},
+		{strings.Repeat("a", 300), "of 300 bytes"},
 		{".hidden", "starts with a dot"},
 		{".", "starts with a dot"},
 		{"..", "starts with a dot"},
 		{"corrupt", "reserved"},
 		{"a/b", "path separator"},
-		{"a b", "other than letters"},
+		{"a b", "use only letters"},
 		{"a\x00b", "path separator or NUL"},
-		{"a\nb", "other than letters"},
-		{"é", "other than letters"},
+		{"a\nb", "use only letters"},
+		{"é", "use only letters"},
 	} {
 		err := Check(tt.name)
 		switch {
