@@ -160,7 +160,9 @@ func (e *TimeoutError) Is(target error) bool { return target == context.Deadline
 // ended (its deadline passed or its parent was canceled) and err does not
 // already say why, the context's cause is put in front of err, so the text
 // reads "probe timed out after 1s: dial tcp 127.0.0.1:8080: i/o timeout".
-// A non-empty class overrides the one Classify would give.
+// A non-empty class overrides the one Classify would give. The Result's Err
+// text is at most MaxErrText bytes without control characters (the
+// error it stands for stays reachable with errors.Is and errors.As).
 func fail(ctx context.Context, target string, start time.Time, class Class, err error) Result {
 	if isTimeout(err) {
 		// The net package sets the socket's deadline to ctx's, so the I/O
@@ -178,7 +180,7 @@ func fail(ctx context.Context, target string, start time.Time, class Class, err 
 	if class == ClassNone {
 		class = Classify(err)
 	}
-	return Result{OK: false, Class: class, Duration: elapsed(start), Err: err, Target: target}
+	return Result{OK: false, Class: class, Duration: elapsed(start), Err: boundErr(err), Target: target}
 }
 
 // pass builds the Result of a probe that passed.

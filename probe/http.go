@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -14,6 +15,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/medic-watchdog/medic/internal/redact"
 )
 
 // MaxBodyRead is how much of a response body, in bytes, an HTTP probe reads
@@ -64,18 +67,22 @@ var _ Prober = (*HTTP)(nil)
 func NewHTTP(o HTTPOptions) (*HTTP, error) {
 	u, err := url.Parse(o.URL)
 	if err != nil {
-		return nil, fmt.Errorf("new http probe: %w", err)
+		// url.Error's text holds the whole URL, secrets and all.
+		if ue, ok := errors.AsType[*url.Error](err); ok {
+			err = ue.Err
+		}
+		return nil, fmt.Errorf("new http probe: parse url: %w", err)
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
-		return nil, fmt.Errorf("new http probe: url %q: scheme must be http or https", u.Redacted())
+		return nil, fmt.Errorf("new http probe: url %q: scheme must be http or https", redact.URLString(o.URL))
 	}
 	if u.Host == "" {
-		return nil, fmt.Errorf("new http probe: url %q: no host", u.Redacted())
+		return nil, fmt.Errorf("new http probe: url %q: no host", redact.URLString(o.URL))
 	}
 	p := &HTTP{
 		method: o.Method,
 		url:    u,
-		target: u.Redacted(),
+		target: redact.URL(u, false),
 		header: make(http.Header),
 		expect: slices.Clone(o.ExpectStatus),
 		body:   []byte(o.ExpectBody),
@@ -130,11 +137,12 @@ func NewHTTP(o HTTPOptions) (*HTTP, error) {
 		tlsConfig.RootCAs = pool
 	}
 	transport := &http.Transport{
-		Proxy:              nil,
-		DialContext:        (&net.Dialer{}).DialContext,
-		TLSClientConfig:    tlsConfig,
-		DisableKeepAlives:  true,
-		DisableCompression: true,
+		Proxy:                  nil,
+		DialContext:            (&net.Dialer{}).DialContext,
+		TLSClientConfig:        tlsConfig,
+		DisableKeepAlives:      true,
+		DisableCompression:     true,
+		MaxResponseHeaderBytes: MaxHeaderRead,
 	}
 	p.client = &http.Client{
 		Transport: transport,
@@ -160,8 +168,11 @@ func (p *HTTP) newRequest(ctx context.Context) (*http.Request, error) {
 }
 
 // Probe sends one request under ctx bounded by timeout (a timeout of zero or
-// less leaves ctx alone as the bound). The Result's Target is the URL with
-// any password redacted.
+// less leaves ctx alone as the bound). The Result's Target, and every URL in
+// its Err, is the URL with its userinfo and query values redacted
+// ("http://xxxxx@host/health?token=xxxxx"); what the server sent (status
+// line, Location, the text of a malformed answer) is bounded by
+// MaxPeerText and has its control characters replaced.
 func (p *HTTP) Probe(ctx context.Context, timeout time.Duration) Result {
 	start := time.Now()
 	ctx, cancel := withDeadline(ctx, timeout)
@@ -172,14 +183,18 @@ func (p *HTTP) Probe(ctx context.Context, timeout time.Duration) Result {
 	}
 	resp, err := p.client.Do(req)
 	if err != nil {
+		// The client names the URL with only its password hidden.
+		if ue, ok := errors.AsType[*url.Error](err); ok {
+			ue.URL = p.target
+		}
 		return fail(ctx, p.target, start, ClassNone, err)
 	}
 	defer func() { _ = resp.Body.Close() }()
 
 	if !statusExpected(p.expect, resp.StatusCode) {
 		return fail(ctx, p.target, start, ClassHTTPStatus, &StatusError{
-			Method: p.method, URL: p.target, Status: resp.Status, Code: resp.StatusCode,
-			Location: resp.Header.Get("Location"), Want: p.expect,
+			Method: p.method, URL: p.target, Status: PeerText(resp.Status), Code: resp.StatusCode,
+			Location: PeerText(redact.URLString(resp.Header.Get("Location"))), Want: p.expect,
 		})
 	}
 	if len(p.body) == 0 {
@@ -211,11 +226,14 @@ func statusExpected(want []StatusRange, code int) bool {
 type StatusError struct {
 	// Method and URL are the request's; URL has any password redacted.
 	Method, URL string
-	// Status is the response's status line text, e.g. "503 Service Unavailable".
+	// Status is the response's status line text, e.g. "503 Service
+	// Unavailable", as PeerText leaves it: at most MaxPeerText bytes,
+	// control characters replaced.
 	Status string
 	// Code is the response's status code.
 	Code int
-	// Location is the response's Location header; often set on a 3xx.
+	// Location is the response's Location header, often set on a 3xx,
+	// with userinfo and query values redacted and bounded like Status.
 	Location string
 	// Want lists the expected status ranges.
 	Want []StatusRange

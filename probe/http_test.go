@@ -293,7 +293,7 @@ func TestHTTPRedactsPassword(t *testing.T) {
 	t.Cleanup(srv.Close)
 	u := strings.Replace(srv.URL, "http://", "http://probe:s3cret@", 1)
 	r := newHTTP(t, HTTPOptions{URL: u}).Probe(context.Background(), 2*time.Second)
-	redacted := strings.Replace(srv.URL, "http://", "http://probe:xxxxx@", 1)
+	redacted := strings.Replace(srv.URL, "http://", "http://xxxxx@", 1)
 	checkResult(t, r, redacted, false, ClassHTTPStatus, "status 401 Unauthorized")
 	if strings.Contains(r.Err.Error(), "s3cret") || strings.Contains(r.Target, "s3cret") {
 		t.Errorf("password leaked: Target %q, Err %q", r.Target, r.Err)
@@ -316,7 +316,7 @@ func TestNewHTTPErrors(t *testing.T) {
 		{name: "scheme", opts: HTTPOptions{URL: "tcp://127.0.0.1:80"}, wantErr: `new http probe: url "tcp://127.0.0.1:80": scheme must be http or https`},
 		{name: "relative", opts: HTTPOptions{URL: "/health"}, wantErr: `new http probe: url "/health": scheme must be http or https`},
 		{name: "no host", opts: HTTPOptions{URL: "http:///health"}, wantErr: `new http probe: url "http:///health": no host`},
-		{name: "unparsable", opts: HTTPOptions{URL: "http://[::1/"}, wantErr: `new http probe: parse "http://[::1/": missing ']' in host`},
+		{name: "unparsable", opts: HTTPOptions{URL: "http://[::1/"}, wantErr: `new http probe: parse url: missing ']' in host`},
 		{name: "status range", opts: HTTPOptions{URL: "http://x/", ExpectStatus: []StatusRange{{200, 700}}},
 			wantErr: "new http probe: expect_status 200-700: codes must lie in 100-599, low to high"},
 		{name: "method", opts: HTTPOptions{URL: "http://x/", Method: "BAD METHOD"}, wantErr: `new http probe: net/http: invalid method "BAD METHOD"`},

@@ -9,8 +9,9 @@ import (
 // with the target: "127.0.0.1:8080 connection refused", "http://…/health
 // returned 503 Service Unavailable", "db.internal:5432 name does not
 // resolve". It returns "" for a passing Result. The text may contain what a
-// server sent (a status line); callers putting it into headers must strip
-// control characters.
+// server sent (a status line), bounded by MaxPeerText; it is at most
+// MaxErrText bytes (and a marker where it was cut), without control
+// characters.
 func (r Result) Problem() string {
 	if r.OK {
 		return ""
@@ -49,8 +50,8 @@ func (r Result) Problem() string {
 			what += ": " + r.Err.Error()
 		}
 	}
-	if r.Target == "" {
-		return what
+	if r.Target != "" {
+		what = r.Target + " " + what
 	}
-	return r.Target + " " + what
+	return bound(what, MaxErrText)
 }

@@ -414,11 +414,28 @@ func Load(path string) (*Config, error) {
 		return nil, fmt.Errorf("load config: %w", err)
 	}
 	// One byte past the bound is enough for Parse to refuse the file; a
-	// larger file is never read whole.
-	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("load config: %w", err)
+	// larger file is never read whole. The buffer is sized from the file's
+	// size, and reading goes on past it (up to the bound) for a file that
+	// grew meanwhile.
+	size := MaxFileSize + 1
+	if fi.Mode().IsRegular() && fi.Size() < int64(size) {
+		size = int(fi.Size()) + 1
 	}
+	data := make([]byte, size)
+	n, err := io.ReadFull(f, data)
+	switch {
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+	case err != nil:
+		return nil, fmt.Errorf("load config: %w", err)
+	case n < MaxFileSize+1:
+		more, err := io.ReadAll(io.LimitReader(f, int64(MaxFileSize+1-n)))
+		if err != nil {
+			return nil, fmt.Errorf("load config: %w", err)
+		}
+		data = append(data, more...)
+		n += len(more)
+	}
+	data = data[:n]
 	return parse(data, path, fi.Mode().Perm())
 }
 

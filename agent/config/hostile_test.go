@@ -162,3 +162,14 @@ func TestRefusedUnitClasses(t *testing.T) {
 		}
 	}
 }
+
+// TestURLErrorsRedacted: a wrong URL's credentials do not show in the error.
+func TestURLErrorsRedacted(t *testing.T) {
+	for _, u := range []string{"ftp://user:s3cret@h/?token=s3cret", "http://user:s3cret@h:99999/?token=s3cret", "http://:s3cret@/x?token=s3cret"} {
+		text := checkWith("app", "app.service", "") + fmt.Sprintf("  [[check.probe]]\n  type = \"http\"\n  url = %q\n", u)
+		got := strings.Join(problems(t, text), "\n")
+		if got == "" || strings.Contains(got, "s3cret") {
+			t.Errorf("url %q: problems %q, want some without the secret", u, got)
+		}
+	}
+}

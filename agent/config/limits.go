@@ -223,7 +223,7 @@ func (s *scanner) comment() {
 }
 
 // str skips a string starting at s.i: basic ("..."), literal ('...') or
-// multi-line ("""...""", ”'...”'), counting the lines it spans. An
+// multi-line (three quotes of either kind), counting the lines it spans. An
 // unterminated single-line string ends at the end of its line.
 func (s *scanner) str() {
 	q := s.data[s.i]

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/medic-watchdog/medic/internal/fsname"
+	"github.com/medic-watchdog/medic/internal/redact"
 	"github.com/medic-watchdog/medic/notify/webhook"
 )
 
@@ -578,9 +579,12 @@ func checkPort(port string) string {
 }
 
 // checkHTTPURL returns what is wrong with an http(s) URL, or "".
-func checkHTTPURL(s string) string {
-	u, err := url.Parse(s)
-	if !strings.Contains(s, "://") {
+func checkHTTPURL(raw string) string {
+	// The URL may hold a credential (user:password, ?token=): errors show
+	// it redacted.
+	s := redact.URLString(raw)
+	u, err := url.Parse(raw)
+	if !strings.Contains(raw, "://") {
 		return fmt.Sprintf("invalid URL %q: want an absolute http:// or https:// URL", s)
 	}
 	if err != nil {
