@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -9,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/dop251/goja"
+
+	"github.com/medic-watchdog/medic/agent/config"
 )
 
 // polkitStub is the part of polkitd's JavaScript environment a rule sees:
@@ -43,6 +47,9 @@ func polkitEngine(t *testing.T, rule string) func(id, user string, details map[s
 	}
 	if _, err := vm.RunScript("50-medic.rules", rule); err != nil {
 		t.Fatalf("the rule does not run: %v\n%s", err, rule)
+	}
+	if n := vm.Get("rules").ToObject(vm).Get("length").ToInteger(); n != 1 {
+		t.Fatalf("the rule added %d rules, want 1\n%s", n, rule)
 	}
 	var decide func(string, string, map[string]string) string
 	if err := vm.ExportTo(vm.Get("decide"), &decide); err != nil {
@@ -215,5 +222,89 @@ func TestPolkitRuleBadConfig(t *testing.T) {
 	}
 	if out != "" || !strings.Contains(stderr, "testdata/bad.toml:") {
 		t.Errorf("stdout %q, stderr %q", out, stderr)
+	}
+}
+
+// injected is JavaScript that, run as a rule, says YES to everything.
+const injected = `polkit.addRule(function () { return polkit.Result.YES; });`
+
+// TestPolkitRuleHostilePath writes the rule for configuration paths that
+// hold a line break, U+2028 or U+2029 followed by code: the path stays in
+// its comment, and the rule still says NO to everything it does not allow.
+func TestPolkitRuleHostilePath(t *testing.T) {
+	for _, sep := range []string{"\n", "\r", "\u2028", "\u2029", "\r\n", "\x00", "*/\n"} {
+		dir := filepath.Join(t.TempDir(), "x"+sep+injected+sep+"//")
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			if sep == "\x00" {
+				continue // no such file name on Linux
+			}
+			t.Fatal(err)
+		}
+		path := filepath.Join(dir, "medic.toml")
+		if err := os.WriteFile(path, []byte(polkitTestConfig), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		out, _, err := execute("polkit-rule", "-c", path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.ContainsAny(out, "\r\u2028\u2029") {
+			t.Errorf("separator %q: the rule holds a line terminator other than \\n:\n%s", sep, out)
+		}
+		checkOnlyAllowed(t, polkitEngine(t, out), "my-app.service")
+	}
+}
+
+// TestPolkitRuleHostileUnits writes the rule for unit names validation
+// would refuse (writePolkitRule is given them directly): each stays inside
+// its string literal.
+func TestPolkitRuleHostileUnits(t *testing.T) {
+	units := []string{
+		`a"]}; ` + injected + `; //.service`,
+		"b\u2028" + injected + "\u2029.service",
+		"c\n" + injected + "\n.service",
+		`d\"` + injected + `.service`,
+		"__proto__",
+		"constructor",
+		"hasOwnProperty",
+	}
+	cfg := &config.Config{File: "/etc/medic/medic.toml\n" + injected}
+	for i, u := range units {
+		cfg.Checks = append(cfg.Checks, config.Check{Name: fmt.Sprint("c", i), Unit: u, Remedy: config.Remedy{Action: "restart"}})
+	}
+	var b bytes.Buffer
+	if err := writePolkitRule(&b, cfg, "medic"); err != nil {
+		t.Fatal(err)
+	}
+	decide := polkitEngine(t, b.String())
+	checkOnlyAllowed(t, decide, "")
+	for _, u := range units[:4] {
+		if got := decide(manageUnits, "medic", map[string]string{"unit": u, "verb": "restart"}); got != "yes" {
+			t.Errorf("restart %q = %q, want yes (the name as written)", u, got)
+		}
+	}
+}
+
+// checkOnlyAllowed asks the rule what it must refuse or leave alone.
+func checkOnlyAllowed(t *testing.T, decide func(id, user string, details map[string]string) string, allowedUnit string) {
+	t.Helper()
+	for _, tt := range []struct {
+		id, user, unit, verb, want string
+	}{
+		{manageUnits, "medic", "sshd.service", "restart", "no"},
+		{manageUnits, "medic", "system.slice", "stop", "no"},
+		{manageUnits, "medic", "", "restart", "no"},
+		{manageUnits, "alice", "sshd.service", "restart", "not_handled"},
+		{"org.freedesktop.login1.reboot", "medic", "", "", "not_handled"},
+		{"org.freedesktop.login1.reboot", "alice", "", "", "not_handled"},
+	} {
+		if got := decide(tt.id, tt.user, map[string]string{"unit": tt.unit, "verb": tt.verb}); got != tt.want {
+			t.Errorf("%s by %s on %q (%s) = %q, want %q", tt.id, tt.user, tt.unit, tt.verb, got, tt.want)
+		}
+	}
+	if allowedUnit != "" {
+		if got := decide(manageUnits, "medic", map[string]string{"unit": allowedUnit, "verb": "restart"}); got != "yes" {
+			t.Errorf("restart %s = %q, want yes", allowedUnit, got)
+		}
 	}
 }
