@@ -108,8 +108,15 @@ type Agent struct {
 	ping          func()
 	statusLine    func(string)
 
-	mu      sync.Mutex // guards runners and reloadErr
+	// prepareNotifiers makes a reload's notifiers ready; nil: a reload
+	// that changes [[notifier]] is refused.
+	prepareNotifiers NotifierReloader
+
+	mu      sync.Mutex // guards runners, upstreams and reloadErr
 	runners []*runner
+	// upstreams maps each upstream address some check probes (as
+	// nginx.NormalizeAddr gives it) to the runners of those checks.
+	upstreams map[string][]*runner
 	// reloadErr is the error of the last failed reload, until one succeeds.
 	reloadErr error
 	reloads   chan reloadRequest
@@ -166,6 +173,22 @@ func WithUnitWatch(dial remedy.SignalDialFunc) Option { return func(a *Agent) { 
 // failing, 0 gave up") to f whenever it changes, e.g. as sd_notify STATUS=.
 func WithStatusLine(f func(string)) Option { return func(a *Agent) { a.statusLine = f } }
 
+// NotifierReloader makes the notifiers of cfg, a configuration being
+// reloaded, ready to replace those in force, without changing anything: it
+// builds them (reading their secrets) and prepares the outbox for them. It
+// returns apply, which puts them in force and cannot fail, or the error
+// that refuses the reload. The agent calls apply only when the whole
+// reload goes through, after the runners of changed checks stopped and
+// before new ones start.
+type NotifierReloader func(cfg *config.Config) (apply func(), err error)
+
+// WithNotifierReload makes Reload apply changes of the [[notifier]] tables
+// (added, removed, renamed, changed) through prepare. Without it, a reload
+// that changes them is refused, and the running configuration stays.
+func WithNotifierReload(prepare NotifierReloader) Option {
+	return func(a *Agent) { a.prepareNotifiers = prepare }
+}
+
 // config returns the configuration in force.
 func (a *Agent) config() *config.Config { return a.cfg.Load() }
 
@@ -209,6 +232,7 @@ func New(cfg *config.Config, log *zap.Logger, rem Remedier, ob Outbox, opts ...O
 		return nil, fmt.Errorf("build agent: %w", err)
 	}
 	a.runners = runners
+	a.upstreams = indexUpstreams(runners)
 	return a, nil
 }
 
@@ -376,34 +400,59 @@ func (a *Agent) watchLogs(ctx context.Context) (stop func()) {
 	return func() { cancel(); wg.Wait() }
 }
 
-// upstreamLine handles one line of an nginx error log.
+// upstreamLine handles one line of an nginx error log. The line is
+// written by nginx's user (www-data) and anything it names is untrusted:
+// only an upstream some check probes gets its own metric series and
+// triggers probes; every other upstream, and every upstream group ("no
+// live upstreams"), is counted as "other", so that the series stay as few
+// as the checks however many upstreams the log names.
 func (a *Agent) upstreamLine(line string) {
 	e, ok := nginx.ParseErrorLine(line)
 	if !ok {
 		return
 	}
-	upstream := e.Addr
-	if upstream == "" {
-		upstream = e.Group
+	var runners []*runner
+	if e.Addr != "" {
+		a.mu.Lock()
+		runners = a.upstreams[e.Addr]
+		a.mu.Unlock()
 	}
-	a.observer.ObserveUpstreamError(upstream, e.Errno)
-	if e.Addr == "" {
+	label := otherUpstream
+	if len(runners) > 0 {
+		label = e.Addr
+	}
+	a.observer.ObserveUpstreamError(label, e.Errno)
+	if len(runners) == 0 {
 		return
 	}
 	reason := fmt.Sprintf("nginx: %s (upstream %s)", e.Message, e.Addr)
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	for _, r := range a.runners {
-		if probesUpstream(r.check, e.Addr) {
-			r.Trigger(reason)
-		}
+	for _, r := range runners {
+		r.Trigger(reason)
 	}
 }
 
-// probesUpstream reports whether one of c's probes targets addr, an
-// upstream address as nginx.NormalizeAddr gives it ("127.0.0.1:8080",
-// "[::1]:8080") or "unix:/path".
-func probesUpstream(c config.Check, addr string) bool {
+// otherUpstream is the upstream label of every upstream no check probes.
+const otherUpstream = "other"
+
+// indexUpstreams maps the upstream addresses the checks of runners probe
+// to their runners.
+func indexUpstreams(runners []*runner) map[string][]*runner {
+	idx := map[string][]*runner{}
+	for _, r := range runners {
+		for _, addr := range upstreamsOf(r.check) {
+			if !slices.Contains(idx[addr], r) {
+				idx[addr] = append(idx[addr], r)
+			}
+		}
+	}
+	return idx
+}
+
+// upstreamsOf lists the upstream addresses c's probes target, as
+// nginx.NormalizeAddr gives them ("127.0.0.1:8080", "[::1]:8080") or
+// "unix:/path".
+func upstreamsOf(c config.Check) []string {
+	var out []string
 	for _, p := range c.Probes {
 		var target string
 		switch p.Type {
@@ -420,11 +469,11 @@ func probesUpstream(c config.Check, addr string) bool {
 				target, _ = nginx.NormalizeAddr(net.JoinHostPort(u.Hostname(), port))
 			}
 		}
-		if target != "" && target == addr {
-			return true
+		if target != "" {
+			out = append(out, target)
 		}
 	}
-	return false
+	return out
 }
 
 // start runs r in its own goroutine with its own cancel; a.mu is held.
@@ -500,7 +549,9 @@ type reloadRequest struct {
 // checks whose configuration did not change keep their runner, state,
 // counters and budgets; removed checks stop; new and changed checks start.
 // Settings that need a restart (bus, state_dir, status_socket,
-// metrics_listen, notifiers) keep their running value, with a warning.
+// metrics_listen) keep their running value, with a warning. Notifiers are
+// swapped with the checks, through WithNotifierReload, or the reload is
+// refused: never half.
 // It returns when the swap is done, or the error that kept the old
 // configuration in force.
 func (a *Agent) Reload(ctx context.Context, cfg *config.Config) error {
@@ -544,7 +595,11 @@ func (a *Agent) reload(cfg *config.Config) error {
 	// Keep what cannot change at run time.
 	cfg.Agent.Bus, cfg.Agent.StateDir = old.Agent.Bus, old.Agent.StateDir
 	cfg.Agent.StatusSocket, cfg.Agent.MetricsListen = old.Agent.StatusSocket, old.Agent.MetricsListen
-	cfg.Notifiers = old.Notifiers
+	if a.prepareNotifiers == nil && !reflect.DeepEqual(old.Notifiers, cfg.Notifiers) {
+		err := errors.New("reload notifiers: the [[notifier]] tables changed and this medic cannot swap notifiers; restart it")
+		a.ReloadFailed(err)
+		return err
+	}
 
 	a.mu.Lock()
 	keep := make(map[string]*runner, len(a.runners))
@@ -556,6 +611,20 @@ func (a *Agent) reload(cfg *config.Config) error {
 		a.mu.Unlock()
 		a.ReloadFailed(err)
 		return err
+	}
+	// The notifiers are made ready before anything changes, and put in
+	// force between the stop of the old runners and the start of the new
+	// ones: no runner ever names a notifier the outbox does not have.
+	applyNotifiers := func() {}
+	if a.prepareNotifiers != nil {
+		apply, err := a.prepareNotifiers(cfg)
+		if err != nil {
+			a.mu.Unlock()
+			err = fmt.Errorf("reload notifiers: %w", err)
+			a.ReloadFailed(err)
+			return err
+		}
+		applyNotifiers = apply
 	}
 	kept := map[*runner]bool{}
 	for _, r := range runners {
@@ -579,6 +648,7 @@ func (a *Agent) reload(cfg *config.Config) error {
 			a.observer.ForgetCheck(r.check.Name)
 		}
 	}
+	applyNotifiers()
 	for _, r := range runners {
 		if !kept[r] {
 			a.start(r)
@@ -586,6 +656,7 @@ func (a *Agent) reload(cfg *config.Config) error {
 		}
 	}
 	a.runners = runners
+	a.upstreams = indexUpstreams(runners)
 	a.reloadErr = nil
 	a.mu.Unlock()
 	a.cfg.Store(cfg)
@@ -615,9 +686,6 @@ func restartOnly(old, cfg *config.Config) []string {
 	}
 	if old.Agent.MetricsListen != cfg.Agent.MetricsListen {
 		out = append(out, "agent.metrics_listen")
-	}
-	if !reflect.DeepEqual(old.Notifiers, cfg.Notifiers) {
-		out = append(out, "notifier")
 	}
 	return out
 }

@@ -1,9 +1,11 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 
 	"go.uber.org/zap"
 
@@ -28,13 +30,43 @@ import (
 // are never wrapped (validation rejects digest for them), so they keep
 // implementing Runner.
 func BuildNotifiers(cfg *config.Config, host string, log *zap.Logger) ([]notify.Notifier, error) {
+	set, err := BuildNotifierSet(cfg, host, log, nil)
+	if err != nil {
+		return nil, err
+	}
+	return set.Notifiers(), nil
+}
+
+// NotifierSet is the notifiers built from one configuration, remembered
+// with the [[notifier]] table and secrets each was built from, so that a
+// reload rebuilds only the notifiers that changed (an unchanged
+// alertmanager notifier keeps its alerts and its resend loop).
+type NotifierSet struct {
+	built []builtNotifier
+}
+
+type builtNotifier struct {
+	conf config.Notifier
+	sec  config.Secrets
+	n    notify.Notifier
+}
+
+// BuildNotifierSet builds the notifiers of cfg as BuildNotifiers does,
+// taking from prev (nil for none) each notifier whose [[notifier]] table
+// and secrets did not change. It fails as BuildNotifiers does, and then
+// nothing of prev is changed or stopped.
+func BuildNotifierSet(cfg *config.Config, host string, log *zap.Logger, prev *NotifierSet) (*NotifierSet, error) {
 	secrets, err := cfg.ReadSecrets()
 	if err != nil {
 		return nil, err
 	}
-	out := make([]notify.Notifier, 0, len(cfg.Notifiers))
+	set := &NotifierSet{built: make([]builtNotifier, 0, len(cfg.Notifiers))}
 	var errs []error
 	for i, nc := range cfg.Notifiers {
+		if b, ok := prev.find(nc, secrets[i]); ok {
+			set.built = append(set.built, b)
+			continue
+		}
 		n, err := buildNotifier(nc, secrets[i], host, log)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("notifier[%d] %q: %w", i, nc.Name, err))
@@ -43,12 +75,47 @@ func BuildNotifiers(cfg *config.Config, host string, log *zap.Logger) ([]notify.
 		if _, runs := n.(Runner); !runs {
 			n = notify.WithDigest(n, nc.Digest.Duration)
 		}
-		out = append(out, n)
+		set.built = append(set.built, builtNotifier{conf: nc, sec: secrets[i], n: n})
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	return out, nil
+	return set, nil
+}
+
+// Notifiers returns the notifiers of s, in file order.
+func (s *NotifierSet) Notifiers() []notify.Notifier {
+	if s == nil {
+		return nil
+	}
+	out := make([]notify.Notifier, len(s.built))
+	for i, b := range s.built {
+		out[i] = b.n
+	}
+	return out
+}
+
+// find returns the notifier of s built from exactly nc and sec.
+func (s *NotifierSet) find(nc config.Notifier, sec config.Secrets) (builtNotifier, bool) {
+	if s == nil {
+		return builtNotifier{}, false
+	}
+	for _, b := range s.built {
+		if reflect.DeepEqual(b.conf, nc) && sameSecrets(b.sec, sec) {
+			return b, true
+		}
+	}
+	return builtNotifier{}, false
+}
+
+func sameSecrets(a, b config.Secrets) bool {
+	if a.Password != b.Password || !bytes.Equal(a.SigningKey, b.SigningKey) {
+		return false
+	}
+	if a.RootCAs == nil || b.RootCAs == nil {
+		return a.RootCAs == b.RootCAs
+	}
+	return a.RootCAs.Equal(b.RootCAs)
 }
 
 // Runner is a notifier with a background loop, run until ctx ends.

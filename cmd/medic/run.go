@@ -22,6 +22,7 @@ import (
 	"github.com/medic-watchdog/medic/journal"
 	"github.com/medic-watchdog/medic/logging"
 	"github.com/medic-watchdog/medic/metrics"
+	"github.com/medic-watchdog/medic/notify"
 	"github.com/medic-watchdog/medic/notify/outbox"
 	"github.com/medic-watchdog/medic/remedy"
 )
@@ -56,6 +57,8 @@ RELOADING=1/STOPPING=1). SIGHUP, a change of the configuration file, and
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			// After the first signal, a second one ends medic at once.
+			context.AfterFunc(ctx, stop)
 			return runDaemon(ctx, file, cfg, log)
 		},
 	}
@@ -91,7 +94,7 @@ type daemon struct {
 // file is reloaded on SIGHUP, on change and on request ("" for none).
 func runDaemon(ctx context.Context, file string, cfg *config.Config, log *zap.Logger) error {
 	host, _ := os.Hostname()
-	notifiers, err := agent.BuildNotifiers(cfg, host, log)
+	set, err := agent.BuildNotifierSet(cfg, host, log, nil)
 	if err != nil {
 		return err
 	}
@@ -99,10 +102,12 @@ func runDaemon(ctx context.Context, file string, cfg *config.Config, log *zap.Lo
 		Dir:        filepath.Join(cfg.Agent.StateDir, "outbox"),
 		MaxPending: cfg.Agent.OutboxMax,
 		Log:        log.Named("outbox"),
-	}, notifiers)
+	}, set.Notifiers())
 	if err != nil {
 		return err
 	}
+	var wg sync.WaitGroup
+	loops := &notifierLoops{ctx: ctx, wg: &wg, running: map[notify.Notifier]context.CancelFunc{}}
 	rem := remedy.New(ctx, remedy.Dial(cfg.Agent.Bus), agent.RemediableUnits(cfg), log.Named("remedy"))
 	defer rem.Close()
 	if len(agent.RemediableUnits(cfg)) > 0 {
@@ -116,6 +121,26 @@ func runDaemon(ctx context.Context, file string, cfg *config.Config, log *zap.Lo
 		agent.WithVersion(version),
 		agent.WithJournal(journal.Reader{User: cfg.Agent.Bus == "user"}.Tail),
 		agent.WithStatusLine(func(line string) { notifyStatus(line) }),
+		// A reload that changes [[notifier]] builds the new notifiers
+		// (reusing the unchanged ones) and prepares the outbox; the
+		// agent applies both with its checks, or refuses the reload.
+		// Reloads run one at a time (in the agent's loop), so set is
+		// only read and written there once Run started.
+		agent.WithNotifierReload(func(cfg *config.Config) (func(), error) {
+			next, err := agent.BuildNotifierSet(cfg, host, log, set)
+			if err != nil {
+				return nil, err
+			}
+			change, err := ob.Prepare(next.Notifiers())
+			if err != nil {
+				return nil, err
+			}
+			return func() {
+				change.Apply()
+				set = next
+				loops.sync(next.Notifiers())
+			}, nil
+		}),
 	}
 	if cfg.Agent.UnitEvents {
 		opts = append(opts, agent.WithUnitWatch(remedy.DialSignals(cfg.Agent.Bus)))
@@ -157,7 +182,6 @@ func runDaemon(ctx context.Context, file string, cfg *config.Config, log *zap.Lo
 		d.lastReload = sha256.Sum256(data) // what the running configuration was read from
 	}
 
-	var wg sync.WaitGroup
 	if addr := cfg.Agent.MetricsListen; addr != "" {
 		ln, err := metrics.Listen(addr)
 		if err != nil {
@@ -184,11 +208,7 @@ func runDaemon(ctx context.Context, file string, cfg *config.Config, log *zap.Lo
 			}
 		})
 	}
-	for _, n := range notifiers {
-		if r, ok := n.(agent.Runner); ok {
-			wg.Go(func() { r.Run(ctx) })
-		}
-	}
+	loops.sync(set.Notifiers())
 	wg.Go(func() {
 		if err := ob.Run(ctx); err != nil {
 			log.Error("outbox stopped", zap.Error(err))
@@ -199,11 +219,37 @@ func runDaemon(ctx context.Context, file string, cfg *config.Config, log *zap.Lo
 	}
 
 	notifyReady()
-	err = a.Run(ctx)
+	ran := make(chan error, 1)
+	go func() { ran <- a.Run(ctx) }()
+	var runErr error
+	select {
+	case runErr = <-ran:
+		ran = nil
+	case <-ctx.Done():
+	}
 	notifyStopping()
-	wg.Wait()
+	// Everything below ctx ends on its own (probes, remedies, deliveries,
+	// log followers and servers honour it); stopWait bounds the wait in
+	// case one does not, so that medic always ends within TimeoutStopSec
+	// (30s in medic.service): stopWait, then the flush.
+	stopped := make(chan struct{})
+	go func() {
+		if ran != nil {
+			runErr = <-ran
+		}
+		wg.Wait()
+		close(stopped)
+	}()
+	select {
+	case <-stopped:
+		err = runErr
+	case <-time.After(stopWait):
+		log.Error("shutdown: a task did not end within the stop timeout; exiting without waiting for it",
+			zap.Duration("waited", stopWait))
+		return fmt.Errorf("stop: a task did not end within %s", stopWait)
+	}
 	// Deliver what is still pending, within what systemd's TimeoutStopSec
-	// (90s by default) leaves us.
+	// leaves us.
 	fctx, cancel := context.WithTimeout(context.Background(), flushTimeout)
 	defer cancel()
 	if ferr := ob.Flush(fctx); ferr != nil {
@@ -239,6 +285,42 @@ const busWait = 15 * time.Second
 
 // flushTimeout bounds delivering the outbox at shutdown.
 const flushTimeout = 10 * time.Second
+
+// stopWait bounds waiting for the agent and the background tasks to end
+// after SIGTERM; with flushTimeout, it stays within medic.service's
+// TimeoutStopSec=30s.
+const stopWait = 15 * time.Second
+
+// notifierLoops runs the background loops of the notifiers that have one
+// (agent.Runner: alertmanager's resends), one per notifier in force.
+type notifierLoops struct {
+	ctx     context.Context
+	wg      *sync.WaitGroup
+	running map[notify.Notifier]context.CancelFunc
+}
+
+// sync starts the loop of each notifier of ns that has none yet and stops
+// the loops of notifiers no longer in ns. It is called at start and by
+// reloads, one at a time.
+func (l *notifierLoops) sync(ns []notify.Notifier) {
+	in := make(map[notify.Notifier]bool, len(ns))
+	for _, n := range ns {
+		in[n] = true
+		r, ok := n.(agent.Runner)
+		if _, running := l.running[n]; !ok || running {
+			continue
+		}
+		ctx, cancel := context.WithCancel(l.ctx)
+		l.running[n] = cancel
+		l.wg.Go(func() { r.Run(ctx) })
+	}
+	for n, cancel := range l.running {
+		if !in[n] {
+			cancel()
+			delete(l.running, n)
+		}
+	}
+}
 
 // Report implements agent.Controller.
 func (d *daemon) Report() agent.Report {
