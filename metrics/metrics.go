@@ -96,6 +96,10 @@ type Metrics struct {
 	upstreamErrs  *prometheus.CounterVec
 	lateness      prometheus.Histogram
 
+	// upstreamMu guards upstreams, the upstream label values in use.
+	upstreamMu sync.Mutex
+	upstreams  map[string]bool
+
 	reload *reloadCollector
 }
 
@@ -124,7 +128,7 @@ func New(src Sources) *Metrics {
 		upstreamErrs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace,
 			Name:      "nginx_upstream_errors_total",
-			Help:      "Upstream errors read from nginx error logs, by upstream address (or group) and errno (0 for no live upstreams).",
+			Help:      "Upstream errors read from nginx error logs, by upstream address a check probes (\"other\" for the rest) and errno (0 for no live upstreams, \"other\" for an errno medic does not know).",
 		}, []string{"upstream", "errno"}),
 		lateness: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: namespace,
@@ -132,7 +136,8 @@ func New(src Sources) *Metrics {
 			Help:      "How late scheduled probe rounds started relative to their schedule, all checks together.",
 			Buckets:   []float64{0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5},
 		}),
-		reload: newReloadCollector(),
+		reload:    newReloadCollector(),
+		upstreams: map[string]bool{},
 	}
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
@@ -154,13 +159,59 @@ func New(src Sources) *Metrics {
 // thousand checks do not make ten thousand series).
 func (m *Metrics) ObserveLateness(d time.Duration) { m.lateness.Observe(d.Seconds()) }
 
-// ObserveUpstreamError counts one upstream error line of nginx's error log:
-// upstream is the normalised address ("127.0.0.1:8080", "[::1]:8080",
-// "unix:/run/app.sock") or the upstream group's name; errno is nginx's
-// errno (111, 113, 110, 13, 2), 0 for "no live upstreams". An upstream of
-// another form is counted as "other".
+// ObserveUpstreamError counts one upstream error line of nginx's error log
+// in medic_nginx_upstream_errors_total: upstream is the normalised address
+// of an upstream a check probes ("127.0.0.1:8080", "[::1]:8080",
+// "unix:/run/app.sock"), or "other" for every other upstream (the caller
+// folds them: nginx's error log is written by the www-data user, and every
+// distinct value would be a series); errno is nginx's errno, 0 for "no
+// live upstreams".
+//
+// The label sets are bounded here too: an upstream of another form, and
+// every upstream past the first MaxUpstreamSeries distinct ones, is
+// counted as "other"; an errno outside KnownErrnos as "other".
 func (m *Metrics) ObserveUpstreamError(upstream string, errno int) {
-	m.upstreamErrs.WithLabelValues(match(upstream, upstreamRE), strconv.Itoa(max(0, min(errno, 999)))).Inc()
+	m.upstreamErrs.WithLabelValues(m.upstreamLabel(upstream), errnoLabel(errno)).Inc()
+}
+
+// MaxUpstreamSeries bounds the distinct upstream label values of
+// medic_nginx_upstream_errors_total, "other" aside.
+const MaxUpstreamSeries = 256
+
+// KnownErrnos are the errno label values of
+// medic_nginx_upstream_errors_total: no live upstreams (0), ENOENT (2),
+// EACCES (13), EPIPE (32), ECONNRESET (104), ETIMEDOUT (110),
+// ECONNREFUSED (111), EHOSTDOWN (112), EHOSTUNREACH (113). Any other errno
+// is counted as "other".
+var KnownErrnos = []int{0, 2, 13, 32, 104, 110, 111, 112, 113}
+
+// upstreamLabel is the label value of upstream: itself while it has the
+// form of an address and the set of values in use is below its bound,
+// else "other".
+func (m *Metrics) upstreamLabel(upstream string) string {
+	upstream = match(upstream, upstreamRE)
+	if upstream == other {
+		return other
+	}
+	m.upstreamMu.Lock()
+	defer m.upstreamMu.Unlock()
+	if m.upstreams[upstream] {
+		return upstream
+	}
+	if len(m.upstreams) >= MaxUpstreamSeries {
+		return other
+	}
+	m.upstreams[upstream] = true
+	return upstream
+}
+
+func errnoLabel(errno int) string {
+	for _, k := range KnownErrnos {
+		if errno == k {
+			return strconv.Itoa(errno)
+		}
+	}
+	return other
 }
 
 // ObserveProbe records one run of a check's probe: medic_probe_success is

@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -308,4 +309,25 @@ func TestObserveUpstreamError(t *testing.T) {
 			t.Errorf("upstream %s errno %s = %v, want %v", c.upstream, c.errno, got, c.want)
 		}
 	}
+}
+
+// TestUpstreamSeriesAreBounded feeds 100,000 distinct upstreams and
+// errnos: the series stay within MaxUpstreamSeries (plus "other") times
+// the known errnos (plus "other").
+func TestUpstreamSeriesAreBounded(t *testing.T) {
+	m := New(Sources{})
+	for i := range 100_000 {
+		m.ObserveUpstreamError(fmt.Sprintf("10.%d.%d.%d:80", i>>16, (i>>8)&255, i&255), i%1000)
+	}
+	n := testutil.CollectAndCount(m.upstreamErrs)
+	if limit := (MaxUpstreamSeries + 1) * (len(KnownErrnos) + 1); n > limit {
+		t.Errorf("%d series, want at most %d", n, limit)
+	}
+	if got := testutil.ToFloat64(m.upstreamErrs.WithLabelValues("other", "other")); got == 0 {
+		t.Error("nothing counted as upstream other, errno other")
+	}
+	if got := testutil.ToFloat64(m.upstreamErrs.WithLabelValues("10.0.0.1:80", "1")); got != 0 {
+		t.Errorf("an unknown errno got its own series")
+	}
+	t.Logf("%d series after 100,000 distinct upstreams", n)
 }
