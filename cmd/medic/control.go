@@ -49,9 +49,9 @@ func (f *socketFlags) path(stderr io.Writer) (string, error) {
 		if len(list) > 1 {
 			more = fmt.Sprintf(" (and %d more problem(s): medic check-config -c %s lists them)", len(list)-1, f.file)
 		}
-		fmt.Fprintf(stderr, "medic: the configuration is broken: %s%s\n", list[0], more)
+		fmt.Fprintf(stderr, "medic: the configuration is broken: %s%s\n", esc(list[0].Error()), more)
 	} else {
-		fmt.Fprintf(stderr, "medic: the configuration cannot be used: %v\n", err)
+		fmt.Fprintf(stderr, "medic: the configuration cannot be used: %s\n", esc(err.Error()))
 	}
 	record := statusSocketRecordPath()
 	socket, rerr := readStatusSocketRecord(record)
@@ -63,7 +63,7 @@ func (f *socketFlags) path(stderr io.Writer) (string, error) {
 		fmt.Fprintf(stderr, "medic: using the default status socket %s (no running medic recorded one in %s)\n", socket, record)
 	default:
 		socket = config.DefaultAgent.StatusSocket
-		fmt.Fprintf(stderr, "medic: using the default status socket %s (%v)\n", socket, rerr)
+		fmt.Fprintf(stderr, "medic: using the default status socket %s (%s)\n", socket, esc(rerr.Error()))
 	}
 	return socket, nil
 }
@@ -180,7 +180,12 @@ func newPauseCmd() *cobra.Command {
 		Long: `pause stops medic from restarting CHECK's unit until --for has passed or
 ` + "`medic resume CHECK`" + `. The check is still probed and shown in status; the pause
 is recorded in state_dir, so it survives a restart of medic, and alerts say
-the check is paused.`,
+the check is paused. --for is at most 24h (a longer maintenance is a change
+of configuration: action = "none"); --reason at most 256 bytes.
+
+Reading the status is open to medic's group (the socket is mode 0660), but
+pause, resume and reload are refused ("permission denied", HTTP 403) unless
+they come from root or from medic's own user: run them with sudo.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			path, err := sf.path(cmd.ErrOrStderr())
@@ -193,7 +198,7 @@ the check is paused.`,
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s: remediation paused until %s\n", args[0], r.Until.Local().Format(time.RFC3339))
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: remediation paused until %s\n", esc(args[0]), r.Until.Local().Format(time.RFC3339))
 			return nil
 		},
 	}
@@ -219,7 +224,7 @@ func newResumeCmd() *cobra.Command {
 			if _, err := agent.Control(ctx, path, agent.ResumePath, map[string]string{"check": args[0]}); err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s: remediation resumed\n", args[0])
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: remediation resumed\n", esc(args[0]))
 			return nil
 		},
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"strings"
@@ -51,7 +52,7 @@ primary cause and its fix. It exits 0 when TARGET answers and 1 otherwise.`,
 				s, err := rem.State(ctx, unit)
 				rem.Close()
 				if err != nil {
-					fmt.Fprintf(cmd.ErrOrStderr(), "medic: cannot read %s over D-Bus: %v\n", unit, err)
+					fmt.Fprintf(cmd.ErrOrStderr(), "medic: cannot read %s over D-Bus: %s\n", esc(unit), esc(err.Error()))
 				} else {
 					in.Unit = agent.DiagnoseUnit(&s)
 				}
@@ -68,12 +69,7 @@ primary cause and its fix. It exits 0 when TARGET answers and 1 otherwise.`,
 					return err
 				}
 			} else {
-				if res.OK {
-					fmt.Fprintf(out, "%s answers (%s)\n", res.Target, res.Duration.Round(time.Millisecond))
-				} else {
-					fmt.Fprintf(out, "%s\n", res.Problem())
-				}
-				printDiagnosis(out, &dg)
+				printProbeDiagnosis(out, res, &dg)
 			}
 			if !res.OK {
 				return exitCode(1)
@@ -87,6 +83,18 @@ primary cause and its fix. It exits 0 when TARGET answers and 1 otherwise.`,
 	cmd.Flags().DurationVar(&timeout, "timeout", 2*time.Second, "probe timeout")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the diagnosis as JSON")
 	return cmd
+}
+
+// printProbeDiagnosis prints what one probe found and its diagnosis for
+// people, every string escaped (esc): the reason phrase and the error text
+// come from the target.
+func printProbeDiagnosis(out io.Writer, res probe.Result, dg *diagnose.Diagnosis) {
+	if res.OK {
+		fmt.Fprintf(out, "%s answers (%s)\n", esc(res.Target), res.Duration.Round(time.Millisecond))
+	} else {
+		fmt.Fprintf(out, "%s\n", esc(res.Problem()))
+	}
+	printDiagnosis(out, dg)
 }
 
 // parseTarget turns tcp://host:port, unix:/path or an http(s) URL into a

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"path/filepath"
 	"text/tabwriter"
 	"time"
@@ -33,22 +34,28 @@ waiting one.`,
 			if err != nil {
 				return fmt.Errorf("read outbox %s: %w", dir, err)
 			}
-			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(w, "NOTIFIER\tPENDING\tFAILED\tOLDEST\tLAST ERROR")
-			for _, s := range stats {
-				age := "-"
-				if !s.OldestPending.IsZero() {
-					age = time.Since(s.OldestPending).Round(time.Second).String()
-				}
-				lastErr := s.LastError
-				if lastErr == "" {
-					lastErr = "-"
-				}
-				fmt.Fprintf(w, "%s\t%d\t%d\t%s\t%s\n", s.Notifier, s.Pending, s.Failed, age, lastErr)
-			}
-			return w.Flush()
+			return printOutbox(cmd.OutOrStdout(), stats)
 		},
 	}
 	cmd.Flags().StringVarP(&file, "config", "c", defaultConfig, "configuration file")
 	return cmd
+}
+
+// printOutbox prints one line per notifier; the names and errors are
+// escaped (esc): an error is a peer's text.
+func printOutbox(out io.Writer, stats []outbox.Stat) error {
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "NOTIFIER\tPENDING\tFAILED\tOLDEST\tLAST ERROR")
+	for _, s := range stats {
+		age := "-"
+		if !s.OldestPending.IsZero() {
+			age = time.Since(s.OldestPending).Round(time.Second).String()
+		}
+		lastErr := s.LastError
+		if lastErr == "" {
+			lastErr = "-"
+		}
+		fmt.Fprintf(w, "%s\t%d\t%d\t%s\t%s\n", esc(s.Notifier), s.Pending, s.Failed, age, esc(lastErr))
+	}
+	return w.Flush()
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/medic-watchdog/medic/agent"
 	"github.com/medic-watchdog/medic/diagnose"
+	"github.com/medic-watchdog/medic/internal/termsafe"
 )
 
 func newStatusCmd() *cobra.Command {
@@ -64,9 +65,11 @@ resume find the socket the same way.`,
 }
 
 // printStatus prints the report for people; it reports whether every check
-// is healthy.
+// is healthy. Every string of the report is printed through esc (or
+// termsafe.EscapeLines for the reload's problems): a backend's reason
+// phrase or a pause reason cannot act on the terminal.
 func printStatus(out io.Writer, r *agent.Report) bool {
-	fmt.Fprintf(out, "medic %s on %s, up %s\n\n", r.Version, r.Host, time.Since(r.Started).Round(time.Second))
+	fmt.Fprintf(out, "medic %s on %s, up %s\n\n", esc(r.Version), esc(r.Host), time.Since(r.Started).Round(time.Second))
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "CHECK\tUNIT\tSTATE\tSINCE\tLAST PROBE\tLATENCY\tFAILS\tRESTARTS\tBUDGET LEFT\tINCIDENT\tCAUSE")
 	healthy := true
@@ -96,60 +99,65 @@ func printStatus(out io.Writer, r *agent.Report) bool {
 		if c.Incident != "" {
 			incident = c.Incident
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\t%s\n", c.Check, orDash(c.Unit), state, since, last,
-			c.LastLatency.Round(100*time.Microsecond), c.Failures, c.RestartsInWindow, c.BudgetLeft, incident, cause)
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\t%s\n", esc(c.Check), esc(orDash(c.Unit)), esc(state), since, esc(last),
+			c.LastLatency.Round(100*time.Microsecond), c.Failures, c.RestartsInWindow, c.BudgetLeft, esc(incident), esc(cause))
 	}
 	w.Flush()
 	if r.ReloadError != "" {
-		fmt.Fprintf(out, "\nthe last reload failed, the running configuration stays:\n%s\n", r.ReloadError)
+		fmt.Fprintf(out, "\nthe last reload failed, the running configuration stays:\n%s\n", termsafe.EscapeLines(r.ReloadError))
 	}
 	for _, c := range r.Checks {
 		if p := c.Paused; p != nil {
-			fmt.Fprintf(out, "\n%s: remediation paused until %s", c.Check, p.Until.Local().Format(time.RFC3339))
+			fmt.Fprintf(out, "\n%s: remediation paused until %s", esc(c.Check), p.Until.Local().Format(time.RFC3339))
 			if p.Reason != "" {
-				fmt.Fprintf(out, " (%s)", p.Reason)
+				fmt.Fprintf(out, " (%s)", esc(p.Reason))
 			}
 			fmt.Fprintln(out)
 		}
 	}
 	for _, c := range r.Checks {
 		if c.Diagnosis != nil && c.Diagnosis.Primary.Cause != "" {
-			fmt.Fprintf(out, "\n%s (%s):\n", c.Check, c.Incident)
+			fmt.Fprintf(out, "\n%s (%s):\n", esc(c.Check), esc(c.Incident))
 			printDiagnosis(out, c.Diagnosis)
 		}
 	}
 	for _, o := range r.Outbox {
 		if o.Pending > 0 || o.Failed > 0 {
-			fmt.Fprintf(out, "\noutbox %s: %d pending, %d failed; last error: %s\n", o.Notifier, o.Pending, o.Failed, o.LastError)
+			fmt.Fprintf(out, "\noutbox %s: %d pending, %d failed; last error: %s\n", esc(o.Notifier), o.Pending, o.Failed, esc(o.LastError))
 		}
 	}
 	return healthy
 }
 
-// printDiagnosis prints the cause, finding, fix and checklist.
+// printDiagnosis prints the cause, finding, fix and checklist, every
+// string escaped (esc).
 func printDiagnosis(out io.Writer, dg *diagnose.Diagnosis) {
 	if dg.Primary.Cause != "" {
-		fmt.Fprintf(out, "  cause:   %s\n  finding: %s\n", dg.Primary.Cause, dg.Primary.Summary)
+		fmt.Fprintf(out, "  cause:   %s\n  finding: %s\n", esc(string(dg.Primary.Cause)), esc(dg.Primary.Summary))
 		if dg.Primary.Hint != "" {
-			fmt.Fprintf(out, "  fix:     %s\n", dg.Primary.Hint)
+			fmt.Fprintf(out, "  fix:     %s\n", esc(dg.Primary.Hint))
 		}
 	}
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	for _, it := range dg.Checklist {
-		fmt.Fprintf(w, "  %s %s\t%s\n", it.Status.Mark(), it.Name, it.Evidence)
+		fmt.Fprintf(w, "  %s %s\t%s\n", esc(it.Status.Mark()), esc(it.Name), esc(it.Evidence))
 	}
 	w.Flush()
 	for _, f := range dg.Secondary {
-		fmt.Fprintf(out, "  also: %s: %s", f.Cause, f.Summary)
+		fmt.Fprintf(out, "  also: %s: %s", esc(string(f.Cause)), esc(f.Summary))
 		if f.Hint != "" {
-			fmt.Fprintf(out, " (fix: %s)", f.Hint)
+			fmt.Fprintf(out, " (fix: %s)", esc(f.Hint))
 		}
 		fmt.Fprintln(out)
 	}
 	if len(dg.Unavailable) > 0 {
-		fmt.Fprintf(out, "  not available: %s\n", strings.Join(dg.Unavailable, "; "))
+		fmt.Fprintf(out, "  not available: %s\n", esc(strings.Join(dg.Unavailable, "; ")))
 	}
 }
+
+// esc escapes the control characters of s for a terminal: text from
+// backends, peers and the status socket is printed through it.
+func esc(s string) string { return termsafe.Escape(s) }
 
 func orDash(s string) string {
 	if s == "" {
