@@ -557,17 +557,12 @@ func (c *Change) Apply() {
 	}
 }
 
-// checkName rejects notifier names that cannot be a directory of the outbox.
+// checkName rejects notifier names that cannot be a directory of the
+// outbox: the rule of package fsname, which the configuration's validation
+// applies too.
 func checkName(name string) error {
-	switch {
-	case name == "":
-		return errors.New("notifier with an empty name")
-	case name == "." || name == ".." || strings.HasPrefix(name, "."):
-		return fmt.Errorf("notifier name %q starts with a dot", name)
-	case strings.ContainsAny(name, "/\\\x00"):
-		return fmt.Errorf("notifier name %q contains a path separator or NUL", name)
-	case name == CorruptDir:
-		return fmt.Errorf("notifier name %q is reserved by the outbox", name)
+	if err := fsname.Check(name); err != nil {
+		return fmt.Errorf("notifier %w", err)
 	}
 	return nil
 }
