@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/medic-watchdog/medic/diagnose"
 )
@@ -157,24 +158,60 @@ type Message struct {
 	Digest []*Message `json:"digest,omitempty"`
 }
 
-// Subject is the one-line summary of m used as the email subject and the
-// alert summary, e.g. "[medic] FIRING my-app.service on web1: 127.0.0.1:8080
-// connection refused, restart did not help"; for a digest "[medic] DIGEST
-// 20 incidents on web1: 18 firing, 2 resolved". CR and LF never appear in it.
+// MaxSubjectRunes caps Message.Subject, in characters (runes), the marker
+// included: a longer subject, e.g. one made from an HTTP reason phrase of
+// any length, is cut and ends in SubjectMarker. RFC 5322 section 2.1.1
+// allows 998 characters per header line (78 recommended); 200 leaves room
+// for "Subject: " and for the encodings mail clients and webhooks add.
+const MaxSubjectRunes = 200
+
+// SubjectMarker ends a subject cut to MaxSubjectRunes.
+const SubjectMarker = "…"
+
+// Subject is the one-line summary of m used as the email subject, the
+// alert summary and the log message, e.g. "[medic] FIRING my-app.service
+// on web1: 127.0.0.1:8080 connection refused, restart did not help"; for a
+// digest "[medic] DIGEST 20 incidents on web1: 18 firing, 2 resolved". CR
+// and LF never appear in it, and it has at most MaxSubjectRunes
+// characters: a longer one is cut and ends in SubjectMarker.
 func (m *Message) Subject() string {
 	if m.Kind == Digest {
-		return m.digestSubject()
+		return capSubject(m.digestSubject())
 	}
 	in := &m.Incident
 	what := in.Unit
 	if what == "" {
 		what = in.Check
 	}
-	s := fmt.Sprintf("[medic] %s %s on %s: %s", strings.ToUpper(string(m.headKind())), what, in.Host, in.Problem)
+	// Only the problem's first MaxSubjectRunes characters can show; the
+	// rest (megabytes, from a hostile backend) is never copied.
+	problem, _ := prefix(in.Problem, MaxSubjectRunes)
+	s := fmt.Sprintf("[medic] %s %s on %s: %s", strings.ToUpper(string(m.headKind())), what, in.Host, problem)
 	if tail := m.outcome(); tail != "" {
 		s += ", " + tail
 	}
-	return OneLine(s)
+	return capSubject(OneLine(s))
+}
+
+// capSubject cuts s to MaxSubjectRunes characters, the last one
+// SubjectMarker, when it is longer.
+func capSubject(s string) string {
+	if p, cut := prefix(s, MaxSubjectRunes); cut {
+		p, _ = prefix(p, MaxSubjectRunes-utf8.RuneCountInString(SubjectMarker))
+		return p + SubjectMarker
+	}
+	return s
+}
+
+// prefix returns the first n runes of s, and whether s is longer.
+func prefix(s string, n int) (string, bool) {
+	for i := range s {
+		if n == 0 {
+			return s[:i], true
+		}
+		n--
+	}
+	return s, false
 }
 
 // headKind is the word in front of the subject: reminders are FIRING too.

@@ -324,6 +324,19 @@ func (s *Server) serveLocked(l net.Listener) {
 	}()
 }
 
+// NewCertificate makes a self-signed certificate as New does, for a test's
+// own server that speaks TLS (one that misbehaves in ways Server cannot);
+// pool trusts it.
+func NewCertificate() (cert tls.Certificate, pool *x509.CertPool, err error) {
+	cert, p, err := selfSigned()
+	if err != nil {
+		return tls.Certificate{}, nil, fmt.Errorf("make certificate: %w", err)
+	}
+	pool = x509.NewCertPool()
+	pool.AppendCertsFromPEM(p)
+	return cert, pool, nil
+}
+
 // selfSigned makes an ECDSA P-256 certificate for 127.0.0.1, ::1 and
 // localhost that is its own CA, valid for a day.
 func selfSigned() (tls.Certificate, []byte, error) {

@@ -197,11 +197,13 @@ func (e *Email) Config() Config { return e.cfg }
 // It returns (false, nil) when the server accepted the mail. On failure,
 // retry is true when trying again later can help: the server could not be
 // reached or did not answer in time (connection refused, reset, timeout),
-// it answered 4xx, or ctx ended. retry is false when it cannot: the
-// message does not render, TLS fails to verify or STARTTLS is not offered
-// under tls = "starttls", authentication fails (535) or the server offers
-// no usable mechanism, or the server answered 5xx. The error says which
-// step failed and never contains the password.
+// it answered 4xx, it did not offer STARTTLS under tls = "starttls", it
+// sent a reply past medic's bounds (MaxReplyLineBytes, MaxReplyLines,
+// MaxReplyBytes, MaxSessionBytes; the error wraps *ReplyTooLargeError), or
+// ctx ended. retry is false when it cannot: the message does not render,
+// TLS fails to verify, authentication fails (535) or the server offers no
+// usable mechanism, or the server answered 5xx. The error says which step
+// failed and never contains the password.
 func (e *Email) Notify(ctx context.Context, m *notify.Message) (retry bool, err error) {
 	msg, err := Render(m, e.cfg)
 	if err != nil {
@@ -234,22 +236,30 @@ func (e *Email) send(ctx context.Context, msg *gomail.Msg) (retry bool, err erro
 	}
 	stop := context.AfterFunc(ctx, func() { _ = raw.Close() })
 	defer stop()
+	return e.converse(ctx, raw, msg, &session{limits: defaultLimits})
+}
 
-	conn := raw
+// converse runs the SMTP session over raw, which the caller closes. Every
+// byte from the server passes ss's bounds (see MaxSessionBytes), every
+// reply go-mail reads those of MaxReplyLineBytes, MaxReplyLines and
+// MaxReplyBytes.
+func (e *Email) converse(ctx context.Context, raw net.Conn, msg *gomail.Msg, ss *session) (retry bool, err error) {
+	conn := ss.conn(raw, e.cfg.TLS != TLSImplicit)
 	if e.cfg.TLS == TLSImplicit {
-		tc := tls.Client(raw, e.tlsConfig())
+		tc := tls.Client(conn, e.tlsConfig())
 		if err := tc.HandshakeContext(ctx); err != nil {
-			return retryTLS(ctx, err), e.stepErr(ctx, "tls handshake with smtp", err)
+			return e.fail(ctx, ss, "tls handshake with smtp", err, retryTLS)
 		}
 		conn = tc
 	}
 	c, err := smtp.NewClient(conn, e.cfg.Host)
 	if err != nil {
-		return retryReply(ctx, err, true), e.stepErr(ctx, "read greeting of smtp", err)
+		return e.fail(ctx, ss, "read greeting of smtp", err, replyOr(true))
 	}
 	defer c.Close()
+	ss.bound(c.Text)
 	if err := c.Hello(e.cfg.Hostname); err != nil {
-		return retryReply(ctx, err, true), e.stepErr(ctx, "send EHLO to smtp", err)
+		return e.fail(ctx, ss, "send EHLO to smtp", err, replyOr(true))
 	}
 	if e.cfg.TLS == TLSStartTLS {
 		if ok, _ := c.Extension("STARTTLS"); !ok {
@@ -262,9 +272,12 @@ func (e *Email) send(ctx context.Context, msg *gomail.Msg) (retry bool, err erro
 			return true, fmt.Errorf("smtp %s does not offer STARTTLS, which tls = %q requires: %w",
 				e.addr, TLSStartTLS, ErrNoStartTLS)
 		}
+		// go-mail reads the EHLO reply over TLS with a reader of its
+		// own, bounded by MaxSessionBytes; later replies by MaxReply*.
 		if err := c.StartTLS(e.tlsConfig()); err != nil {
-			return retryTLS(ctx, err), e.stepErr(ctx, "starttls with smtp", err)
+			return e.fail(ctx, ss, "starttls with smtp", err, retryTLS)
 		}
+		ss.bound(c.Text)
 	}
 	if e.cfg.Username != "" {
 		if ok, _ := c.Extension("AUTH"); !ok {
@@ -272,10 +285,10 @@ func (e *Email) send(ctx context.Context, msg *gomail.Msg) (retry bool, err erro
 		}
 		a := &auth{mech: e.cfg.Auth, user: e.cfg.Username, pass: e.cfg.Password, host: e.cfg.Host}
 		if err := c.Auth(a); err != nil {
-			if errors.Is(err, ErrAuthMechanism) || errors.Is(err, smtp.ErrUnencrypted) {
+			if ss.exceeded() == nil && (errors.Is(err, ErrAuthMechanism) || errors.Is(err, smtp.ErrUnencrypted)) {
 				return false, fmt.Errorf("authenticate to smtp %s as %q: %w", e.addr, e.cfg.Username, err)
 			}
-			return retryReply(ctx, err, true), e.stepErr(ctx, fmt.Sprintf("authenticate as %q to smtp", e.cfg.Username), err)
+			return e.fail(ctx, ss, fmt.Sprintf("authenticate as %q to smtp", e.cfg.Username), err, replyOr(true))
 		}
 	}
 
@@ -291,7 +304,7 @@ func (e *Email) send(ctx context.Context, msg *gomail.Msg) (retry bool, err erro
 	}
 	err = gc.SendWithSMTPClient(c, msg)
 	if err != nil && !msg.IsDelivered() {
-		return retrySend(ctx, err), e.stepErr(ctx, "send mail via smtp", err)
+		return e.fail(ctx, ss, "send mail via smtp", err, retrySend)
 	}
 	// Delivered (a failing RSET after DATA does not matter). QUIT politely.
 	_ = c.Quit()
@@ -312,6 +325,23 @@ var ErrAuthMechanism = errors.New("no usable AUTH mechanism")
 
 func (e *Email) tlsConfig() *tls.Config {
 	return &tls.Config{ServerName: e.cfg.Host, RootCAs: e.cfg.RootCAs, MinVersion: tls.VersionTLS12}
+}
+
+// fail returns the outcome of a step that failed with err: retryable with
+// the *ReplyTooLargeError when the server went past one of the session's
+// bounds (go-mail's error around it, such as its HELO fallback's, says
+// nothing more), else as classify says.
+func (e *Email) fail(ctx context.Context, ss *session, step string, err error,
+	classify func(context.Context, error) bool) (retry bool, _ error) {
+	if big := ss.exceeded(); big != nil {
+		return true, e.stepErr(ctx, step, big)
+	}
+	return classify(ctx, err), e.stepErr(ctx, step, err)
+}
+
+// replyOr is retryReply with the default def.
+func replyOr(def bool) func(context.Context, error) bool {
+	return func(ctx context.Context, err error) bool { return retryReply(ctx, err, def) }
 }
 
 // stepErr names the failed step and the server; when ctx ended it adds

@@ -2,7 +2,9 @@ package email
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"embed"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	htmltemplate "html/template"
@@ -74,19 +76,19 @@ func Render(m *notify.Message, cfg Config) (*mail.Msg, error) {
 		root := MessageID(m.Incident.ID, hostname)
 		msg.SetGenHeader(mail.HeaderInReplyTo, root)
 		msg.SetGenHeader(mail.HeaderReferences, root)
-		msg.SetGenHeader("X-Medic-Incident", notify.OneLine(m.Incident.ID))
+		msg.SetGenHeader("X-Medic-Incident", headerText(m.Incident.ID))
 	}
 	msg.SetGenHeader("Auto-Submitted", "auto-generated")
 	msg.SetBulk() // Precedence: bulk, X-Auto-Response-Suppress: All
-	msg.SetGenHeader("X-Medic-Kind", notify.OneLine(string(m.Kind)))
+	msg.SetGenHeader("X-Medic-Kind", headerText(string(m.Kind)))
 	if m.Event != "" {
-		msg.SetGenHeader("X-Medic-Event", notify.OneLine(string(m.Event)))
+		msg.SetGenHeader("X-Medic-Event", headerText(string(m.Event)))
 	}
 	ua := "medic"
 	if m.Version != "" {
-		ua += "/" + notify.OneLine(m.Version)
+		ua += "/" + m.Version
 	}
-	msg.SetUserAgent(ua)
+	msg.SetUserAgent(headerText(ua))
 	msg.SetBodyString(mail.TypeTextPlain, text)
 	msg.AddAlternativeString(mail.TypeTextHTML, html)
 	return msg, nil
@@ -95,17 +97,32 @@ func Render(m *notify.Message, cfg Config) (*mail.Msg, error) {
 // MessageID returns the RFC 5322 msg-id "<id@hostname>" for a message or
 // incident id: characters that may not appear in a dot-atom are written
 // as %XX (and "%" itself as %25), so distinct ids give distinct msg-ids.
+// Each half has at most maxAtom bytes: a longer one keeps its start and
+// ends in "-" and 16 hex digits of its SHA-256, so that it stays distinct
+// and the header line stays within RFC 5322 section 2.1.1 (a msg-id cannot
+// be folded).
 func MessageID(id, hostname string) string {
 	return "<" + atom(id) + "@" + atom(hostname) + ">"
 }
 
-// atom encodes s as RFC 5322 dot-atom-text.
+// Bounds on the header values Render builds from outside text (IDs,
+// versions, the host's name; the Subject has notify.MaxSubjectRunes), so
+// that every header line stays well within RFC 5322 section 2.1.1's 998
+// characters.
+const (
+	// maxAtom caps each half of a msg-id, in bytes.
+	maxAtom = 200
+	// maxHeaderText caps X-Medic-* and User-Agent, in characters.
+	maxHeaderText = 200
+)
+
+// atom encodes s as RFC 5322 dot-atom-text of at most maxAtom bytes.
 func atom(s string) string {
 	if s == "" {
 		return "unknown"
 	}
 	var b strings.Builder
-	for i := 0; i < len(s); i++ {
+	for i := 0; i < len(s) && b.Len() <= maxAtom; i++ {
 		c := s[i]
 		dotOK := c == '.' && i > 0 && i < len(s)-1 && s[i-1] != '.'
 		if isAtext(c) && c != '%' || dotOK {
@@ -114,7 +131,34 @@ func atom(s string) string {
 		}
 		fmt.Fprintf(&b, "%%%02X", c)
 	}
-	return b.String()
+	a := b.String()
+	if len(a) <= maxAtom {
+		return a
+	}
+	sum := sha256.Sum256([]byte(s))
+	tail := "-" + hex.EncodeToString(sum[:8])
+	cut := maxAtom - len(tail)
+	if i := strings.LastIndexByte(a[cut-2:cut], '%'); i >= 0 {
+		cut -= 2 - i // never split a %XX
+	}
+	return a[:cut] + tail
+}
+
+// headerText makes s one line of at most maxHeaderText characters; a
+// longer s is cut and ends in "…".
+func headerText(s string) string {
+	s = notify.OneLine(s)
+	if utf8.RuneCountInString(s) <= maxHeaderText {
+		return s
+	}
+	var n int
+	for i := range s {
+		if n == maxHeaderText-1 {
+			return s[:i] + "…"
+		}
+		n++
+	}
+	return s
 }
 
 // isAtext reports whether c is an RFC 5322 atext character.
