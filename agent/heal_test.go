@@ -355,7 +355,7 @@ func TestOperatorStopIsLeftAlone(t *testing.T) {
 // TestOperatorRestartIsNotAFailure: an operator's `systemctl restart`,
 // `stop` + `start`, or `start` of a slow unit is never a failure: the
 // check stays healthy, no incident opens, medic neither restarts nor
-// diagnoses, with probes every 50 ms and a failure threshold of 2. The
+// diagnoses, with probes every 100 ms, 50 ms after a failure, and a failure threshold of 2. The
 // grace period (2 s) covers the time from "active" to listening, which
 // systemd cannot see for a Type=simple unit; the operator's job is covered
 // however long it takes.
@@ -367,7 +367,7 @@ func TestOperatorRestartIsNotAFailure(t *testing.T) {
 	// The backend takes 300 ms to listen after each start.
 	systemdtest.LinkUnit(t, m, unit, systemdtest.BackendUnit(bin, addr, "ExecStartPre=/bin/sleep 0.3"))
 	systemdtest.Systemctl(t, m, "start", unit)
-	h := startAgentWith(t, m, unit, addr, `  verify_timeout = "5s"`, "interval = \"50ms\"\ntimeout = \"40ms\"\ngrace = \"2s\"\n")
+	h := startAgentWith(t, m, unit, addr, `  verify_timeout = "5s"`, "interval = \"100ms\"\ntimeout = \"80ms\"\ngrace = \"2s\"\n")
 	systemdtest.WaitFor(t, 10*time.Second, func() bool { return h.agent.Statuses()[0].LastOK }, "a first passing probe")
 
 	for i := range 3 {
