@@ -138,7 +138,8 @@ type Observer interface {
 	// ForgetCheck drops the series of a check removed by a reload.
 	ForgetCheck(check string)
 	// ObserveUpstreamError counts an upstream error line of nginx's error
-	// log by upstream (address or group) and errno.
+	// log by upstream and errno: upstream is the address when a check
+	// probes it, "other" for every other upstream and upstream group.
 	ObserveUpstreamError(upstream string, errno int)
 	// ObserveLateness records how late a scheduled probe round started
 	// relative to its schedule (0 or more).
