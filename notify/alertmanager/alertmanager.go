@@ -618,7 +618,7 @@ func (a *Alertmanager) postOne(ctx context.Context, t target, body []byte) (retr
 	}
 	err = &StatusError{URL: t.redacted, Code: resp.StatusCode, Body: bodyText(msg)}
 	retry = resp.StatusCode/100 == 5 || resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusRequestTimeout
-	if d := retryAfter(resp.Header.Get("Retry-After"), a.now()); retry && d > 0 {
+	if d, _ := notify.ParseRetryAfter(resp.Header, a.now()); retry && d > 0 {
 		err = &notify.RetryAfterError{After: d, Err: err}
 	}
 	return retry, err
@@ -661,19 +661,4 @@ func bodyText(b []byte) string {
 		s = string(b)
 	}
 	return strings.TrimSpace(notify.OneLine(strings.ToValidUTF8(s, "\uFFFD")))
-}
-
-// retryAfter parses a Retry-After header (RFC 9110 section 10.2.3):
-// seconds or an HTTP date. It returns 0 when there is none.
-func retryAfter(h string, now time.Time) time.Duration {
-	if h == "" {
-		return 0
-	}
-	if n, err := strconv.Atoi(strings.TrimSpace(h)); err == nil && n > 0 {
-		return time.Duration(n) * time.Second
-	}
-	if t, err := http.ParseTime(h); err == nil && t.After(now) {
-		return t.Sub(now)
-	}
-	return 0
 }

@@ -509,19 +509,3 @@ func TestTestMessage(t *testing.T) {
 		t.Errorf("test alert re-sent")
 	}
 }
-
-func TestRetryAfterHeader(t *testing.T) {
-	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	for h, want := range map[string]time.Duration{
-		"":                              0,
-		"120":                           2 * time.Minute,
-		"-1":                            0,
-		"Thu, 01 Jan 2026 00:00:30 GMT": 30 * time.Second,
-		"Wed, 31 Dec 2025 00:00:30 GMT": 0,
-		"soon":                          0,
-	} {
-		if got := retryAfter(h, now); got != want {
-			t.Errorf("retryAfter(%q) = %s, want %s", h, got, want)
-		}
-	}
-}

@@ -35,8 +35,9 @@ import (
 const (
 	// DefaultTimeout bounds one attempt when Config.Timeout is 0.
 	DefaultTimeout = 10 * time.Second
-	// MaxRetryAfter caps the delay a Retry-After header can ask for.
-	MaxRetryAfter = time.Hour
+	// MaxRetryAfter caps the delay a Retry-After header can ask for
+	// (notify.MaxRetryAfter).
+	MaxRetryAfter = notify.MaxRetryAfter
 	// SecretPrefix marks a Standard Webhooks symmetric secret written as
 	// text: "whsec_" followed by the base64 of the key.
 	SecretPrefix = "whsec_"
@@ -282,7 +283,7 @@ func (w *Webhook) Notify(ctx context.Context, m *notify.Message) (bool, error) {
 	serr := &StatusError{URL: w.redacted, StatusCode: resp.StatusCode, Body: bodyLine(head)}
 	retry := retryable(resp.StatusCode)
 	if retry {
-		if d, ok := retryAfter(resp.Header, time.Now()); ok {
+		if d, ok := notify.ParseRetryAfter(resp.Header, time.Now()); ok {
 			return true, &notify.RetryAfterError{After: d, Err: serr}
 		}
 	}
@@ -325,43 +326,6 @@ func retryable(code int) bool {
 		return true
 	}
 	return false
-}
-
-// retryAfter reads the Retry-After header (RFC 9110 section 10.2.3): a
-// number of seconds, or an HTTP-date that is compared with the response's
-// Date header when it has one (so that clock skew does not count) and
-// with now otherwise. The delay is capped at MaxRetryAfter; a date in the
-// past gives 0. ok is false when the header is missing or invalid.
-func retryAfter(h http.Header, now time.Time) (d time.Duration, ok bool) {
-	v := strings.TrimSpace(h.Get("Retry-After"))
-	if v == "" {
-		return 0, false
-	}
-	if isDigits(v) {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n > int64(MaxRetryAfter/time.Second) {
-			// Too large for int64 or beyond the cap.
-			return MaxRetryAfter, true
-		}
-		return time.Duration(n) * time.Second, true
-	}
-	at, err := http.ParseTime(v)
-	if err != nil {
-		return 0, false
-	}
-	if date, err := http.ParseTime(h.Get("Date")); err == nil {
-		now = date
-	}
-	return min(max(at.Sub(now), 0), MaxRetryAfter), true
-}
-
-func isDigits(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return s != ""
 }
 
 // drain reads what is left of a body, up to drainMax, so that the
