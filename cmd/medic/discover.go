@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/medic-watchdog/medic/internal/fsname"
 	"github.com/medic-watchdog/medic/nginx"
 )
 
@@ -202,8 +203,12 @@ func checkName(b nginx.Backend) string {
 	default:
 		n = "backend-" + b.Address
 	}
-	n = strings.Trim(nameDashes.ReplaceAllString(nameUnsafe.ReplaceAllString(n, "-"), "-"), "-")
-	if n == "" {
+	n = strings.Trim(nameDashes.ReplaceAllString(nameUnsafe.ReplaceAllString(n, "-"), "-"), "-.")
+	// Leave room for uniqueName's "-N" within the name length limit.
+	if max := fsname.MaxLen - 4; len(n) > max {
+		n = strings.TrimRight(n[:max], "-.")
+	}
+	if fsname.Check(n) != nil {
 		n = "backend"
 	}
 	return n

@@ -12,7 +12,9 @@ import (
 	"time"
 
 	"github.com/medic-watchdog/medic/agent/config"
+	"github.com/medic-watchdog/medic/internal/fsname"
 	"github.com/medic-watchdog/medic/internal/systemdtest"
+	"github.com/medic-watchdog/medic/nginx"
 )
 
 // loadDiscovered pastes the output of discover after an [agent] table and
@@ -156,4 +158,26 @@ server {
 		}
 	}
 	t.Logf("output:\n%s", out)
+}
+
+// TestDiscoveredNamesAreValid: whatever nginx's configuration calls its
+// upstreams and sockets, the check names discover writes pass the name
+// rule check-config applies (length, characters, no leading dot).
+func TestDiscoveredNamesAreValid(t *testing.T) {
+	long := strings.Repeat("upstream", 40)
+	for _, b := range []nginx.Backend{
+		{Network: "tcp", Address: "127.0.0.1:8080", Upstreams: []string{long}},
+		{Network: "unix", Address: "/run/.hidden/.app.sock"},
+		{Network: "unix", Address: "/run/x/corrupt.sock"},
+		{Network: "tcp", Address: "[::1]:80"},
+		{Network: "unix", Address: "/run/" + long + ".sock"},
+	} {
+		seen := map[string]int{}
+		for range 3 {
+			n := uniqueName(seen, checkName(b))
+			if err := fsname.Check(n); err != nil {
+				t.Errorf("backend %+v: name %q: %v", b, n, err)
+			}
+		}
+	}
 }
