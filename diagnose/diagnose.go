@@ -46,8 +46,13 @@ type Input struct {
 	// gives a checklist with no cause, for `medic diagnose`).
 	Spec   probe.Spec
 	Result probe.Result
-	// Unit is the check's unit; nil when the check names none.
+	// Unit is the check's unit; nil when the check names none or its
+	// state could not be read.
 	Unit *Unit
+	// UnitName, when Unit is nil, names the unit whose state could not be
+	// read, and UnitErr says why (e.g. the bus is unreachable).
+	UnitName string
+	UnitErr  error
 	// ClientUser is who connects to a unix socket in production (nginx's
 	// user); "" means DefaultClientUser.
 	ClientUser string
@@ -104,6 +109,8 @@ type run struct {
 	rules   []string
 	fwNote  string
 	fwTried bool
+
+	wire *wireCheck // the second look at an HTTP probe's port
 }
 
 func (d *run) unavailable(format string, args ...any) {
@@ -194,6 +201,7 @@ func (d *run) gather(ctx context.Context) {
 			}
 		}
 	}
+	d.gatherHTTP(ctx)
 }
 
 // unitGaps picks the gaps in the unit's sockets that could change this
@@ -361,6 +369,9 @@ func (d *run) decide() {
 		}
 	}
 
+	if f := d.httpFinding(); f != nil {
+		add(*f)
+	}
 	if len(fs) == 0 && !res.OK {
 		fs = append(fs, Finding{Cause: Unknown, Summary: "no evidence points at a known cause: " + res.Problem(),
 			Hint: "try the target by hand (curl -v, nc -vz) and read the backend's log"})
@@ -427,6 +438,14 @@ func (d *run) checklist() {
 	var items []Item
 
 	running := Item{Name: ItemRunning, Status: NotApplicable, Evidence: "no unit configured"}
+	if u == nil && in.UnitName != "" {
+		why := "not read"
+		if in.UnitErr != nil {
+			why = in.UnitErr.Error()
+		}
+		running = Item{Name: ItemRunning, Status: Unchecked, Evidence: fmt.Sprintf("%s: state unavailable: %s", in.UnitName, why)}
+		d.unavailable("unit %s: %s", in.UnitName, why)
+	}
 	if u != nil {
 		ev := fmt.Sprintf("%s: %s/%s", u.Name, u.ActiveState, u.SubState)
 		if u.MainPID != 0 {
@@ -495,8 +514,12 @@ func (d *run) checklist() {
 			fw = Item{Name: ItemFirewall, Status: Pass, Evidence: "no rule drops or rejects the port"}
 		case d.fwTried:
 			fw = Item{Name: ItemFirewall, Status: Unchecked, Evidence: d.fwNote}
-		default:
+		case len(d.probed) == 0:
+			fw = Item{Name: ItemFirewall, Status: Unchecked, Evidence: "not checked: the address did not resolve"}
+		case res.Class == probe.ClassHTTPStatus || res.Class == probe.ClassBodyMismatch || res.Class == probe.ClassTLS:
 			fw = Item{Name: ItemFirewall, Status: Pass, Evidence: "the host answered"}
+		default:
+			fw = Item{Name: ItemFirewall, Status: Unchecked, Evidence: fmt.Sprintf("not checked: the probe failed with %s", res.Class)}
 		}
 	}
 	items = append(items, fw)

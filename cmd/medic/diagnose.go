@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
-	"net/url"
 	"strings"
 	"time"
 
@@ -14,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/medic-watchdog/medic/agent"
+	"github.com/medic-watchdog/medic/agent/config"
 	"github.com/medic-watchdog/medic/diagnose"
 	"github.com/medic-watchdog/medic/probe"
 	"github.com/medic-watchdog/medic/remedy"
@@ -32,12 +31,19 @@ func newDiagnoseCmd() *cobra.Command {
 unix:/path, or an http:// or https:// URL. It probes TARGET once, gathers the
 evidence (the unit's state when --unit is given, who listens where, the
 socket's permissions, firewall rules) and prints the checklist with the
-primary cause and its fix. It exits 0 when TARGET answers and 1 otherwise.`,
+primary cause and its fix. A bare host:port is taken as tcp://host:port. It
+exits 0 when TARGET answers (and, with --unit, the unit is active) and 1
+otherwise, also when the unit's state cannot be read.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			spec, err := parseTarget(args[0])
 			if err != nil {
 				return err
+			}
+			if spec.Type == "unix" {
+				// The probe fails when the proxy's user could not
+				// connect, as in medic run.
+				spec.ClientUser = clientUser
 			}
 			p, err := probe.New(spec)
 			if err != nil {
@@ -52,7 +58,7 @@ primary cause and its fix. It exits 0 when TARGET answers and 1 otherwise.`,
 				s, err := rem.State(ctx, unit)
 				rem.Close()
 				if err != nil {
-					fmt.Fprintf(cmd.ErrOrStderr(), "medic: cannot read %s over D-Bus: %s\n", esc(unit), esc(err.Error()))
+					in.UnitName, in.UnitErr = unit, fmt.Errorf("read its state over the %s bus: %w", bus, err)
 				} else {
 					in.Unit = agent.DiagnoseUnit(&s)
 				}
@@ -71,7 +77,10 @@ primary cause and its fix. It exits 0 when TARGET answers and 1 otherwise.`,
 			} else {
 				printProbeDiagnosis(out, res, &dg)
 			}
-			if !res.OK {
+			// With --unit, TARGET is healthy only when the unit is
+			// active too: a probe that passes while the unit is down
+			// reaches someone else (another process on its port).
+			if !res.OK || (unit != "" && (in.Unit == nil || !in.Unit.Active())) {
 				return exitCode(1)
 			}
 			return nil
@@ -97,27 +106,38 @@ func printProbeDiagnosis(out io.Writer, res probe.Result, dg *diagnose.Diagnosis
 	printDiagnosis(out, dg)
 }
 
-// parseTarget turns tcp://host:port, unix:/path or an http(s) URL into a
-// probe spec.
+// parseTarget turns tcp://host:port, a bare host:port ("127.0.0.1:8080",
+// "[::1]:80", "localhost:8080"), unix:/path or an http(s) URL into a probe
+// spec. It checks the target as the configuration's validation does: a port
+// lies in 1-65535, a socket path is absolute and fits in a socket address.
 func parseTarget(t string) (probe.Spec, error) {
 	switch {
-	case strings.HasPrefix(t, "tcp://"):
-		addr := strings.TrimPrefix(t, "tcp://")
-		if _, _, err := net.SplitHostPort(addr); err != nil {
-			return probe.Spec{}, fmt.Errorf("parse target %q: %w", t, err)
-		}
-		return probe.Spec{Type: "tcp", Address: addr}, nil
 	case strings.HasPrefix(t, "unix:"):
 		path := strings.TrimPrefix(strings.TrimPrefix(t, "unix:"), "//")
-		if !strings.HasPrefix(path, "/") {
-			return probe.Spec{}, fmt.Errorf("parse target %q: want unix:/absolute/path", t)
+		if msg := config.CheckSocketPath(path); msg != "" {
+			return probe.Spec{}, fmt.Errorf("parse target %q: %s: want unix:/absolute/path", t, msg)
 		}
 		return probe.Spec{Type: "unix", Path: path}, nil
 	case strings.HasPrefix(t, "http://"), strings.HasPrefix(t, "https://"):
-		if _, err := url.Parse(t); err != nil {
-			return probe.Spec{}, fmt.Errorf("parse target %q: %w", t, err)
+		if msg := config.CheckHTTPURL(t); msg != "" {
+			return probe.Spec{}, fmt.Errorf("parse target: %s", msg)
 		}
 		return probe.Spec{Type: "http", HTTP: probe.HTTPOptions{URL: t}}, nil
+	case strings.Contains(t, "://"):
+		if addr, ok := strings.CutPrefix(t, "tcp://"); ok {
+			return tcpTarget(t, addr)
+		}
+	case strings.Contains(t, ":"):
+		return tcpTarget(t, t)
 	}
-	return probe.Spec{}, fmt.Errorf("parse target %q: want tcp://host:port, unix:/path or an http(s):// URL", t)
+	return probe.Spec{}, fmt.Errorf("parse target %q: want tcp://host:port, host:port, unix:/path or an http(s):// URL", t)
+}
+
+// tcpTarget checks addr, the host:port of target t, as a tcp probe's
+// address.
+func tcpTarget(t, addr string) (probe.Spec, error) {
+	if msg := config.CheckAddress(addr); msg != "" {
+		return probe.Spec{}, fmt.Errorf("parse target %q: %s", t, msg)
+	}
+	return probe.Spec{Type: "tcp", Address: addr}, nil
 }
