@@ -830,7 +830,7 @@ func DiagnoseUnit(s *remedy.UnitState) *diagnose.Unit {
 	return &diagnose.Unit{
 		Name: s.Name, LoadState: s.LoadState, ActiveState: s.ActiveState, SubState: s.SubState, Result: s.Result,
 		ExecMainCode: s.ExecMainCode, ExecMainStatus: s.ExecMainStatus, NRestarts: s.NRestarts, MainPID: s.MainPID,
-		ControlGroup: s.ControlGroup, StateChangeTimestamp: s.StateChangeTimestamp, InactiveEnterTimestamp: s.InactiveEnterTimestamp,
+		ExecMainPID: s.ExecMainPID, ControlGroup: s.ControlGroup, StateChangeTimestamp: s.StateChangeTimestamp, InactiveEnterTimestamp: s.InactiveEnterTimestamp,
 		TriggeredBy: s.TriggeredBy,
 	}
 }

@@ -25,7 +25,11 @@ type Unit struct {
 	ExecMainCode          int32 // CLD_EXITED 1, CLD_KILLED 2, CLD_DUMPED 3
 	ExecMainStatus        int32 // exit status or signal number
 	NRestarts, MainPID    uint32
-	ControlGroup          string
+	// ExecMainPID is the PID of the main process last started, kept after
+	// it exited (org.freedesktop.systemd1.Service.ExecMainPID): the PID the
+	// kernel's OOM report names.
+	ExecMainPID  uint32
+	ControlGroup string
 	// TriggeredBy names the units that start this one (property
 	// TriggeredBy): the unit is socket-activated when a ".socket" unit is
 	// among them. nil means it was not read; an empty, non-nil slice that
@@ -109,6 +113,9 @@ type run struct {
 	rules   []string
 	fwNote  string
 	fwTried bool
+
+	stall     *stall     // evidence of a backend that accepts but does not answer
+	kernelOOM *OOMReport // the kernel's OOM report of the unit's last main process
 
 	wire *wireCheck // the second look at an HTTP probe's port
 }
@@ -201,6 +208,8 @@ func (d *run) gather(ctx context.Context) {
 			}
 		}
 	}
+	d.gatherStall(ctx)
+	d.oomByKernel(ctx)
 	d.gatherHTTP(ctx)
 }
 
@@ -286,10 +295,10 @@ func (d *run) decide() {
 			ev["since"] = u.StateChangeTimestamp.UTC().Format(time.RFC3339)
 		}
 		switch {
-		case u.Result == "oom-kill" || (d.oom > 0 && !u.Active()):
+		case u.Result == "oom-kill" || (d.oom > 0 && !u.Active()) || d.kernelOOM != nil:
 			ev["oom_kills"] = d.oom
 			add(Finding{Cause: OOMKilled, Evidence: withJournal(ev, in.Journal),
-				Summary: fmt.Sprintf("%s was killed by the kernel's OOM killer (%s/%s, result %s, oom_kill %d)", u.Name, u.ActiveState, u.SubState, u.Result, d.oom),
+				Summary: fmt.Sprintf("%s was killed by the kernel's OOM killer (%s/%s, result %s, oom_kill %d)", u.Name, u.ActiveState, u.SubState, u.Result, d.oom) + d.oomKernelEvidence(ev),
 				Hint:    "raise the unit's MemoryMax= or find the leak; the journal shows what it did last"})
 		case !u.Active() && slices.Contains(crashResults, u.Result):
 			add(Finding{Cause: Crashed, Evidence: withJournal(ev, in.Journal),
@@ -313,6 +322,9 @@ func (d *run) decide() {
 			add(*f)
 		}
 	}
+	if f := d.notResponding(); f != nil {
+		add(*f)
+	}
 
 	if d.tcp && len(d.probed) > 0 && !res.OK {
 		probed := d.probed[0]
@@ -322,6 +334,8 @@ func (d *run) decide() {
 			add(Finding{Cause: WrongHost, Evidence: map[string]any{"address": probed.String(), "local": false},
 				Summary: fmt.Sprintf("%s is not on this host and does not answer (%s)", probed, res.Class),
 				Hint:    "check the upstream address: the backend is not on this host"})
+		case d.stall != nil && d.stall.explained():
+			// A backend that accepts but does not answer: notResponding.
 		case res.Class == probe.ClassTimeout || res.Class == probe.ClassUnreachable || (len(d.rules) > 0 && res.Class == probe.ClassRefused):
 			ev := map[string]any{"address": probed.String(), "listening": serving, "rules": d.rules}
 			summary := fmt.Sprintf("connecting to %s %s instead of being refused", probed, map[probe.Class]string{probe.ClassTimeout: "timed out", probe.ClassUnreachable: "was unreachable", probe.ClassRefused: "was rejected"}[res.Class])
@@ -334,6 +348,8 @@ func (d *run) decide() {
 			if serving || len(d.rules) > 0 {
 				add(Finding{Cause: Firewall, Evidence: ev, Summary: summary,
 					Hint: fmt.Sprintf("allow tcp port %d in the firewall (iptables -L -n, nft list ruleset)", probed.Port())})
+			} else if f := d.nothingListens(probed); f != nil {
+				add(*f)
 			}
 		case !serving:
 			alt := AltBindings(probed, d.listeners)

@@ -40,6 +40,10 @@ type UnitState struct {
 	NRestarts uint32
 	// MainPID is the main process's PID, 0 if none.
 	MainPID uint32
+	// ExecMainPID is the PID of the main process last started, kept after
+	// it exited (org.freedesktop.systemd1.Service.ExecMainPID); 0 if none
+	// was started. The kernel's log names a killed process by this PID.
+	ExecMainPID uint32
 	// ControlGroup is the unit's cgroup path relative to the hierarchy
 	// root, e.g. "/system.slice/my-app.service"; empty when it has none.
 	ControlGroup string
@@ -127,6 +131,7 @@ func unitStateFrom(unit string, p map[string]any) UnitState {
 	s.ExecMainStatus, _ = p["ExecMainStatus"].(int32)
 	s.NRestarts, _ = p["NRestarts"].(uint32)
 	s.MainPID, _ = p["MainPID"].(uint32)
+	s.ExecMainPID, _ = p["ExecMainPID"].(uint32)
 	s.ControlGroup = str(p["ControlGroup"])
 	if t, ok := p["TriggeredBy"].([]string); ok {
 		s.TriggeredBy = append([]string{}, t...)
