@@ -248,8 +248,8 @@ func (a *Agent) buildRunners(checks []config.Check, keep map[string]*runner) ([]
 			continue
 		}
 		probes := make([]probe.Prober, 0, len(c.Probes))
-		for j, pc := range c.Probes {
-			p, err := probe.New(pc.Spec())
+		for j := range c.Probes {
+			p, err := probe.New(c.ProbeSpec(j))
 			if err != nil {
 				errs = append(errs, fmt.Errorf("check[%d].probe[%d]: %w", i, j, err))
 				continue

@@ -397,7 +397,10 @@ func (d *run) decide() {
 	}
 }
 
-// socketFinding reports a missing, stale or forbidden unix socket.
+// socketFinding reports a missing, stale or forbidden unix socket: a
+// missing one (ENOENT) as NotRunning, since nothing created it, or as
+// WrongPort when the unit is active (and listens on another path, when its
+// sockets could be read); a stale or forbidden one as SocketPermissions.
 func (d *run) socketFinding() *Finding {
 	f := d.sock
 	client := d.in.ClientUser
@@ -437,7 +440,16 @@ func (d *run) socketFinding() *Finding {
 	}
 	switch {
 	case !f.Exists:
-		summary = fmt.Sprintf("the socket %s does not exist", f.Path)
+		// ENOENT: nothing created the socket; permissions are not the
+		// question.
+		if u := d.in.Unit; u != nil && u.Active() {
+			return &Finding{Cause: WrongPort, Evidence: ev,
+				Summary: fmt.Sprintf("nothing created the socket %s although %s is %s/%s: it listens on another path, or has not created it yet", f.Path, u.Name, u.ActiveState, u.SubState),
+				Hint:    "check the socket path in the backend's configuration and in the upstream"}
+		}
+		return &Finding{Cause: NotRunning, Evidence: ev,
+			Summary: fmt.Sprintf("nothing created the socket %s: the file does not exist", f.Path),
+			Hint:    SocketHint(*f, client)}
 	case !f.Listening:
 		summary = fmt.Sprintf("the socket %s is stale: the file exists but nothing listens on it", f.Path)
 	case denied || d.in.Result.Class == probe.ClassPermission:

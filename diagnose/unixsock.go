@@ -1,15 +1,13 @@
 package diagnose
 
 import (
-	"errors"
 	"fmt"
 	"io/fs"
-	"os"
-	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
+
+	"github.com/medic-watchdog/medic/internal/sockperm"
 )
 
 // SocketFile describes a Unix socket file and who may connect to it.
@@ -60,13 +58,6 @@ const (
 	whyRoot     = "root"
 )
 
-// credential is the identity path resolution checks against.
-type credential struct {
-	name string
-	uid  uint32
-	gids []uint32 // primary group first, then supplementary groups
-}
-
 // InspectSocketFile reports the owner, group and mode of the Unix socket
 // file at path, whether a listener holds it, and whether each of users
 // could connect to it.
@@ -85,7 +76,8 @@ type credential struct {
 // when the user owns the file, else the group bits when the file's group
 // is the user's primary or a supplementary group, else the other bits.
 // uid 0 may always connect (CAP_DAC_OVERRIDE). ACLs and LSMs (SELinux,
-// AppArmor) are not evaluated.
+// AppArmor) are not evaluated. The unix probe applies the same rules
+// (package internal/sockperm) to its client_user.
 //
 // Outcomes:
 //   - the file exists: Exists true, Access filled in, nil error;
@@ -93,216 +85,65 @@ type credential struct {
 //   - the path could not be examined (e.g. EACCES for medic itself):
 //     a non-nil error wrapping the lstat(2) error.
 func InspectSocketFile(path string, listening []Socket, users []string) (SocketFile, error) {
+	sf, err := sockperm.Stat(path)
 	f := SocketFile{Path: path}
-	abs, err := filepath.Abs(path)
-	if err != nil {
-		return f, fmt.Errorf("inspect socket file %s: %w", path, err)
+	if err != nil || !sf.Exists {
+		return f, err
 	}
-	if _, err := os.Lstat(abs); err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return f, nil
-		}
-		return f, fmt.Errorf("inspect socket file: %w", err)
-	}
-	// connect(2) follows symlinks; judge the file they lead to.
-	target := abs
-	if resolved, err := filepath.EvalSymlinks(abs); err == nil {
-		target = resolved
-	} else if errors.Is(err, fs.ErrNotExist) {
-		return f, nil // a dangling symlink: nothing to connect to
-	}
-	info, err := os.Stat(target)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return f, nil
-		}
-		return f, fmt.Errorf("inspect socket file: %w", err)
-	}
-	f.Exists = true
-	f.IsSocket = info.Mode().Type() == fs.ModeSocket
-	f.Mode = info.Mode().Perm()
-	if st, ok := info.Sys().(*syscall.Stat_t); ok {
-		f.UID, f.GID = st.Uid, st.Gid
-	}
+	f.Exists, f.IsSocket = true, sf.IsSocket
+	f.Mode, f.UID, f.GID = sf.Mode, sf.UID, sf.GID
 	f.Owner = userName(f.UID)
-	f.Group = groupName(f.GID)
+	f.Group = sockperm.GroupName(f.GID)
 
 	for _, s := range listening {
 		if s.Proto != "unix" || s.Path == "" || strings.HasPrefix(s.Path, "@") {
 			continue
 		}
 		p := filepath.Clean(s.Path)
-		if p == abs || p == target || p == filepath.Clean(path) {
+		if p == sf.Abs || p == sf.Target || p == filepath.Clean(path) {
 			f.Listening = true
 			break
 		}
 	}
-
-	// Directories to search: those on the path as given and, when a
-	// symlink led elsewhere, those on the resolved path.
-	dirs := parentDirs(abs)
-	if target != abs {
-		dirs = append(dirs, parentDirs(target)...)
-	}
 	for _, u := range users {
-		f.Access = append(f.Access, checkAccess(u, dirs, f))
+		f.Access = append(f.Access, checkAccess(u, sf, f))
 	}
 	return f, nil
 }
 
-// checkAccess decides whether the user named u may connect to f.
-func checkAccess(u string, dirs []string, f SocketFile) Access {
-	c, err := lookupCredential(u)
+// checkAccess decides whether the user named u may connect to sf, and
+// words the rule that decided as Access.Why.
+func checkAccess(u string, sf sockperm.File, f SocketFile) Access {
+	c, err := sockperm.Lookup(u)
 	if err != nil {
 		return Access{User: u, Why: whyNoUser + err.Error()}
 	}
-	a := Access{User: c.name, UID: c.uid}
-	if c.uid == 0 {
-		a.CanConnect, a.Why = true, whyRoot
-		return a
-	}
-	for _, d := range dirs {
-		info, err := os.Stat(d)
-		if err != nil {
-			a.Why = "stat " + d + ": " + err.Error()
-			return a
+	a := Access{User: c.Name, UID: c.UID}
+	v := sf.Access(c)
+	switch v.Denial {
+	case sockperm.None:
+		a.CanConnect = true
+		a.Why = "write permission as " + v.As
+		if v.As == "root" {
+			a.Why = whyRoot
 		}
-		st, ok := info.Sys().(*syscall.Stat_t)
-		if !ok {
-			continue
-		}
-		if ok, _ := permits(c, st.Uid, st.Gid, info.Mode().Perm(), 1); !ok {
-			a.Why = fmt.Sprintf("%s%s (mode %04o, owner %s)", whyNoSearch, d, info.Mode().Perm(), userName(st.Uid))
-			return a
-		}
-	}
-	ok, as := permits(c, f.UID, f.GID, f.Mode, 2)
-	if !ok {
+	case sockperm.StatDir:
+		a.Why = "stat " + v.Dir + ": " + v.Err.Error()
+	case sockperm.NoSearch:
+		a.Why = fmt.Sprintf("%s%s (mode %04o, owner %s)", whyNoSearch, v.Dir, v.DirMode, userName(v.DirUID))
+	case sockperm.NoWrite:
 		a.Why = fmt.Sprintf("%s (mode %04o, owner %s, group %s)", whyNoWrite, f.Mode, f.Owner, f.Group)
-		return a
-	}
-	a.CanConnect = true
-	a.Why = "write permission as " + as
-	if !f.IsSocket {
-		a.CanConnect = false
+	case sockperm.NotSocket:
 		a.Why = "not a socket"
 	}
 	return a
 }
 
-// permits applies the owner/group/other rule of path_resolution(7) for
-// the permission bit want (4 read, 2 write, 1 search/execute) and says
-// which class decided ("owner", "group NAME", "other").
-func permits(c credential, uid, gid uint32, mode fs.FileMode, want fs.FileMode) (bool, string) {
-	switch {
-	case c.uid == uid:
-		return mode&(want<<6) != 0, "owner"
-	case containsGID(c.gids, gid):
-		return mode&(want<<3) != 0, "group " + groupName(gid)
-	default:
-		return mode&want != 0, "other"
-	}
-}
-
-func containsGID(gids []uint32, gid uint32) bool {
-	for _, g := range gids {
-		if g == gid {
-			return true
-		}
-	}
-	return false
-}
-
 // parentDirs lists the directories path resolution searches to reach
 // the absolute, clean path p: "/", "/run", "/run/app" for /run/app/s.sock.
-func parentDirs(p string) []string {
-	dirs := []string{"/"}
-	d := filepath.Dir(p)
-	if d == "/" {
-		return dirs
-	}
-	acc := ""
-	for _, part := range strings.Split(strings.TrimPrefix(d, "/"), "/") {
-		acc += "/" + part
-		dirs = append(dirs, acc)
-	}
-	return dirs
-}
+func parentDirs(p string) []string { return sockperm.SearchDirs(p) }
 
-// lookupCredential resolves "self", "uid:N" or a user name.
-func lookupCredential(u string) (credential, error) {
-	if u == "self" {
-		c := credential{uid: uint32(os.Getuid()), gids: []uint32{uint32(os.Getgid())}}
-		c.name = userName(c.uid)
-		groups, err := os.Getgroups()
-		if err != nil {
-			return c, fmt.Errorf("getgroups: %w", err)
-		}
-		for _, g := range groups {
-			c.gids = append(c.gids, uint32(g))
-		}
-		return c, nil
-	}
-	var (
-		usr *user.User
-		err error
-	)
-	if n, ok := strings.CutPrefix(u, "uid:"); ok {
-		id, perr := strconv.ParseUint(n, 10, 32)
-		if perr != nil {
-			return credential{}, fmt.Errorf("parse %q: %w", u, perr)
-		}
-		usr, err = user.LookupId(n)
-		if err != nil {
-			// A uid without a passwd entry still has an identity; it has
-			// no groups we could know of.
-			var unknown user.UnknownUserIdError
-			if errors.As(err, &unknown) {
-				return credential{name: u, uid: uint32(id)}, nil
-			}
-			return credential{}, err
-		}
-	} else {
-		usr, err = user.Lookup(u)
-		if err != nil {
-			return credential{}, err
-		}
-	}
-	uid, err := strconv.ParseUint(usr.Uid, 10, 32)
-	if err != nil {
-		return credential{}, fmt.Errorf("parse uid of %s: %w", u, err)
-	}
-	c := credential{name: usr.Username, uid: uint32(uid)}
-	if gid, err := strconv.ParseUint(usr.Gid, 10, 32); err == nil {
-		c.gids = append(c.gids, uint32(gid))
-	}
-	groups, err := usr.GroupIds()
-	if err != nil {
-		return c, fmt.Errorf("list groups of %s: %w", u, err)
-	}
-	for _, g := range groups {
-		if gid, err := strconv.ParseUint(g, 10, 32); err == nil {
-			c.gids = append(c.gids, uint32(gid))
-		}
-	}
-	return c, nil
-}
-
-func userName(uid uint32) string {
-	id := strconv.FormatUint(uint64(uid), 10)
-	if u, err := user.LookupId(id); err == nil {
-		return u.Username
-	}
-	return "uid:" + id
-}
-
-func groupName(gid uint32) string {
-	id := strconv.FormatUint(uint64(gid), 10)
-	if g, err := user.LookupGroupId(id); err == nil {
-		return g.Name
-	}
-	return "gid:" + id
-}
+func userName(uid uint32) string { return sockperm.UserName(uid) }
 
 // SocketHint gives the fix for the socket file f as seen by client (a
 // user name, "uid:N" or "self", as passed to InspectSocketFile; empty

@@ -211,8 +211,9 @@ func TestDiagnoseUnprivilegedMatchesRoot(t *testing.T) {
 		if asRoot.Primary.Cause != WrongPort || asRoot.Primary.Summary != want {
 			t.Errorf("as root: %q: %q, want %q: %q", asRoot.Primary.Cause, asRoot.Primary.Summary, WrongPort, want)
 		}
-		if p := asNobody.Primary; p.Cause != SocketPermissions || p.Summary != "the socket "+path+" does not exist" {
-			t.Errorf("as uid %d: %q: %q, want %q: the socket %s does not exist", diagNobody, p.Cause, p.Summary, SocketPermissions, path)
+		wantNobody := fmt.Sprintf("nothing created the socket %s although %s is active/running: it listens on another path, or has not created it yet", path, closed.Name)
+		if p := asNobody.Primary; p.Cause != WrongPort || p.Summary != wantNobody {
+			t.Errorf("as uid %d: %q: %q, want %q: %q", diagNobody, p.Cause, p.Summary, WrongPort, wantNobody)
 		}
 		notes := socketNotes(asNobody.Unavailable)
 		fdNote := fmt.Sprintf("process sockets: list sockets of pid %d: open /proc/%d/fd: permission denied; %s.", closed.MainPID, closed.MainPID, fdAccessHint)

@@ -60,6 +60,11 @@ type Spec struct {
 	Address string
 	// Path is the Unix socket path for unix.
 	Path string
+	// ClientUser, for unix, is the user that connects to the socket in
+	// production (the proxy's, e.g. "www-data"): the probe passes only when
+	// it could connect too, by the rules of path_resolution(7) and unix(7)
+	// (see NewUnixAs). Empty checks medic's own access only.
+	ClientUser string
 	// HTTP holds the options of the http kind.
 	HTTP HTTPOptions
 }

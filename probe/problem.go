@@ -3,6 +3,8 @@ package probe
 import (
 	"errors"
 	"fmt"
+
+	"github.com/medic-watchdog/medic/internal/sockperm"
 )
 
 // Problem describes a failed Result in a few words for a person, starting
@@ -28,6 +30,9 @@ func (r Result) Problem() string {
 		what = "unreachable"
 	case ClassPermission:
 		what = "permission denied"
+		if de, ok := errors.AsType[*sockperm.DeniedError](r.Err); ok {
+			what += " for " + de.User + ": " + de.Lacks()
+		}
 	case ClassTLS:
 		what = "TLS handshake failed"
 	case ClassHTTPStatus:

@@ -118,8 +118,11 @@ type Check struct {
 	// or `medic resume`.
 	RestartStopped bool `toml:"restart_stopped"`
 	// ClientUser is the user the proxy in front of the backend runs as
-	// ("www-data"): diagnosis checks whether it may connect to a unix
-	// socket probe's socket.
+	// ("www-data"): a unix probe passes only when this user could connect
+	// to its socket too (search permission on each directory of the path,
+	// path_resolution(7), and write permission on the socket, unix(7)),
+	// and diagnosis says why it cannot. A user unknown on the host is
+	// reported once and the probe checks medic's own access only.
 	ClientUser string `toml:"client_user"`
 	// Probes are the [[check.probe]] tables; at least one. The check fails
 	// when any of them fails.
@@ -824,6 +827,18 @@ func (p Probe) Spec() probe.Spec {
 			ServerName:         p.ServerName,
 		},
 	}
+}
+
+// ProbeSpec is the Spec of c's probe number j as the agent builds it: for a
+// unix probe, with the check's client_user as the Spec's ClientUser, so that
+// the probe passes only when that user could connect too (path_resolution(7),
+// unix(7)).
+func (c Check) ProbeSpec(j int) probe.Spec {
+	s := c.Probes[j].Spec()
+	if s.Type == "unix" {
+		s.ClientUser = c.ClientUser
+	}
+	return s
 }
 
 // StatusRanges parses ExpectStatus. It returns the ranges that parse and,
