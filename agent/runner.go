@@ -501,7 +501,7 @@ func (r *runner) doProbeWith(ctx context.Context, unitDown bool, unitState strin
 		// Then the probe says only that, as long as systemd still shows
 		// the job. The question is short: a manager that does not answer
 		// must not hold the probes up.
-		if s := r.unitWithin(jobCheckTimeout); s != nil && (s.Job != 0 || between(s)) {
+		if s := r.unitWithin(jobCheckTimeout); s != nil && s.Between() {
 			if !r.operatorJob {
 				r.log.Info(fmt.Sprintf("%s: %s is %s/%s with a job under way; failed probes are not counted until it is settled",
 					r.check.Name, r.check.Unit, s.ActiveState, s.SubState), zap.String("target", failed.Target))
@@ -773,7 +773,7 @@ func (r *runner) settledUnit(ctx context.Context) *remedy.UnitState {
 	deadline := time.Now().Add(settleTimeout)
 	for {
 		s := r.unitState(ctx)
-		if s == nil || !between(s) || time.Now().After(deadline) {
+		if s == nil || !s.Between() || time.Now().After(deadline) {
 			return s
 		}
 		select {
@@ -787,15 +787,6 @@ func (r *runner) settledUnit(ctx context.Context) *remedy.UnitState {
 // settleTimeout bounds how long a diagnosis waits for the unit to settle.
 const settleTimeout = 1500 * time.Millisecond
 
-// between reports whether s is between states.
-func between(s *remedy.UnitState) bool {
-	ev := remedy.UnitEvent{ActiveState: s.ActiveState, SubState: s.SubState}
-	if s.Job != 0 {
-		ev.Job = "pending"
-	}
-	return ev.Between()
-}
-
 // jobCheckTimeout bounds the question whether a failed probe met the unit
 // between states.
 const jobCheckTimeout = 250 * time.Millisecond
@@ -808,11 +799,7 @@ func (r *runner) unitWithin(d time.Duration) *remedy.UnitState {
 }
 
 // unitNow reads the unit's state, bounded by stateTimeout.
-func (r *runner) unitNow() *remedy.UnitState {
-	ctx, cancel := context.WithTimeout(context.Background(), stateTimeout)
-	defer cancel()
-	return r.unitState(ctx)
-}
+func (r *runner) unitNow() *remedy.UnitState { return r.unitWithin(stateTimeout) }
 
 // opensIncident reports whether d holds the healthy → failing transition.
 func opensIncident(d policy.Decision) bool {

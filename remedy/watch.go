@@ -63,12 +63,17 @@ func (e UnitEvent) Died() bool {
 // Between reports whether the unit is between states (activating,
 // deactivating, reloading, or a job is under way): evidence read now
 // describes neither the old state nor the new one.
-func (e UnitEvent) Between() bool {
-	switch e.ActiveState {
+func (e UnitEvent) Between() bool { return between(e.ActiveState, e.SubState, e.Job != "") }
+
+// Between reports whether the unit is between states, as UnitEvent.Between.
+func (s UnitState) Between() bool { return between(s.ActiveState, s.SubState, s.Job != 0) }
+
+func between(active, sub string, job bool) bool {
+	switch active {
 	case "activating", "deactivating", "reloading":
-		return !(e.ActiveState == "activating" && e.SubState == "auto-restart")
+		return !(active == "activating" && sub == "auto-restart")
 	}
-	return e.Job != ""
+	return job
 }
 
 // SignalDialFunc connects to the bus for signals. ctx bounds the dial.

@@ -71,46 +71,41 @@ func askPolkitFor(ctx context.Context, cfg *config.Config, subject remedy.Subjec
 // starting "warning:" with the command that allows it. polkit answers
 // questions about a unit only to root: run as root, it asks about a
 // process of the service user it starts for the purpose (sleep(1) as that
-// user); as anyone else it says it cannot ask. It reports whether every
-// remedy is known to be allowed (true also when there is nothing to ask:
-// the user bus, no remedies).
-func reportAuthorization(ctx context.Context, w io.Writer, cfg *config.Config, file string) bool {
+// user); as anyone else it says it cannot ask. It writes nothing for the
+// user bus or a configuration without remedies.
+func reportAuthorization(ctx context.Context, w io.Writer, cfg *config.Config, file string) {
 	if cfg.Agent.Bus != "system" || len(remedyVerbs(cfg)) == 0 {
-		return true
+		return
 	}
 	if os.Geteuid() != 0 {
 		fmt.Fprintf(w, "polkit: not asked whether user %s may restart its units: polkit answers that only to root (run check-config as root)\n", serviceUser)
-		return false
+		return
 	}
 	u, err := user.Lookup(serviceUser)
 	if err != nil {
 		fmt.Fprintf(w, "polkit: not asked: user %s does not exist (the packaged medic.service runs as it; as root, medic may restart any unit)\n", serviceUser)
-		return true
+		return
 	}
 	ctx, cancel := context.WithTimeout(ctx, authzTimeout)
 	defer cancel()
 	subject, stop, err := processAs(ctx, u)
 	if err != nil {
 		fmt.Fprintf(w, "warning: polkit: cannot ask about user %s: %v\n", serviceUser, err)
-		return false
+		return
 	}
 	defer stop()
-	ok := true
 	who := "user " + serviceUser
 	for _, a := range askPolkitFor(ctx, cfg, subject) {
 		switch {
 		case a.Err != nil:
-			ok = false
 			fmt.Fprintf(w, "warning: polkit: cannot tell whether %s may %s %s: %v\n", who, a.Verb, a.Unit, a.Err)
 		case a.Allowed:
 			fmt.Fprintf(w, "polkit: %s may %s %s\n", who, a.Verb, a.Unit)
 		default:
-			ok = false
 			fmt.Fprintf(w, "warning: polkit: %s may NOT %s %s: medic's remedies would be refused; allow them with: %s\n",
 				who, a.Verb, a.Unit, remedy.PolkitRuleHint(file))
 		}
 	}
-	return ok
 }
 
 // processAs starts a process that only waits, as u with u's groups, and
