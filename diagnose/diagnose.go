@@ -44,6 +44,11 @@ func (u *Unit) Active() bool {
 	return u.ActiveState == "active" || u.ActiveState == "reloading" || u.ActiveState == "activating"
 }
 
+// Up reports whether the unit is up: active, or reloading.
+func (u *Unit) Up() bool {
+	return u.ActiveState == "active" || u.ActiveState == "reloading"
+}
+
 // Input is what Diagnose looks at.
 type Input struct {
 	// Spec is the probe that failed; Result its outcome (a passing Result
@@ -116,6 +121,7 @@ type run struct {
 
 	stall     *stall     // evidence of a backend that accepts but does not answer
 	kernelOOM *OOMReport // the kernel's OOM report of the unit's last main process
+	holders   []holder   // processes outside the unit holding its address while it is down
 
 	wire *wireCheck // the second look at an HTTP probe's port
 }
@@ -208,6 +214,7 @@ func (d *run) gather(ctx context.Context) {
 			}
 		}
 	}
+	d.gatherPortInUse()
 	d.gatherStall(ctx)
 	d.oomByKernel(ctx)
 	d.gatherHTTP(ctx)
@@ -285,6 +292,9 @@ func (d *run) decide() {
 		add(Finding{Cause: NotAllowed, Evidence: map[string]any{"refused": in.Refused},
 			Summary: fmt.Sprintf("medic is not allowed to restart %s: %s", name, in.Refused),
 			Hint:    in.RefusedHint})
+	}
+	if f := d.portInUse(); f != nil {
+		add(*f)
 	}
 	if u != nil {
 		ev := map[string]any{
@@ -377,7 +387,7 @@ func (d *run) decide() {
 			}
 		default:
 			// Something serves the probed address but the answer is wrong.
-			if len(d.owners) > 0 && u != nil && !ownedBy(d.owners, u.Name) && u.Active() {
+			if len(d.owners) > 0 && u != nil && !ownedBy(d.owners, u.Name) && u.Active() && len(d.holders) == 0 {
 				add(Finding{Cause: WrongPort, Evidence: map[string]any{"unit": u.Name, "port_owners": d.owners, "listening": socketStrings(tcpOnly(d.unitSockets))},
 					Summary: fmt.Sprintf("port %d is held by %s, not by %s", probed.Port(), strings.Join(d.owners, ", "), u.Name),
 					Hint:    "another program holds the port: stop it, or move one of the two to another port"})
@@ -482,7 +492,14 @@ func (d *run) checklist() {
 		if u.Result != "" && u.Result != "success" {
 			ev += ", result " + u.Result + ", main process " + MainExit(u.ExecMainCode, u.ExecMainStatus)
 		}
-		running = Item{Name: ItemRunning, Status: map[bool]Status{true: Pass, false: Fail}[u.Active()], Evidence: ev}
+		st := Fail
+		switch {
+		case u.Up():
+			st = Pass
+		case u.Active() && !unitDown(u):
+			st = Unchecked // starting or stopping: neither up nor down yet
+		}
+		running = Item{Name: ItemRunning, Status: st, Evidence: ev}
 	}
 	items = append(items, running)
 
@@ -491,6 +508,12 @@ func (d *run) checklist() {
 		switch {
 		case len(d.probed) == 0:
 			listening = Item{Name: ItemListening, Status: Unchecked, Evidence: "the address did not resolve"}
+		case len(d.holders) > 0:
+			held := make([]string, len(d.holders))
+			for i, h := range d.holders {
+				held[i] = h.String()
+			}
+			listening = Item{Name: ItemListening, Status: Fail, Evidence: strings.Join(held, "; ") + ", not by " + u.Name}
 		case Serves(d.probed[0], d.listeners):
 			ev := "something listens on " + d.probed[0].String()
 			if len(d.owners) > 0 {
@@ -521,6 +544,8 @@ func (d *run) checklist() {
 	if in.Spec.Type == "unix" {
 		if f := d.sock; f == nil {
 			sock = Item{Name: ItemSocket, Status: Unchecked, Evidence: "could not inspect " + in.Spec.Path}
+		} else if len(d.holders) > 0 {
+			sock = Item{Name: ItemSocket, Status: Fail, Evidence: d.holders[0].String() + ", not by " + u.Name}
 		} else if fd := d.socketFinding(); fd != nil {
 			sock = Item{Name: ItemSocket, Status: Fail, Evidence: fd.Summary}
 		} else {

@@ -41,6 +41,11 @@ const (
 	// SocketPermissions: connecting to the Unix socket is denied, or the
 	// socket file is missing or stale.
 	SocketPermissions Cause = "socket permissions"
+	// PortInUse: the unit failed or keeps restarting while a process
+	// outside it holds the address it serves (the probed port, or the
+	// socket file): that process answers the probes, and the unit cannot
+	// bind ("address already in use", EADDRINUSE in bind(2)).
+	PortInUse Cause = "port in use by another process"
 	// NotAllowed: the unit's manager refused medic's restart for lack of
 	// authorization (polkit): the backend stays down until medic is
 	// allowed to restart it. It comes first; the cause of the failure

@@ -14,6 +14,7 @@ import (
 	"github.com/medic-watchdog/medic/agent"
 	"github.com/medic-watchdog/medic/agent/config"
 	"github.com/medic-watchdog/medic/diagnose"
+	"github.com/medic-watchdog/medic/journal"
 	"github.com/medic-watchdog/medic/probe"
 	"github.com/medic-watchdog/medic/remedy"
 )
@@ -32,7 +33,8 @@ unix:/path, or an http:// or https:// URL. It probes TARGET once, gathers the
 evidence (the unit's state when --unit is given, who listens where, the
 socket's permissions, firewall rules) and prints the checklist with the
 primary cause and its fix. A bare host:port is taken as tcp://host:port. It
-exits 0 when TARGET answers (and, with --unit, the unit is active) and 1
+exits 0 when TARGET answers (and, with --unit, the unit is active or
+reloading) and 1
 otherwise, also when the unit's state cannot be read.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -61,6 +63,9 @@ otherwise, also when the unit's state cannot be read.`,
 					in.UnitName, in.UnitErr = unit, fmt.Errorf("read its state over the %s bus: %w", bus, err)
 				} else {
 					in.Unit = agent.DiagnoseUnit(&s)
+					// The journal says why a unit failed ("address
+					// already in use"); unreadable, it is only missing.
+					in.Journal, _ = journal.Reader{User: bus == "user"}.Tail(ctx, unit, diagnoseJournalLines)
 				}
 			}
 			dg := diagnose.Diagnose(ctx, in)
@@ -80,7 +85,7 @@ otherwise, also when the unit's state cannot be read.`,
 			// With --unit, TARGET is healthy only when the unit is
 			// active too: a probe that passes while the unit is down
 			// reaches someone else (another process on its port).
-			if !res.OK || (unit != "" && (in.Unit == nil || !in.Unit.Active())) {
+			if !res.OK || (unit != "" && (in.Unit == nil || !in.Unit.Up())) {
 				return exitCode(1)
 			}
 			return nil
@@ -93,6 +98,10 @@ otherwise, also when the unit's state cannot be read.`,
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the diagnosis as JSON")
 	return cmd
 }
+
+// diagnoseJournalLines is how many of the unit's last journal lines
+// diagnose reads.
+const diagnoseJournalLines = 20
 
 // printProbeDiagnosis prints what one probe found and its diagnosis for
 // people, every string escaped (esc): the reason phrase and the error text
