@@ -123,14 +123,34 @@ func isTLS(err error) bool {
 	return false
 }
 
-// withDeadline derives the context one probe runs under: ctx bounded by
-// timeout, whose expiry carries the cause "probe timed out after <timeout>".
-// A timeout of zero or less leaves ctx's own deadline as the only bound.
-func withDeadline(ctx context.Context, timeout time.Duration) (context.Context, context.CancelFunc) {
+// withDeadline derives the context one probe started at start runs under:
+// ctx bounded by timeout, whose expiry carries the cause "probe timed out
+// after <timeout>". It makes no new context, and returns a cancel that does
+// nothing, when ctx alone already bounds the probe as tightly: a timeout of
+// zero or less (ctx's own deadline is the only bound, and nothing of the
+// probe outlives it), or a ctx whose deadline comes no later than
+// start+timeout (ctx ends first, so a derived context would only report
+// ctx's cause anyway). That saves a context, a timer and its cancel per
+// probe when the caller hands a round's deadline down.
+func withDeadline(ctx context.Context, start time.Time, timeout time.Duration) (context.Context, context.CancelFunc) {
 	if timeout <= 0 {
-		return context.WithCancel(ctx)
+		return ctx, noCancel
 	}
-	return context.WithTimeoutCause(ctx, timeout, &TimeoutError{After: timeout})
+	if dl, ok := ctx.Deadline(); ok && !dl.After(start.Add(timeout)) {
+		return ctx, noCancel
+	}
+	return context.WithDeadlineCause(ctx, start.Add(timeout), &TimeoutError{After: timeout})
+}
+
+// noCancel is the cancel of a probe that made no context of its own.
+func noCancel() {}
+
+// noKeepAlive configures a dialer of probe connections: they are closed at
+// once (or after one HTTP exchange), so TCP keep-alive would only cost four
+// setsockopt calls per probe (SO_KEEPALIVE, TCP_KEEPIDLE, TCP_KEEPINTVL,
+// TCP_KEEPCNT).
+func noKeepAlive() net.Dialer {
+	return net.Dialer{KeepAlive: -1, KeepAliveConfig: net.KeepAliveConfig{Enable: false}}
 }
 
 // TimeoutError is the cause of a probe's context when the probe's own timeout

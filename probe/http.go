@@ -136,9 +136,10 @@ func NewHTTP(o HTTPOptions) (*HTTP, error) {
 		}
 		tlsConfig.RootCAs = pool
 	}
+	dialer := noKeepAlive()
 	transport := &http.Transport{
 		Proxy:                  nil,
-		DialContext:            (&net.Dialer{}).DialContext,
+		DialContext:            (&dialer).DialContext,
 		TLSClientConfig:        tlsConfig,
 		DisableKeepAlives:      true,
 		DisableCompression:     true,
@@ -175,7 +176,7 @@ func (p *HTTP) newRequest(ctx context.Context) (*http.Request, error) {
 // MaxPeerText and has its control characters replaced.
 func (p *HTTP) Probe(ctx context.Context, timeout time.Duration) Result {
 	start := time.Now()
-	ctx, cancel := withDeadline(ctx, timeout)
+	ctx, cancel := withDeadline(ctx, start, timeout)
 	defer cancel()
 	req, err := p.newRequest(ctx)
 	if err != nil {

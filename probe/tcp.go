@@ -21,7 +21,8 @@ import (
 //   - ClassOther otherwise.
 //
 // A host name is resolved again at every probe, so a changed DNS record is
-// followed. A TCP is safe for concurrent use.
+// followed. The socket gets no TCP keep-alive options: it is closed at once.
+// A TCP is safe for concurrent use.
 type TCP struct {
 	address string
 	dialer  net.Dialer
@@ -34,14 +35,16 @@ var _ Prober = (*TCP)(nil)
 // not check address; a malformed one makes every probe fail with ClassOther.
 // Use New with a Spec of type "tcp" to have address checked first.
 func NewTCP(address string) *TCP {
-	return &TCP{address: address}
+	return &TCP{address: address, dialer: noKeepAlive()}
 }
 
 // Probe dials the address once under ctx bounded by timeout (a timeout of zero
-// or less leaves ctx alone as the bound). The Result's Target is the address.
+// or less leaves ctx alone as the bound). When ctx's deadline comes no later
+// than timeout from now, ctx is used as it is, without a context of the
+// probe's own. The Result's Target is the address.
 func (p *TCP) Probe(ctx context.Context, timeout time.Duration) Result {
 	start := time.Now()
-	ctx, cancel := withDeadline(ctx, timeout)
+	ctx, cancel := withDeadline(ctx, start, timeout)
 	defer cancel()
 	conn, err := p.dialer.DialContext(ctx, "tcp", p.address)
 	if err != nil {

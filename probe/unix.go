@@ -36,6 +36,9 @@ import (
 type Unix struct {
 	path   string
 	target string
+	// addr is path as the dialer takes it, made once: dialing it needs no
+	// resolution.
+	addr   *net.UnixAddr
 	dialer net.Dialer
 
 	// client is the user whose access is checked after a successful
@@ -62,7 +65,12 @@ const clientLookupTTL = time.Minute
 // "@" names a socket in Linux's abstract namespace. The Result's Target is
 // "unix:" followed by path.
 func NewUnix(path string) *Unix {
-	return &Unix{path: path, target: "unix:" + path, logf: log.Printf}
+	return &Unix{
+		path:   path,
+		target: "unix:" + path,
+		addr:   &net.UnixAddr{Name: path, Net: "unix"},
+		logf:   log.Printf,
+	}
 }
 
 // NewUnixAs returns a Unix probe of the socket at path that passes only when
@@ -83,13 +91,14 @@ func NewUnixAs(path, client string) *Unix {
 }
 
 // Probe connects to the socket once under ctx bounded by timeout (a timeout of
-// zero or less leaves ctx alone as the bound), then checks the client's
+// zero or less leaves ctx alone as the bound; a ctx whose deadline comes no
+// later than timeout from now is used as it is), then checks the client's
 // permissions.
 func (p *Unix) Probe(ctx context.Context, timeout time.Duration) Result {
 	start := time.Now()
-	ctx, cancel := withDeadline(ctx, timeout)
+	ctx, cancel := withDeadline(ctx, start, timeout)
 	defer cancel()
-	conn, err := p.dialer.DialContext(ctx, "unix", p.path)
+	conn, err := p.dialer.DialUnix(ctx, "unix", nil, p.addr)
 	if err != nil {
 		return fail(ctx, p.target, start, ClassNone, err)
 	}
