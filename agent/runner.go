@@ -818,7 +818,8 @@ func DiagnoseUnit(s *remedy.UnitState) *diagnose.Unit {
 		Name: s.Name, LoadState: s.LoadState, ActiveState: s.ActiveState, SubState: s.SubState, Result: s.Result,
 		ExecMainCode: s.ExecMainCode, ExecMainStatus: s.ExecMainStatus, NRestarts: s.NRestarts, MainPID: s.MainPID,
 		ExecMainPID: s.ExecMainPID, ControlGroup: s.ControlGroup, StateChangeTimestamp: s.StateChangeTimestamp, InactiveEnterTimestamp: s.InactiveEnterTimestamp,
-		TriggeredBy: s.TriggeredBy,
+		ActiveEnterTimestamp: s.ActiveEnterTimestamp,
+		TriggeredBy:          s.TriggeredBy,
 	}
 }
 

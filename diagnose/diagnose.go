@@ -37,6 +37,10 @@ type Unit struct {
 	TriggeredBy            []string
 	StateChangeTimestamp   time.Time
 	InactiveEnterTimestamp time.Time
+	// ActiveEnterTimestamp is when the unit last became active (zero when
+	// unknown): evidence from before it, such as an older OOM kill of the
+	// same cgroup, is not about this failure.
+	ActiveEnterTimestamp time.Time
 }
 
 // Active reports whether the unit is active or on its way up or down again.
@@ -371,7 +375,7 @@ func (d *run) decide() {
 			if u == nil && len(alt) == 0 && res.Class == probe.ClassRefused && IsLocal(probed.Addr(), d.local) {
 				add(Finding{Cause: NotRunning, Evidence: map[string]any{"address": probed.String(), "listening": false},
 					Summary: fmt.Sprintf("nothing listens on %s", probed),
-					Hint:    fmt.Sprintf("start the backend that should listen on %s (name its unit to see the unit's state)", probed)})
+					Hint:    d.startHint(probed)})
 			}
 			if u != nil && u.Active() {
 				other := tcpOnly(d.unitSockets)
@@ -405,6 +409,16 @@ func (d *run) decide() {
 	if len(fs) > 0 {
 		d.dg.Primary, d.dg.Secondary = fs[0], fs[1:]
 	}
+}
+
+// startHint is the fix when nothing listens on probed and the unit's state
+// is not known: with a unit named whose state could not be read, it says
+// to start that unit; with none, to name it.
+func (d *run) startHint(probed netip.AddrPort) string {
+	if d.in.UnitName != "" {
+		return fmt.Sprintf("start %s, which should listen on %s (systemctl start %s; its state could not be read)", d.in.UnitName, probed, d.in.UnitName)
+	}
+	return fmt.Sprintf("start the backend that should listen on %s (name its unit to see the unit's state)", probed)
 }
 
 // socketFinding reports a missing, stale or forbidden unix socket: a
@@ -576,6 +590,14 @@ func (d *run) checklist() {
 		}
 	}
 	items = append(items, fw)
+	// What could not be checked is said with its reason among the
+	// unavailable evidence too (the unit's and the socket file's gaps are
+	// there already).
+	for _, it := range []Item{listening, fw} {
+		if it.Status == Unchecked {
+			d.unavailable("%s: %s", it.Name, it.Evidence)
+		}
+	}
 	d.dg.Checklist = items
 }
 

@@ -128,6 +128,13 @@ func TestUnresolvableNameChecklist(t *testing.T) {
 			t.Errorf("firewall item = %+v, want unknown: the address did not resolve", it)
 		}
 	}
+	// Each unchecked item is an unavailable line with its reason.
+	un := strings.Join(dg.Unavailable, "; ")
+	for _, want := range []string{"port listening: the address did not resolve", "firewall: not checked: the address did not resolve"} {
+		if !strings.Contains(un, want) {
+			t.Errorf("unavailable %q lacks %q", dg.Unavailable, want)
+		}
+	}
 }
 
 // TestUnitUnavailableChecklist: a unit whose state could not be read is an

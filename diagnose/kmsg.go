@@ -314,7 +314,31 @@ func (d *run) oomByKernel(ctx context.Context) {
 		d.unavailable("kernel OOM report: %v (add medic's user to group systemd-journal)", err)
 		return
 	}
+	if r != nil && !oomOfThisRun(r.At, u) {
+		return // an older kill of the same cgroup or a reused PID
+	}
 	d.kernelOOM = r
+}
+
+// oomSlack absorbs the skew between kernel timestamps (converted from the
+// monotonic clock) and systemd's wall-clock ones.
+const oomSlack = 2 * time.Second
+
+// oomOfThisRun reports whether an OOM kill at "at" may have ended u's last
+// run: after the unit last became active and not after it went down, when
+// those times are known.
+func oomOfThisRun(at time.Time, u *Unit) bool {
+	if at.IsZero() {
+		return true
+	}
+	if !u.ActiveEnterTimestamp.IsZero() && at.Before(u.ActiveEnterTimestamp.Add(-oomSlack)) {
+		return false
+	}
+	down := u.InactiveEnterTimestamp
+	if down.IsZero() || down.Before(u.ActiveEnterTimestamp) {
+		down = u.StateChangeTimestamp
+	}
+	return down.IsZero() || down.Before(u.ActiveEnterTimestamp) || !at.After(down.Add(oomSlack))
 }
 
 // oomKernelEvidence adds the kernel's OOM report, if read, to ev and says

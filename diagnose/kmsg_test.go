@@ -257,3 +257,27 @@ func TestKernelOOMReportReal(t *testing.T) {
 		t.Errorf("evidence %v; want oom_pid %d", dg.Primary.Evidence, pid)
 	}
 }
+
+func TestOOMOfThisRun(t *testing.T) {
+	start := time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)
+	died := start.Add(time.Hour)
+	run := &Unit{ActiveEnterTimestamp: start, InactiveEnterTimestamp: died, StateChangeTimestamp: died}
+	for _, tc := range []struct {
+		name string
+		at   time.Time
+		u    *Unit
+		want bool
+	}{
+		{"during the run", died.Add(-time.Second), run, true},
+		{"at the death, kernel clock a little late", died.Add(time.Second), run, true},
+		{"before the unit started: an older kill of the same cgroup", start.Add(-10 * time.Minute), run, false},
+		{"long after the death", died.Add(time.Minute), run, false},
+		{"no time in the report", time.Time{}, run, true},
+		{"no timestamps known", start, &Unit{}, true},
+		{"inactive timestamp from an earlier stop", died.Add(-time.Second), &Unit{ActiveEnterTimestamp: start, InactiveEnterTimestamp: start.Add(-time.Hour), StateChangeTimestamp: died}, true},
+	} {
+		if got := oomOfThisRun(tc.at, tc.u); got != tc.want {
+			t.Errorf("%s: oomOfThisRun = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

@@ -470,5 +470,5 @@ func (d *run) nothingListens(probed netip.AddrPort) *Finding {
 	}
 	return &Finding{Cause: NotRunning, Evidence: map[string]any{"address": probed.String(), "listening": false, "rules": d.rules},
 		Summary: fmt.Sprintf("nothing listens on %s, and no firewall rule matches its port", probed),
-		Hint:    fmt.Sprintf("start the backend that should listen on %s (name its unit to see the unit's state)", probed)}
+		Hint:    d.startHint(probed)}
 }

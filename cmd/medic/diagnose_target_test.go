@@ -84,6 +84,13 @@ func TestDiagnoseUnitBusUnreachable(t *testing.T) {
 	if strings.Contains(out, "no unit configured") {
 		t.Errorf("output says no unit is configured:\n%s", out)
 	}
+
+	// Nothing listens: the fix names the unit given, not "name its unit".
+	closed := closedPort(t)
+	out, _, _ = execute("diagnose", "--bus", "user", "--unit", "app.service", "tcp://"+closed)
+	if !strings.Contains(out, "fix:     start app.service, which should listen on "+closed) || strings.Contains(out, "name its unit") {
+		t.Errorf("closed port, unit unreadable: output:\n%s", out)
+	}
 }
 
 // TestDiagnoseUnitInactive: a probe that passes does not make diagnose
