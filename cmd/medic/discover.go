@@ -54,7 +54,7 @@ holds each socket.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&conf, "config", "/etc/nginx/nginx.conf", "nginx's main configuration file")
+	cmd.Flags().StringVarP(&conf, "config", "c", "/etc/nginx/nginx.conf", "nginx's main configuration file")
 	return cmd
 }
 

@@ -34,7 +34,9 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newRunCmd(), newCheckConfigCmd(), newNotifyCmd(), newOutboxCmd(), newStatusCmd(), newReloadCmd(), newPauseCmd(), newResumeCmd(), newDiagnoseCmd(), newVersionCmd(), newDemoCmd(), newDemoBackendCmd())
+	diag := newDiagnoseCmd()
+	diag.AddCommand(newDiagnoseNginxCmd())
+	root.AddCommand(newRunCmd(), newCheckConfigCmd(), newNotifyCmd(), newOutboxCmd(), newStatusCmd(), newReloadCmd(), newPauseCmd(), newResumeCmd(), diag, newVersionCmd(), newDemoCmd(), newDemoBackendCmd())
 	root.AddCommand(newPolkitRuleCmd(), newGendocsCmd(), newDiscoverCmd())
 	return root
 }
