@@ -93,9 +93,13 @@ func TestHandlerScrape(t *testing.T) {
 			`{check="web",probe="0-tcp"} 1`,
 			`{check="web",probe="other"} 0`,
 		},
-		"medic_probe_duration_seconds": {
-			`{check="web",probe="0-tcp"} 1`,
+		"medic_probe_last_duration_seconds": {
+			`{check="web",probe="0-tcp"} 0.001`,
 			`{check="web",probe="other"} 1`,
+		},
+		"medic_probe_duration_seconds": {
+			`{type="other"} 1`,
+			`{type="tcp"} 1`,
 		},
 		"medic_remediations_total": {
 			`{action="restart",check="web",result="done",unit="web.service"} 1`,

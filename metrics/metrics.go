@@ -15,11 +15,14 @@ package metrics
 import (
 	"regexp"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/medic-watchdog/medic/probe"
 )
 
 const namespace = "medic"
@@ -43,6 +46,14 @@ var notificationResults = []string{"delivered", "failed", "dropped"}
 
 // probeDurationBuckets are the upper bounds, in seconds, of
 // medic_probe_duration_seconds: 100µs to 10s.
+//
+// That histogram is shared by every probe of a type (label type="tcp",
+// "unix", "http"), not kept per check and probe: 19 series per probe (16
+// buckets, +Inf, sum, count) would be 190,000 series at 10,000 checks, which
+// medic would have to render at every scrape and Prometheus to store, for a
+// distribution that matters across probes (how slow are backends, is the
+// host loaded) more than per probe. What one probe took last is
+// medic_probe_last_duration_seconds, one series per probe.
 var probeDurationBuckets = []float64{
 	0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
 	0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
@@ -91,6 +102,7 @@ type Metrics struct {
 	reg *prometheus.Registry
 
 	probeSuccess  *prometheus.GaugeVec
+	probeLast     *prometheus.GaugeVec
 	probeDuration *prometheus.HistogramVec
 	remediations  *prometheus.CounterVec
 	upstreamErrs  *prometheus.CounterVec
@@ -114,12 +126,17 @@ func New(src Sources) *Metrics {
 			Name:      "probe_success",
 			Help:      "Whether the last run of the probe passed (1) or failed (0).",
 		}, []string{"check", "probe"}),
+		probeLast: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: namespace,
+			Name:      "probe_last_duration_seconds",
+			Help:      "How long the last run of the probe took, passed or failed.",
+		}, []string{"check", "probe"}),
 		probeDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: namespace,
 			Name:      "probe_duration_seconds",
-			Help:      "How long probe runs took, passed or failed.",
+			Help:      "How long probe runs took, passed or failed, all checks' probes of a type together.",
 			Buckets:   probeDurationBuckets,
-		}, []string{"check", "probe"}),
+		}, []string{"type"}),
 		remediations: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace,
 			Name:      "remediations_total",
@@ -144,6 +161,7 @@ func New(src Sources) *Metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		collectors.NewBuildInfoCollector(),
 		m.probeSuccess,
+		m.probeLast,
 		m.probeDuration,
 		m.remediations,
 		m.upstreamErrs,
@@ -215,18 +233,72 @@ func errnoLabel(errno int) string {
 }
 
 // ObserveProbe records one run of a check's probe: medic_probe_success is
-// set to 1 when ok and to 0 otherwise, and d is observed in
-// medic_probe_duration_seconds. probe names the probe by its index in the
-// check and its type, like "0-tcp" or "1-http"; never pass its target or
-// error. A probe value of another form is recorded as "other".
+// set to 1 when ok and to 0 otherwise, medic_probe_last_duration_seconds to
+// d, and d is observed in medic_probe_duration_seconds under the probe's
+// type. probe names the probe by its index in the check and its type, like
+// "0-tcp" or "1-http"; never pass its target or error. A probe value of
+// another form is recorded as "other".
+//
+// ObserveProbe checks and looks up its labels at every call; a caller that
+// records every probe of a check at every round should take the handles
+// once with ForCheck.
 func (m *Metrics) ObserveProbe(check, probe string, ok bool, d time.Duration) {
-	l := prometheus.Labels{"check": checkLabel(check), "probe": probeLabel(probe)}
-	v := 0.0
-	if ok {
-		v = 1
+	check, probe = checkLabel(check), probeLabel(probe)
+	m.probeSuccess.WithLabelValues(check, probe).Set(boolFloat(ok))
+	m.probeLast.WithLabelValues(check, probe).Set(d.Seconds())
+	m.probeDuration.WithLabelValues(typeLabel(probe)).Observe(d.Seconds())
+}
+
+// CheckObserver records the probe runs of one check through metric handles
+// made once by ForCheck: an observation checks no label, builds no map and
+// looks up no series. A nil *CheckObserver records nothing. Its methods are
+// safe for concurrent use.
+type CheckObserver struct {
+	probes []probeHandles
+}
+
+// probeHandles are the series of one probe.
+type probeHandles struct {
+	success  prometheus.Gauge
+	last     prometheus.Gauge
+	duration prometheus.Observer
+}
+
+// ForCheck returns the metric handles of check's probes: probes[i] names
+// probe i of the check as ObserveProbe's probe does ("0-tcp", "1-http"),
+// and label values outside their form become "other" as they do there. The
+// series are created at the first observation, not here.
+//
+// Take the handles once per check (and again when a reload changes the
+// check's name or probes); ForgetCheck(check) deletes the series behind
+// them, after which their observations are no longer exposed: take new
+// handles rather than keep using old ones.
+func (m *Metrics) ForCheck(check string, probes []string) *CheckObserver {
+	check = checkLabel(check)
+	o := &CheckObserver{probes: make([]probeHandles, len(probes))}
+	for i, p := range probes {
+		p = probeLabel(p)
+		o.probes[i] = probeHandles{
+			success:  m.probeSuccess.WithLabelValues(check, p),
+			last:     m.probeLast.WithLabelValues(check, p),
+			duration: m.probeDuration.WithLabelValues(typeLabel(p)),
+		}
 	}
-	m.probeSuccess.With(l).Set(v)
-	m.probeDuration.With(l).Observe(d.Seconds())
+	return o
+}
+
+// ObserveProbe records one run of probe i (the index into ForCheck's
+// probes), as Metrics.ObserveProbe does: medic_probe_success set to 1 when
+// ok and to 0 otherwise, medic_probe_last_duration_seconds to d, d observed
+// in medic_probe_duration_seconds. An i outside probes records nothing.
+func (o *CheckObserver) ObserveProbe(i int, ok bool, d time.Duration) {
+	if o == nil || i < 0 || i >= len(o.probes) {
+		return
+	}
+	h := &o.probes[i]
+	h.success.Set(boolFloat(ok))
+	h.last.Set(d.Seconds())
+	h.duration.Observe(d.Seconds())
 }
 
 // ObserveRemedy counts one remedy in medic_remediations_total. action is the
@@ -258,7 +330,7 @@ func (m *Metrics) ObserveReload(ok bool, at time.Time) {
 func (m *Metrics) ForgetCheck(check string) {
 	l := prometheus.Labels{"check": checkLabel(check)}
 	m.probeSuccess.DeletePartialMatch(l)
-	m.probeDuration.DeletePartialMatch(l)
+	m.probeLast.DeletePartialMatch(l)
 	m.remediations.DeletePartialMatch(l)
 }
 
@@ -412,6 +484,16 @@ var (
 func checkLabel(s string) string  { return match(s, nameRE) }
 func probeLabel(s string) string  { return match(s, probeRE) }
 func actionLabel(s string) string { return match(s, actionRE) }
+
+// typeLabel is the type label of a probe label: "tcp" of "0-tcp", when it is
+// a kind in probe.Kinds, else "other".
+func typeLabel(probeLabel string) string {
+	_, kind, ok := strings.Cut(probeLabel, "-")
+	if _, known := probe.Kinds[kind]; !ok || !known {
+		return other
+	}
+	return kind
+}
 
 // unitLabel keeps an empty unit empty: a check without a unit.
 func unitLabel(s string) string {

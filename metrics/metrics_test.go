@@ -2,11 +2,13 @@ package metrics
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/common/expfmt"
 )
 
 func TestObserveProbe(t *testing.T) {
@@ -29,50 +31,112 @@ medic_probe_success{check="web",probe="1-http"} 1
 		t.Errorf("medic_probe_success after a failure = %v, want 0", got)
 	}
 
+	const wantLast = `
+# HELP medic_probe_last_duration_seconds How long the last run of the probe took, passed or failed.
+# TYPE medic_probe_last_duration_seconds gauge
+medic_probe_last_duration_seconds{check="web",probe="0-tcp"} 0.0003
+medic_probe_last_duration_seconds{check="web",probe="1-http"} 1
+`
+	if err := testutil.GatherAndCompare(m.reg, strings.NewReader(wantLast), "medic_probe_last_duration_seconds"); err != nil {
+		t.Error(err)
+	}
+
 	const wantHist = `
-# HELP medic_probe_duration_seconds How long probe runs took, passed or failed.
+# HELP medic_probe_duration_seconds How long probe runs took, passed or failed, all checks' probes of a type together.
 # TYPE medic_probe_duration_seconds histogram
-medic_probe_duration_seconds_bucket{check="web",probe="0-tcp",le="0.0001"} 0
-medic_probe_duration_seconds_bucket{check="web",probe="0-tcp",le="0.00025"} 0
-medic_probe_duration_seconds_bucket{check="web",probe="0-tcp",le="0.0005"} 1
-medic_probe_duration_seconds_bucket{check="web",probe="0-tcp",le="0.001"} 1
-medic_probe_duration_seconds_bucket{check="web",probe="0-tcp",le="0.0025"} 1
-medic_probe_duration_seconds_bucket{check="web",probe="0-tcp",le="0.005"} 1
-medic_probe_duration_seconds_bucket{check="web",probe="0-tcp",le="0.01"} 1
-medic_probe_duration_seconds_bucket{check="web",probe="0-tcp",le="0.025"} 1
-medic_probe_duration_seconds_bucket{check="web",probe="0-tcp",le="0.05"} 1
-medic_probe_duration_seconds_bucket{check="web",probe="0-tcp",le="0.1"} 1
-medic_probe_duration_seconds_bucket{check="web",probe="0-tcp",le="0.25"} 1
-medic_probe_duration_seconds_bucket{check="web",probe="0-tcp",le="0.5"} 1
-medic_probe_duration_seconds_bucket{check="web",probe="0-tcp",le="1"} 1
-medic_probe_duration_seconds_bucket{check="web",probe="0-tcp",le="2.5"} 1
-medic_probe_duration_seconds_bucket{check="web",probe="0-tcp",le="5"} 1
-medic_probe_duration_seconds_bucket{check="web",probe="0-tcp",le="10"} 1
-medic_probe_duration_seconds_bucket{check="web",probe="0-tcp",le="+Inf"} 1
-medic_probe_duration_seconds_sum{check="web",probe="0-tcp"} 0.0003
-medic_probe_duration_seconds_count{check="web",probe="0-tcp"} 1
-medic_probe_duration_seconds_bucket{check="web",probe="1-http",le="0.0001"} 0
-medic_probe_duration_seconds_bucket{check="web",probe="1-http",le="0.00025"} 0
-medic_probe_duration_seconds_bucket{check="web",probe="1-http",le="0.0005"} 0
-medic_probe_duration_seconds_bucket{check="web",probe="1-http",le="0.001"} 0
-medic_probe_duration_seconds_bucket{check="web",probe="1-http",le="0.0025"} 0
-medic_probe_duration_seconds_bucket{check="web",probe="1-http",le="0.005"} 0
-medic_probe_duration_seconds_bucket{check="web",probe="1-http",le="0.01"} 0
-medic_probe_duration_seconds_bucket{check="web",probe="1-http",le="0.025"} 0
-medic_probe_duration_seconds_bucket{check="web",probe="1-http",le="0.05"} 1
-medic_probe_duration_seconds_bucket{check="web",probe="1-http",le="0.1"} 1
-medic_probe_duration_seconds_bucket{check="web",probe="1-http",le="0.25"} 1
-medic_probe_duration_seconds_bucket{check="web",probe="1-http",le="0.5"} 1
-medic_probe_duration_seconds_bucket{check="web",probe="1-http",le="1"} 2
-medic_probe_duration_seconds_bucket{check="web",probe="1-http",le="2.5"} 3
-medic_probe_duration_seconds_bucket{check="web",probe="1-http",le="5"} 3
-medic_probe_duration_seconds_bucket{check="web",probe="1-http",le="10"} 3
-medic_probe_duration_seconds_bucket{check="web",probe="1-http",le="+Inf"} 3
-medic_probe_duration_seconds_sum{check="web",probe="1-http"} 3.04
-medic_probe_duration_seconds_count{check="web",probe="1-http"} 3
+medic_probe_duration_seconds_bucket{type="http",le="0.0001"} 0
+medic_probe_duration_seconds_bucket{type="http",le="0.00025"} 0
+medic_probe_duration_seconds_bucket{type="http",le="0.0005"} 0
+medic_probe_duration_seconds_bucket{type="http",le="0.001"} 0
+medic_probe_duration_seconds_bucket{type="http",le="0.0025"} 0
+medic_probe_duration_seconds_bucket{type="http",le="0.005"} 0
+medic_probe_duration_seconds_bucket{type="http",le="0.01"} 0
+medic_probe_duration_seconds_bucket{type="http",le="0.025"} 0
+medic_probe_duration_seconds_bucket{type="http",le="0.05"} 1
+medic_probe_duration_seconds_bucket{type="http",le="0.1"} 1
+medic_probe_duration_seconds_bucket{type="http",le="0.25"} 1
+medic_probe_duration_seconds_bucket{type="http",le="0.5"} 1
+medic_probe_duration_seconds_bucket{type="http",le="1"} 2
+medic_probe_duration_seconds_bucket{type="http",le="2.5"} 3
+medic_probe_duration_seconds_bucket{type="http",le="5"} 3
+medic_probe_duration_seconds_bucket{type="http",le="10"} 3
+medic_probe_duration_seconds_bucket{type="http",le="+Inf"} 3
+medic_probe_duration_seconds_sum{type="http"} 3.04
+medic_probe_duration_seconds_count{type="http"} 3
+medic_probe_duration_seconds_bucket{type="tcp",le="0.0001"} 0
+medic_probe_duration_seconds_bucket{type="tcp",le="0.00025"} 0
+medic_probe_duration_seconds_bucket{type="tcp",le="0.0005"} 1
+medic_probe_duration_seconds_bucket{type="tcp",le="0.001"} 1
+medic_probe_duration_seconds_bucket{type="tcp",le="0.0025"} 1
+medic_probe_duration_seconds_bucket{type="tcp",le="0.005"} 1
+medic_probe_duration_seconds_bucket{type="tcp",le="0.01"} 1
+medic_probe_duration_seconds_bucket{type="tcp",le="0.025"} 1
+medic_probe_duration_seconds_bucket{type="tcp",le="0.05"} 1
+medic_probe_duration_seconds_bucket{type="tcp",le="0.1"} 1
+medic_probe_duration_seconds_bucket{type="tcp",le="0.25"} 1
+medic_probe_duration_seconds_bucket{type="tcp",le="0.5"} 1
+medic_probe_duration_seconds_bucket{type="tcp",le="1"} 1
+medic_probe_duration_seconds_bucket{type="tcp",le="2.5"} 1
+medic_probe_duration_seconds_bucket{type="tcp",le="5"} 1
+medic_probe_duration_seconds_bucket{type="tcp",le="10"} 1
+medic_probe_duration_seconds_bucket{type="tcp",le="+Inf"} 1
+medic_probe_duration_seconds_sum{type="tcp"} 0.0003
+medic_probe_duration_seconds_count{type="tcp"} 1
 `
 	if err := testutil.GatherAndCompare(m.reg, strings.NewReader(wantHist), "medic_probe_duration_seconds"); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestForCheck checks that a CheckObserver records what Metrics.ObserveProbe
+// records for the same probes, that an index outside the check's probes and
+// a nil CheckObserver record nothing, and that ForgetCheck removes its
+// series.
+func TestForCheck(t *testing.T) {
+	byHandle, byName := New(Sources{}), New(Sources{})
+	o := byHandle.ForCheck("web", []string{"0-tcp", "1-http", "2-exploded by a bug"})
+	runs := []struct {
+		i  int
+		ok bool
+		d  time.Duration
+	}{
+		{0, true, 300 * time.Microsecond},
+		{1, false, 2 * time.Second},
+		{1, true, 40 * time.Millisecond},
+		{2, true, time.Millisecond},
+	}
+	names := []string{"0-tcp", "1-http", "2-exploded by a bug"}
+	for _, r := range runs {
+		o.ObserveProbe(r.i, r.ok, r.d)
+		byName.ObserveProbe("web", names[r.i], r.ok, r.d)
+	}
+	o.ObserveProbe(3, false, time.Second)  // outside: nothing
+	o.ObserveProbe(-1, false, time.Second) // outside: nothing
+	(*CheckObserver)(nil).ObserveProbe(0, false, time.Second)
+
+	families := []string{"medic_probe_success", "medic_probe_last_duration_seconds", "medic_probe_duration_seconds"}
+	want, err := byName.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var text strings.Builder
+	for _, mf := range want {
+		if slices.Contains(families, mf.GetName()) {
+			if _, err := expfmt.MetricFamilyToText(&text, mf); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := testutil.GatherAndCompare(byHandle.reg, strings.NewReader(text.String()), families...); err != nil {
+		t.Error(err)
+	}
+	if !strings.Contains(text.String(), `probe="other"`) || !strings.Contains(text.String(), `type="other"`) {
+		t.Errorf("a probe name of another form is not recorded as other:\n%s", text.String())
+	}
+
+	byHandle.ForgetCheck("web")
+	if n := testutil.CollectAndCount(byHandle.probeSuccess) + testutil.CollectAndCount(byHandle.probeLast); n != 0 {
+		t.Errorf("%d per-probe series after ForgetCheck(web), want 0", n)
 	}
 }
 
@@ -147,7 +211,7 @@ func TestForgetCheck(t *testing.T) {
 	m.ForgetCheck("web")
 	m.ForgetCheck("never-seen") // no-op
 
-	for _, name := range []string{"medic_probe_success", "medic_probe_duration_seconds", "medic_remediations_total"} {
+	for _, name := range []string{"medic_probe_success", "medic_probe_last_duration_seconds", "medic_remediations_total"} {
 		mfs, err := m.reg.Gather()
 		if err != nil {
 			t.Fatal(err)
