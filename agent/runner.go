@@ -52,6 +52,11 @@ type runner struct {
 	// start, restart or reload) changes the unit: failed probes are not
 	// counted until the unit is active again and its grace period passed.
 	operatorJob bool
+	// unitDown is set while systemd's latest word on the unit is that it
+	// is failed or inactive with no job: a probe that passes meanwhile
+	// reaches another process (one holding the unit's port), so the round
+	// fails if the unit is still down when read again.
+	unitDown bool
 	// deathState is the unit's state read when systemd reported it dead;
 	// the incident's diagnosis starts from it.
 	deathState *remedy.UnitState
@@ -257,6 +262,9 @@ func (r *runner) unitEvent(ev remedy.UnitEvent) {
 // exited cleanly is probed at once, and the probe round counts as failed.
 func (r *runner) handleUnit(ev remedy.UnitEvent) (bool, policy.Decision) {
 	now := r.agent.now()
+	if ev.Job == "" && !ev.StopJob {
+		r.unitDown = ev.Down() // whoever changed it: the latest state counts
+	}
 	if r.m.JobInFlight() || ev.At.Before(r.lastJobDone) {
 		return false, policy.Decision{} // medic's own restart passing through
 	}
@@ -430,15 +438,16 @@ func (r *runner) nextDelay() time.Duration {
 // doProbe runs every probe of the check at once, each bounded by the check's
 // timeout, and feeds the combined result to the Machine: the check fails
 // when any probe fails. A panicking probe counts as a failed probe.
+//
+// The unit is read again when the probes pass while systemd last said it is
+// down, and when they pass to verify a restart (the unit may have failed
+// right after its start job, while another process answers on its port):
+// a unit that is failed or inactive fails the round.
 func (r *runner) doProbe(ctx context.Context) policy.Decision {
+	if r.check.Unit != "" && !r.stoppedByOperator && (r.unitDown || r.m.State() == policy.Verifying) {
+		return r.doProbeWith(ctx, true, "unit down")
+	}
 	return r.doProbeWith(ctx, false, "")
-}
-
-// stillDown reads the unit's state now: an event that said the unit is
-// down may be stale (systemd's signals from a restart arrive after it).
-func (r *runner) stillDown() bool {
-	s := r.unitNow()
-	return s != nil && (s.ActiveState == "failed" || s.ActiveState == "inactive")
 }
 
 // doProbeWith is doProbe; when unitDown, the round fails even if every
@@ -476,10 +485,17 @@ func (r *runner) doProbeWith(ctx context.Context, unitDown bool, unitState strin
 			break
 		}
 	}
-	if ok && unitDown && len(results) > 0 && r.stillDown() {
-		ok, spec = false, r.check.Probes[0].Spec()
-		failed = results[0]
-		failed.OK, failed.Class, failed.Err = false, probe.ClassOther, fmt.Errorf("%s, yet %s answers", unitState, failed.Target)
+	if ok && unitDown && len(results) > 0 {
+		if s := r.unitNow(); s != nil && (s.ActiveState == "failed" || s.ActiveState == "inactive") && s.Job == 0 {
+			if unitState == "unit down" {
+				unitState = fmt.Sprintf("unit %s/%s, result %s", s.ActiveState, s.SubState, s.Result)
+			}
+			ok, spec = false, r.check.Probes[0].Spec()
+			failed = results[0]
+			failed.OK, failed.Class, failed.Err = false, probe.ClassOther, fmt.Errorf("%s, yet %s answers", unitState, failed.Target)
+		} else if s != nil {
+			r.unitDown = false
+		}
 	}
 	r.lastOK = ok
 	reason := ""

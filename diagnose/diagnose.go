@@ -53,6 +53,18 @@ func (u *Unit) Up() bool {
 	return u.ActiveState == "active" || u.ActiveState == "reloading"
 }
 
+// SocketActivated reports whether a .socket unit triggers u (TriggeredBy).
+func (u *Unit) SocketActivated() bool {
+	return slices.ContainsFunc(u.TriggeredBy, func(t string) bool { return strings.HasSuffix(t, ".socket") })
+}
+
+// Serving reports whether u is where it should be for its clients: up, or
+// inactive (not failed) and socket-activated, so that systemd holds its
+// listening socket and starts it on the first connection.
+func (u *Unit) Serving() bool {
+	return u.Up() || (u.ActiveState == "inactive" && u.SocketActivated())
+}
+
 // Input is what Diagnose looks at.
 type Input struct {
 	// Spec is the probe that failed; Result its outcome (a passing Result

@@ -3,8 +3,6 @@ package diagnose
 import (
 	"fmt"
 	"regexp"
-	"slices"
-	"strings"
 )
 
 // holder is a process outside the check's unit that holds the address the
@@ -65,7 +63,7 @@ func (d *run) gatherPortInUse() {
 			}
 		}
 	}
-	activated := slices.ContainsFunc(u.TriggeredBy, func(t string) bool { return strings.HasSuffix(t, ".socket") })
+	activated := u.SocketActivated()
 	var unitCgroup uint64
 	if u.ControlGroup != "" {
 		unitCgroup, _ = CgroupID(u.ControlGroup)

@@ -84,3 +84,23 @@ func TestPortInUseUnixSocket(t *testing.T) {
 		t.Errorf("an active unit: primary %+v", dg.Primary)
 	}
 }
+
+func TestUnitServing(t *testing.T) {
+	for _, tc := range []struct {
+		u    Unit
+		want bool
+	}{
+		{Unit{ActiveState: "active", SubState: "running"}, true},
+		{Unit{ActiveState: "reloading"}, true},
+		{Unit{ActiveState: "activating", SubState: "auto-restart"}, false},
+		{Unit{ActiveState: "activating", SubState: "start"}, false},
+		{Unit{ActiveState: "inactive", SubState: "dead"}, false},
+		{Unit{ActiveState: "inactive", SubState: "dead", TriggeredBy: []string{"app.socket"}}, true},
+		{Unit{ActiveState: "failed", SubState: "failed", TriggeredBy: []string{"app.socket"}}, false},
+		{Unit{ActiveState: "inactive", SubState: "dead", TriggeredBy: []string{"app.timer"}}, false},
+	} {
+		if got := tc.u.Serving(); got != tc.want {
+			t.Errorf("%+v: Serving() = %v, want %v", tc.u, got, tc.want)
+		}
+	}
+}

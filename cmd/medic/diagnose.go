@@ -34,7 +34,7 @@ evidence (the unit's state when --unit is given, who listens where, the
 socket's permissions, firewall rules) and prints the checklist with the
 primary cause and its fix. A bare host:port is taken as tcp://host:port. It
 exits 0 when TARGET answers (and, with --unit, the unit is active or
-reloading) and 1
+reloading, or idle and socket-activated) and 1
 otherwise, also when the unit's state cannot be read.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -85,7 +85,7 @@ otherwise, also when the unit's state cannot be read.`,
 			// With --unit, TARGET is healthy only when the unit is
 			// active too: a probe that passes while the unit is down
 			// reaches someone else (another process on its port).
-			if !res.OK || (unit != "" && (in.Unit == nil || !in.Unit.Up())) {
+			if !res.OK || (unit != "" && (in.Unit == nil || !in.Unit.Serving())) {
 				return exitCode(1)
 			}
 			return nil
