@@ -165,6 +165,9 @@ server {
 		t.Fatalf("nginx logged %d refused and %d denied lines:\n%s", wantRefused, wantDenied, logText)
 	}
 
+	// A diagnosis reuses the host's socket listing for 250ms: one an
+	// earlier test took would not hold this test's sockets.
+	time.Sleep(300 * time.Millisecond)
 	out, stderr, err := execute("diagnose", "nginx", "-c", ngx.ConfPath, "--timeout", "1s")
 	var ec exitCode
 	if !errors.As(err, &ec) || ec != 1 {
