@@ -198,20 +198,25 @@ func printScale(w io.Writer, r *results) {
 	fmt.Fprintf(w, "\nScale: TCP checks at a %s interval (medic: jitter %g) against loopback listeners, %s measured after %s of warm-up; "+
 		"lateness = time between two probes of a check − %s; cycle = median time between two probes of a check.\n\n",
 		scaleInterval, r.Options.ScaleJitter, r.Options.ScaleDuration, r.Options.ScaleWarmup, scaleInterval)
-	fmt.Fprintln(w, "| checks | tool | CPU % of one core | RSS MB | p99 lateness ms | cycle ms |")
-	fmt.Fprintln(w, "|---:|---|---:|---:|---:|---:|")
+	fmt.Fprintln(w, "| checks | tool | CPU % of one core | CPU per probe (µs) | RSS MB | p99 lateness ms | cycle ms |")
+	fmt.Fprintln(w, "|---:|---|---:|---:|---:|---:|---:|")
 	var notes []string
 	for _, s := range r.Scale {
 		if strings.HasPrefix(s.Note, "failed") {
-			fmt.Fprintf(w, "| %d | %s | %s | | | |\n", s.Checks, s.Tool, s.Note)
+			fmt.Fprintf(w, "| %d | %s | %s | | | | |\n", s.Checks, s.Tool, s.Note)
 			continue
 		}
-		fmt.Fprintf(w, "| %d | %s | %.1f | %.1f | %s | %s |\n", s.Checks, s.Tool, s.CPUPercent, s.RSSMB, num(s.P99LatenessMS), num(s.CycleMS))
-		note := fmt.Sprintf("%s %d: p50 lateness %s ms; %d failed probes logged; the listeners (the bench itself) used %.1f %% of one core meanwhile",
-			s.Tool, s.Checks, num(s.P50LatenessMS), s.FailedProbes, s.ListenerCPUPercent)
+		perProbe := math.NaN()
+		if s.Probes > 0 {
+			perProbe = s.CPUPerProbeUS
+		}
+		fmt.Fprintf(w, "| %d | %s | %.1f | %s | %.1f | %s | %s |\n", s.Checks, s.Tool, s.CPUPercent, num(perProbe), s.RSSMB, num(s.P99LatenessMS), num(s.CycleMS))
+		note := fmt.Sprintf("%s %d: p50 lateness %s ms; %d probes of the listeners in the window (CPU per probe = CPU time / those probes); "+
+			"%d failed probes of the listeners logged; the listeners (the bench itself) used %.1f %% of one core meanwhile",
+			s.Tool, s.Checks, num(s.P50LatenessMS), s.Probes, s.FailedProbes, s.ListenerCPUPercent)
 		if s.Hanging > 0 {
 			note += fmt.Sprintf("; %d of the checks probe targets that never answer (HTTP: accepted, never answered; TCP: SYNs dropped), "+
-				"every probe running into the 500 ms timeout: the lateness is that of the %d others", s.Hanging, s.Checks-s.Hanging)
+				"every probe running into the 500 ms timeout: the lateness is that of the %d others, and CPU per probe divides all CPU by their probes only", s.Hanging, s.Checks-s.Hanging)
 		}
 		if s.Goroutines > 0 {
 			note += fmt.Sprintf("; at most %d goroutines (go_goroutines)", s.Goroutines)

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -36,8 +37,17 @@ type scaleResult struct {
 	// ListenerCPUPercent is the bench's own CPU use (the listeners) in the
 	// same window, on the same cores.
 	ListenerCPUPercent float64 `json:"listener_cpu_percent_of_one_core"`
-	// FailedProbes is how many failed probes the tool logged during the
-	// whole run (warm-up included); each one skews the lateness.
+	// Probes is how many connections the listeners accepted in the
+	// sampled window: the probes of the healthy checks that the tool
+	// completed.
+	Probes int `json:"probes"`
+	// CPUPerProbeUS is the tool's CPU time in the sampled window (utime +
+	// stime) divided by Probes, in µs. In a hang row it also carries the
+	// CPU of the hanging probes, which are not counted in Probes.
+	CPUPerProbeUS float64 `json:"cpu_per_probe_us"`
+	// FailedProbes is how many failed probes of the healthy checks the
+	// tool logged during the whole run (warm-up included, the tool stopped
+	// before its listeners closed); each one skews the lateness.
 	FailedProbes int `json:"failed_probes"`
 	// Hanging is how many of the checks probe targets that never answer
 	// (the "hang" scenario); the lateness is then that of the others.
@@ -123,7 +133,11 @@ func scaleRun(ctx context.Context, t scaleTool, k int, o *options) (scaleResult,
 	if err != nil {
 		return r, err
 	}
-	defer stopChild(cmd)
+	// The tool stops before its listeners close (the deferred calls run
+	// last in, first out, and the measured path stops it explicitly):
+	// probes refused by closed listeners are not failures of the tool.
+	stop := sync.OnceFunc(func() { stopChild(cmd) })
+	defer stop()
 	pid := cmd.Process.Pid
 	if err := sleepCtx(ctx, o.ScaleWarmup); err != nil {
 		return r, err
@@ -155,8 +169,13 @@ func scaleRun(ctx context.Context, t scaleTool, k int, o *options) (scaleResult,
 	r.ListenerCPUPercent = 100 * float64(self1-self0) / clockTicks / r.Seconds
 	r.CPUPercent = 100 * float64(cpu1-cpu0) / clockTicks / r.Seconds
 	r.RSSMB = float64(rss) / 1024
+	stop()
 	ls.close()
 	r.fill(ls.intervals(from, to))
+	r.Probes = ls.accepted(from, to)
+	if r.Probes > 0 {
+		r.CPUPerProbeUS = 1e6 * float64(cpu1-cpu0) / clockTicks / float64(r.Probes)
+	}
 	r.FailedProbes = t.failedProbes(dir)
 	if r.Probed < healthy {
 		r.Note = fmt.Sprintf("only %d of %d checks probed twice in the window", r.Probed, healthy)
@@ -273,6 +292,20 @@ func (ls *listeners) intervals(from, to time.Time) [][]time.Duration {
 	return out
 }
 
+// accepted returns how many connections arrived within [from, to], over
+// every listener. Call after close.
+func (ls *listeners) accepted(from, to time.Time) int {
+	n := 0
+	for _, st := range ls.stamps {
+		for _, t := range st {
+			if !t.Before(from) && !t.After(to) {
+				n++
+			}
+		}
+	}
+	return n
+}
+
 // medicScale runs medic with one TCP check (remedy "none") per port.
 type medicScale struct {
 	bin    string
@@ -301,9 +334,22 @@ func (m medicScale) start(dir string, ports []int) (*exec.Cmd, error) {
 	return startChild(m.bin, []string{"run", "-c", conf, "--log-format", "json"}, os.Environ(), filepath.Join(dir, "medic.log"))
 }
 
+// failedProbes counts the "probe failed" lines (JSON, "event":"probe
+// failed") of the checks that probe the listeners ("check":"c00042"; the
+// hanging ones of medicHang are h00000, ...).
 func (medicScale) failedProbes(dir string) int {
-	return countInFile(filepath.Join(dir, "medic.log"), `"probe failed"`)
+	b, _ := os.ReadFile(filepath.Join(dir, "medic.log"))
+	n := 0
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if strings.Contains(line, `"event":"probe failed"`) && healthyCheckRE.MatchString(line) {
+			n++
+		}
+	}
+	return n
 }
+
+// healthyCheckRE matches the check field of a check that probes a listener.
+var healthyCheckRE = regexp.MustCompile(`"check":"c[0-9]{5}"`)
 
 // partialTool is a scale tool whose checks probe the listeners only in
 // part: the others probe targets of its own.
