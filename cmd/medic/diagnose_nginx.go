@@ -472,7 +472,7 @@ func printNginxDiagnosis(out io.Writer, d *nginxDiagnosis, now time.Time) {
 	fmt.Fprintf(out, "nginx %s: %d of %d servers down; workers run as %s\n\n", esc(d.Config), down, total, esc(d.User))
 
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "UPSTREAM\tSERVER\tBACKUP\tSTATUS\tCAUSE")
+	fmt.Fprintln(w, "UPSTREAM\tSERVER\tBACKUP\tSTATUS  CAUSE")
 	for _, u := range d.Upstreams {
 		for _, s := range u.Servers {
 			var flags []string
@@ -492,11 +492,10 @@ func printNginxDiagnosis(out io.Writer, d *nginxDiagnosis, now time.Time) {
 					cause = "marked down in nginx: not counted"
 				}
 			}
-			row := esc(upstreamLabel(u, s)) + "\t" + esc(s.Address) + "\t" + orDash(strings.Join(flags, ",")) + "\t" + status
-			if cause != "" {
-				row += "\t" + esc(cause)
-			}
-			fmt.Fprintln(w, row)
+			// STATUS and CAUSE in one cell, so that no line ends in
+			// padding.
+			last := strings.TrimRight(fmt.Sprintf("%-6s  %s", status, esc(cause)), " ")
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", esc(upstreamLabel(u, s)), esc(s.Address), orDash(strings.Join(flags, ",")), last)
 		}
 	}
 	w.Flush()

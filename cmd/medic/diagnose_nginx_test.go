@@ -345,7 +345,7 @@ func TestDiagnoseNginxUnavailable(t *testing.T) {
 	defer up.Close()
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "nginx.conf")
-	text := fmt.Sprintf("error_log %s/missing/error.log;\nerror_log stderr;\nevents {}\nhttp { upstream app { server %s; } }\n", dir, up.Listener.Addr())
+	text := fmt.Sprintf("error_log %[1]s/missing/error.log;\nerror_log stderr;\npid %[1]s/nginx.pid;\nevents {}\nhttp { upstream app { server %[2]s; } }\n", dir, up.Listener.Addr())
 	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -379,5 +379,31 @@ func TestDiscoverNginxShorthand(t *testing.T) {
 	}
 	if short != long {
 		t.Errorf("-c and --config differ:\n%s\n---\n%s", short, long)
+	}
+}
+
+// TestDiagnoseNginxHostile: text from nginx's configuration and its error
+// log reaches the terminal escaped.
+func TestDiagnoseNginxHostile(t *testing.T) {
+	dir := t.TempDir()
+	addr := closedPort(t)
+	conf := filepath.Join(dir, "nginx.conf")
+	text := fmt.Sprintf("pid %[1]s/nginx.pid;\nerror_log %[1]s/error.log;\nevents {}\nhttp { upstream \"app%[2]s\" { server %[3]s; } }\n", dir, hostile, addr)
+	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	line := time.Now().Format("2006/01/02 15:04:05") + " [error] 1#1: *1 connect() failed (111: refused" + hostile + ") while connecting to upstream, client: 127.0.0.1, server: _, request: \"GET / HTTP/1.1\", upstream: \"http://" + addr + "/\", host: \"x\"\n"
+	if err := os.WriteFile(filepath.Join(dir, "error.log"), []byte(line), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, _, err := execute("diagnose", "nginx", "-c", conf, "--timeout", "1s")
+	var ec exitCode
+	if !errors.As(err, &ec) || ec != 1 {
+		t.Fatalf("diagnose nginx: err %v, want exit status 1\n%s", err, out)
+	}
+	assertInert(t, "diagnose nginx", out)
+	t.Logf("output:\n%s", out)
+	if !strings.Contains(out, "111: refused"+hostileEscaped+" ×1") {
+		t.Errorf("the log's text is not shown escaped:\n%s", out)
 	}
 }
