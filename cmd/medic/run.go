@@ -34,6 +34,7 @@ func newRunCmd() *cobra.Command {
 		file      string
 		logFormat string
 		debug     bool
+		pprofAddr string
 	)
 	cmd := &cobra.Command{
 		Use:   "run",
@@ -59,12 +60,18 @@ RELOADING=1/STOPPING=1). SIGHUP, a change of the configuration file, and
 			defer stop()
 			// After the first signal, a second one ends medic at once.
 			context.AfterFunc(ctx, stop)
+			if pprofAddr != "" {
+				if err := servePprof(ctx, pprofAddr, log); err != nil {
+					return err
+				}
+			}
 			return runDaemon(ctx, file, cfg, log)
 		},
 	}
 	cmd.Flags().StringVarP(&file, "config", "c", defaultConfig, "configuration file")
 	cmd.Flags().StringVar(&logFormat, "log-format", "auto", "log format: auto (the journal's native protocol when stderr is the journal), journal, json or console")
 	cmd.Flags().BoolVar(&debug, "debug", false, "log every probe")
+	cmd.Flags().StringVar(&pprofAddr, "pprof", "", "serve Go's profiling endpoints (/debug/pprof/) on this loopback address, e.g. 127.0.0.1:6060; off when empty")
 	return cmd
 }
 
