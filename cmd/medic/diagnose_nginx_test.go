@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/medic-watchdog/medic/internal/nginxtest"
+	"github.com/medic-watchdog/medic/internal/systemdtest"
 )
 
 // okHandler answers every request with 200 "ok".
@@ -405,5 +406,78 @@ func TestDiagnoseNginxHostile(t *testing.T) {
 	t.Logf("output:\n%s", out)
 	if !strings.Contains(out, "111: refused"+hostileEscaped+" ×1") {
 		t.Errorf("the log's text is not shown escaped:\n%s", out)
+	}
+}
+
+// TestDiagnoseNginxUnit: a server whose listener belongs to a unit of a
+// real systemd user manager is diagnosed with that unit's state, read over
+// --bus; a bus where the unit cannot be read leaves the checklist's
+// "backend running" unknown or failed, never passing.
+func TestDiagnoseNginxUnit(t *testing.T) {
+	m := systemdtest.Start(t)
+	bin := systemdtest.Backend(t)
+	addr := systemdtest.FreePort(t)
+	unit := fmt.Sprintf("medic-diagnose-nginx-%d.service", os.Getpid())
+	systemdtest.LinkUnit(t, m, unit, systemdtest.BackendUnit(bin, addr))
+	for _, kv := range m.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+	systemdtest.Systemctl(t, m, "start", unit)
+	t.Cleanup(func() { _, _ = m.Systemctl(t.Context(), "stop", unit) })
+	systemdtest.WaitFor(t, 10*time.Second, func() bool { return systemdtest.Answers(addr) }, unit+" listening on "+addr)
+	time.Sleep(300 * time.Millisecond) // the host's socket listing is shared for 250ms
+
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "nginx.conf")
+	text := fmt.Sprintf("pid %[1]s/nginx.pid;\nerror_log %[1]s/error.log;\nevents {}\nhttp { upstream app { server %[2]s; } }\n", dir, addr)
+	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	type checklist = []struct{ Name, Status, Evidence string }
+	read := func(bus string) (string, checklist) {
+		t.Helper()
+		out, _, err := execute("diagnose", "nginx", "-c", conf, "--bus", bus, "--json")
+		if err != nil {
+			t.Fatalf("diagnose nginx --bus %s: %v, want exit status 0 (%s answers)\n%s", bus, err, addr, out)
+		}
+		var d struct {
+			Upstreams []struct {
+				Servers []struct {
+					Address, Unit string
+					Diagnosis     struct{ Checklist checklist }
+				}
+			}
+		}
+		if err := json.Unmarshal([]byte(out), &d); err != nil || len(d.Upstreams) != 1 || len(d.Upstreams[0].Servers) != 1 {
+			t.Fatalf("--json: %v\n%s", err, out)
+		}
+		s := d.Upstreams[0].Servers[0]
+		return s.Unit, s.Diagnosis.Checklist
+	}
+	running := func(c checklist) (string, string) {
+		for _, it := range c {
+			if it.Name == "backend running" {
+				return it.Status, it.Evidence
+			}
+		}
+		return "", ""
+	}
+
+	u, c := read("user")
+	if u != unit {
+		t.Fatalf("unit %q, want %s (its process listens on %s)", u, unit, addr)
+	}
+	if st, ev := running(c); st != "pass" || !strings.Contains(ev, unit+": active/running") {
+		t.Errorf("backend running: %s %q, want pass with %s active/running", st, ev, unit)
+	}
+
+	// The user manager's units are not on the system bus (or there is no
+	// system bus at all).
+	_, c = read("system")
+	if st, ev := running(c); st == "pass" || st == "" {
+		t.Errorf("backend running read over the system bus: %s %q, want unknown or fail", st, ev)
+	} else {
+		t.Logf("backend running read over the system bus: %s %q", st, ev)
 	}
 }
