@@ -13,12 +13,10 @@
 package alertmanager
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"net/http"
 	"net/url"
@@ -35,6 +33,7 @@ import (
 
 	"github.com/medic-watchdog/medic/internal/redact"
 	"github.com/medic-watchdog/medic/notify"
+	"github.com/medic-watchdog/medic/notify/httpsend"
 )
 
 // Defaults of Config.
@@ -588,61 +587,23 @@ func (a *Alertmanager) post(ctx context.Context, alerts []PostableAlert) (retry 
 
 // postOne posts body to one Alertmanager.
 func (a *Alertmanager) postOne(ctx context.Context, t target, body []byte) (retry bool, err error) {
-	ctx, cancel := context.WithTimeoutCause(ctx, a.cfg.Timeout,
-		fmt.Errorf("no answer within %s", a.cfg.Timeout))
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.post, bytes.NewReader(body))
-	if err != nil {
-		return false, fmt.Errorf("post alerts to %s: %w", t.redacted, err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "application/json")
-	resp, err := a.client.Do(req)
-	if err != nil {
-		// *url.Error repeats the URL, with the user but maybe more: keep
-		// only its cause, and name the URL ourselves.
-		var uerr *url.Error
-		if errors.As(err, &uerr) {
-			err = uerr.Err
-		}
-		if cause := context.Cause(ctx); cause != nil && ctx.Err() != nil {
-			err = fmt.Errorf("%w (%w)", cause, err)
-		}
-		return true, fmt.Errorf("post alerts to %s: %w", t.redacted, err)
-	}
-	defer resp.Body.Close()
-	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-	if resp.StatusCode/100 == 2 {
-		return false, nil
-	}
-	err = &StatusError{URL: t.redacted, Code: resp.StatusCode, Body: bodyText(msg)}
-	retry = resp.StatusCode/100 == 5 || resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusRequestTimeout
-	if d, _ := notify.ParseRetryAfter(resp.Header, a.now()); retry && d > 0 {
-		err = &notify.RetryAfterError{After: d, Err: err}
-	}
-	return retry, err
+	return httpsend.Send(ctx, a.client, httpsend.Request{
+		Op:       "post alerts to",
+		URL:      t.post,
+		Redacted: t.redacted,
+		Header:   http.Header{"Content-Type": {"application/json"}, "Accept": {"application/json"}},
+		Body:     body,
+		Timeout:  a.cfg.Timeout,
+		Excerpt:  bodyText,
+		Now:      a.now,
+	})
 }
 
 // StatusError is an Alertmanager's answer other than 2xx. Alertmanager
 // answers 400 with the reason when it rejects an alert as invalid, e.g.
-// "start time must be before end time".
-type StatusError struct {
-	// URL is the Alertmanager's base URL, without user info.
-	URL string
-	// Code is the HTTP status code.
-	Code int
-	// Body is the start of the response body, on one line.
-	Body string
-}
-
-func (e *StatusError) Error() string {
-	s := fmt.Sprintf("post alerts to %s: HTTP %d %s", e.URL, e.Code, http.StatusText(e.Code))
-	if e.Body != "" {
-		s += ": " + e.Body
-	}
-	return s
-}
+// "post alerts to http://127.0.0.1:9093: 400 Bad Request: start time must
+// be before end time".
+type StatusError = httpsend.StatusError
 
 // bodyText makes an error body printable, on one line. Alertmanager
 // answers a rejected alert (400) with a JSON string, and a body that does

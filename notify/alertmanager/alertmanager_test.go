@@ -301,14 +301,14 @@ func TestStatusErrors(t *testing.T) {
 		wantAfter time.Duration
 	}{
 		{"400 invalid alert", &recorder{status: 400, body: `"start time must be before end time"`}, false,
-			"HTTP 400 Bad Request: start time must be before end time", 0},
+			"400 Bad Request: start time must be before end time", 0},
 		{"422 schema", &recorder{status: 422, body: `{"code":601,"message":"0.generatorURL in body must be of type uri: \"x\""}`}, false,
-			`HTTP 422 Unprocessable Entity: 0.generatorURL in body must be of type uri: "x"`, 0},
-		{"401", &recorder{status: 401, body: "no"}, false, "HTTP 401 Unauthorized: no", 0},
-		{"500", &recorder{status: 500, body: `"boom"`}, true, "HTTP 500 Internal Server Error: boom", 0},
+			`422 Unprocessable Entity: 0.generatorURL in body must be of type uri: "x"`, 0},
+		{"401", &recorder{status: 401, body: "no"}, false, "401 Unauthorized: no", 0},
+		{"500", &recorder{status: 500, body: `"boom"`}, true, "500 Internal Server Error: boom", 0},
 		{"503 retry after", &recorder{status: 503, header: http.Header{"Retry-After": {"7"}}}, true,
-			"HTTP 503 Service Unavailable (retry after 7s)", 7 * time.Second},
-		{"429", &recorder{status: 429}, true, "HTTP 429 Too Many Requests", 0},
+			"503 Service Unavailable (retry after 7s)", 7 * time.Second},
+		{"429", &recorder{status: 429}, true, "429 Too Many Requests", 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			base := fake(t, tc.rec)
@@ -332,7 +332,7 @@ func TestStatusErrors(t *testing.T) {
 				t.Errorf("RetryAfter = %s, want %s", got, tc.wantAfter)
 			}
 			var se *StatusError
-			if !errors.As(err, &se) || se.Code != tc.rec.status {
+			if !errors.As(err, &se) || se.StatusCode != tc.rec.status {
 				t.Errorf("error is not a *StatusError with code %d: %#v", tc.rec.status, err)
 			}
 			if got := tc.rec.auth[0]; got != "medic:s3cret" {
@@ -372,7 +372,7 @@ func TestTimeout(t *testing.T) {
 	if err == nil || !retry {
 		t.Fatalf("Notify = %v, %v; want retry and an error", retry, err)
 	}
-	if !strings.Contains(err.Error(), "no answer within 100ms") || !strings.Contains(err.Error(), s.URL) {
+	if !strings.Contains(err.Error(), "attempt timed out after 100ms") || !strings.Contains(err.Error(), s.URL) {
 		t.Errorf("err = %v", err)
 	}
 }
@@ -399,7 +399,7 @@ func TestAnyAccepted(t *testing.T) {
 	if err == nil || !retry {
 		t.Fatalf("Notify with none accepting = %v, %v; want retry (one is down) and an error", retry, err)
 	}
-	if !strings.Contains(err.Error(), down) || !strings.Contains(err.Error(), badURL+": HTTP 400") {
+	if !strings.Contains(err.Error(), down) || !strings.Contains(err.Error(), badURL+": 400") {
 		t.Errorf("err does not name both URLs: %v", err)
 	}
 

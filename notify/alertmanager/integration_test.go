@@ -190,10 +190,10 @@ func TestRealDownAndInvalid(t *testing.T) {
 	bad.Incident.ResolvedAt = bad.Incident.Since.Add(-time.Hour)
 	retry, err := a.Notify(ctx, bad)
 	var se *StatusError
-	if err == nil || retry || !errors.As(err, &se) || se.Code != 400 {
+	if err == nil || retry || !errors.As(err, &se) || se.StatusCode != 400 {
 		t.Fatalf("Notify of an alert ending before it starts = %v, %v; want a 400 without retry", retry, err)
 	}
-	if want := "post alerts to " + am.URL() + ": HTTP 400 Bad Request: start time must be before end time"; err.Error() != want {
+	if want := "post alerts to " + am.URL() + ": 400 Bad Request: start time must be before end time"; err.Error() != want {
 		t.Errorf("err = %q, want %q", err, want)
 	}
 

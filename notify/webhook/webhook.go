@@ -18,7 +18,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"net/http"
 	"net/url"
@@ -29,6 +28,7 @@ import (
 
 	"github.com/medic-watchdog/medic/internal/redact"
 	"github.com/medic-watchdog/medic/notify"
+	"github.com/medic-watchdog/medic/notify/httpsend"
 )
 
 // Defaults and limits.
@@ -50,15 +50,6 @@ const (
 	HeaderID        = "webhook-id"
 	HeaderTimestamp = "webhook-timestamp"
 	HeaderSignature = "webhook-signature"
-)
-
-const (
-	// errorBodyMax is how much of a failed response's body goes into the
-	// error text.
-	errorBodyMax = 200
-	// drainMax is how much more of a response body is read so that the
-	// connection can be reused; a longer body closes the connection.
-	drainMax = 64 << 10
 )
 
 // Config configures a Webhook.
@@ -191,21 +182,8 @@ func New(cfg Config) (*Webhook, error) {
 		format:   format,
 		timeout:  timeout,
 		headers:  headers,
-		client:   noRedirects(cfg.Client),
+		client:   httpsend.NoRedirects(cfg.Client),
 	}, nil
-}
-
-// noRedirects returns a copy of c (of a default client when nil) that
-// does not follow redirects.
-func noRedirects(c *http.Client) *http.Client {
-	var nc http.Client
-	if c != nil {
-		nc = *c
-	} else if t, ok := http.DefaultTransport.(*http.Transport); ok {
-		nc.Transport = t.Clone()
-	}
-	nc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	return &nc
 }
 
 // Name returns the notifier's name.
@@ -241,53 +219,29 @@ func (w *Webhook) Notify(ctx context.Context, m *notify.Message) (bool, error) {
 		return false, fmt.Errorf("render webhook body: %w", err)
 	}
 
-	ctx, cancel := context.WithTimeoutCause(ctx, w.timeout,
-		fmt.Errorf("attempt timed out after %s: %w", w.timeout, context.DeadlineExceeded))
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.url, bytes.NewReader(body))
-	if err != nil {
-		return false, fmt.Errorf("post webhook %s: %w", w.redacted, stripURL(err))
-	}
+	header := w.headers.Clone()
 	ua := "medic"
 	if m.Version != "" {
 		ua += "/" + m.Version
 	}
-	req.Header.Set("User-Agent", ua)
-	for k, v := range w.headers {
-		req.Header[k] = slices.Clone(v)
+	if header.Get("User-Agent") == "" {
+		header.Set("User-Agent", ua)
 	}
-	req.Header.Set("Content-Type", "application/json")
+	header.Set("Content-Type", "application/json")
 	ts := strconv.FormatInt(time.Now().Unix(), 10)
-	req.Header.Set(HeaderID, m.ID)
-	req.Header.Set(HeaderTimestamp, ts)
+	header.Set(HeaderID, m.ID)
+	header.Set(HeaderTimestamp, ts)
 	if w.secret != nil {
-		req.Header.Set(HeaderSignature, sign(w.secret, m.ID, ts, body))
+		header.Set(HeaderSignature, sign(w.secret, m.ID, ts, body))
 	}
-
-	resp, err := w.client.Do(req)
-	if err != nil {
-		if cause := context.Cause(ctx); cause != nil {
-			err = cause
-		} else {
-			err = stripURL(err)
-		}
-		return true, fmt.Errorf("post webhook %s: %w", w.redacted, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
-		drain(resp.Body)
-		return false, nil
-	}
-	head, _ := io.ReadAll(io.LimitReader(resp.Body, errorBodyMax))
-	drain(resp.Body)
-	serr := &StatusError{URL: w.redacted, StatusCode: resp.StatusCode, Body: bodyLine(head)}
-	retry := retryable(resp.StatusCode)
-	if retry {
-		if d, ok := notify.ParseRetryAfter(resp.Header, time.Now()); ok {
-			return true, &notify.RetryAfterError{After: d, Err: serr}
-		}
-	}
-	return retry, serr
+	return httpsend.Send(ctx, w.client, httpsend.Request{
+		Op:       "post webhook",
+		URL:      w.url,
+		Redacted: w.redacted,
+		Header:   header,
+		Body:     body,
+		Timeout:  w.timeout,
+	})
 }
 
 // render returns the request body for m in w's format.
@@ -317,59 +271,9 @@ func sign(secret []byte, id, ts string, body []byte) string {
 	return "v1," + base64.StdEncoding.EncodeToString(mac.Sum(nil))
 }
 
-// retryable says whether a retry can help after a non-2xx status.
-func retryable(code int) bool {
-	switch {
-	case code == http.StatusRequestTimeout, code == http.StatusTooManyRequests:
-		return true
-	case code >= 500 && code < 600:
-		return true
-	}
-	return false
-}
-
-// drain reads what is left of a body, up to drainMax, so that the
-// connection can be reused.
-func drain(r io.Reader) { _, _ = io.Copy(io.Discard, io.LimitReader(r, drainMax)) }
-
-// bodyLine makes the first bytes of a response body printable on one line.
-func bodyLine(b []byte) string {
-	s := strings.ToValidUTF8(string(b), "")
-	return strings.Join(strings.Fields(notify.OneLine(s)), " ")
-}
-
-// stripURL drops the URL from a *url.Error, whose text would show it
-// unredacted, and returns the error underneath.
-func stripURL(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return ue.Err
-	}
-	return err
-}
-
-// StatusError is the error for an HTTP answer that is not 2xx.
-type StatusError struct {
-	// URL is the endpoint, redacted by RedactURL.
-	URL string
-	// StatusCode is the answer's HTTP status code.
-	StatusCode int
-	// Body is the first 200 bytes of the answer's body on one line.
-	Body string
-}
-
-// Error returns e.g. "post webhook https://host/path: 503 Service
-// Unavailable: upstream down".
-func (e *StatusError) Error() string {
-	s := fmt.Sprintf("post webhook %s: %d %s", e.URL, e.StatusCode, http.StatusText(e.StatusCode))
-	if e.StatusCode >= 300 && e.StatusCode < 400 {
-		s += " (redirects are not followed)"
-	}
-	if e.Body != "" {
-		s += ": " + e.Body
-	}
-	return s
-}
+// StatusError is the error for an HTTP answer that is not 2xx:
+// "post webhook https://host/path: 503 Service Unavailable: upstream down".
+type StatusError = httpsend.StatusError
 
 // RedactURL returns u as text fit for logs and errors: userinfo (user and
 // password) is replaced by "xxxxx", so are all query values, and the
