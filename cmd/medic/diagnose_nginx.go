@@ -54,6 +54,9 @@ and 0 otherwise; a failing nginx -t is reported but does not change the
 exit status (the running nginx keeps the configuration it loaded).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.timeout <= 0 || o.since <= 0 {
+				return fmt.Errorf("diagnose nginx: --timeout and --since must be positive, not %s and %s", o.timeout, o.since)
+			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), 2*time.Minute)
 			defer cancel()
 			d, err := diagnoseNginx(ctx, o)
@@ -472,7 +475,9 @@ func printNginxDiagnosis(out io.Writer, d *nginxDiagnosis, now time.Time) {
 	fmt.Fprintf(out, "nginx %s: %d of %d servers down; workers run as %s\n\n", esc(d.Config), down, total, esc(d.User))
 
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "UPSTREAM\tSERVER\tBACKUP\tSTATUS  CAUSE")
+	if total > 0 {
+		fmt.Fprintln(w, "UPSTREAM\tSERVER\tBACKUP\tSTATUS  CAUSE")
+	}
 	for _, u := range d.Upstreams {
 		for _, s := range u.Servers {
 			var flags []string
@@ -499,8 +504,8 @@ func printNginxDiagnosis(out io.Writer, d *nginxDiagnosis, now time.Time) {
 		}
 	}
 	w.Flush()
-	if len(d.Upstreams) == 0 {
-		fmt.Fprintln(out, "(nginx proxies to no backend address)")
+	if total == 0 {
+		fmt.Fprintln(out, "nginx proxies to no backend address.")
 	}
 	fmt.Fprintln(out)
 
@@ -542,7 +547,7 @@ func printNginxDiagnosis(out io.Writer, d *nginxDiagnosis, now time.Time) {
 		fmt.Fprintf(out, "    unavailable: %s\n", esc(s))
 	}
 	for _, s := range d.Unavailable {
-		fmt.Fprintf(out, "    unavailable: %s\n", esc(s))
+		fmt.Fprintf(out, "  unavailable: %s\n", esc(s))
 	}
 	if len(d.Skipped) > 0 {
 		fmt.Fprintln(out, "  not probed: these name no address medic can probe:")

@@ -78,6 +78,24 @@ func lineWith(t *testing.T, out string, subs ...string) string {
 	return ""
 }
 
+// writeNginxConf writes DIR/nginx.conf, whose every file nginx -t opens or
+// creates (pid, logs, temp directories) lies under dir: main goes into the
+// main context, httpBody into http{}. It returns the file's path.
+func writeNginxConf(t *testing.T, dir, main, httpBody string) string {
+	t.Helper()
+	var b strings.Builder
+	fmt.Fprintf(&b, "pid %s/nginx.pid;\n%s\nevents { worker_connections 16; }\nhttp {\n    access_log %s/access.log;\n", dir, main, dir)
+	for _, p := range []string{"client_body", "proxy", "fastcgi", "uwsgi", "scgi"} {
+		fmt.Fprintf(&b, "    %s_temp_path %s/%s_temp;\n", p, dir, p)
+	}
+	b.WriteString(httpBody + "\n}\n")
+	conf := filepath.Join(dir, "nginx.conf")
+	if err := os.WriteFile(conf, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return conf
+}
+
 // nginxDiagnosisJSON is the part of --json the tests read.
 type nginxDiagnosisJSON struct {
 	OK         bool `json:"ok"`
@@ -291,29 +309,23 @@ func TestDiagnoseNginxConfigError(t *testing.T) {
 	up := httptest.NewServer(okHandler)
 	defer up.Close()
 	dir := t.TempDir()
-	conf := filepath.Join(dir, "nginx.conf")
-	text := fmt.Sprintf(`pid %[1]s/nginx.pid;
-error_log %[1]s/error.log;
-events { worker_connections 16; }
-http {
-    access_log %[1]s/access.log;
-    upstream app { server %[2]s; }
+	conf := writeNginxConf(t, dir, "error_log "+dir+"/error.log;", fmt.Sprintf(`    upstream app { server %s; }
     server {
         listen 127.0.0.1:1;
         proxy_pas http://app;
-    }
-}
-`, dir, up.Listener.Addr())
-	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
+    }`, up.Listener.Addr()))
+	text, err := os.ReadFile(conf)
+	if err != nil {
 		t.Fatal(err)
 	}
+	badLine := 1 + strings.Count(string(text[:strings.Index(string(text), "proxy_pas ")]), "\n")
 	out, stderr, err := execute("diagnose", "nginx", "-c", conf)
 	if err != nil {
 		t.Fatalf("diagnose nginx with a broken configuration and its server up: %v, want exit status 0\n%s%s", err, out, stderr)
 	}
 	for _, want := range []string{
 		`✗ nginx -t`,
-		`emerg: unknown directive "proxy_pas" in ` + conf + ":9",
+		fmt.Sprintf(`emerg: unknown directive "proxy_pas" in %s:%d`, conf, badLine),
 		"0 of 1 servers down",
 	} {
 		if !strings.Contains(out, want) {
@@ -333,6 +345,9 @@ http {
 	if err == nil || !strings.Contains(err.Error(), conf) || !strings.Contains(err.Error(), "expecting \"}\"") {
 		t.Errorf("unparsable configuration: %v, want an error naming %s", err, conf)
 	}
+	if _, _, err := execute("diagnose", "nginx", "-c", conf, "--since", "0s"); err == nil || !strings.Contains(err.Error(), "must be positive") {
+		t.Errorf("--since 0s: %v", err)
+	}
 	_, _, err = execute("diagnose", "nginx", "-c", filepath.Join(dir, "missing.conf"))
 	if err == nil || !strings.Contains(err.Error(), filepath.Join(dir, "missing.conf")) {
 		t.Errorf("missing configuration: %v", err)
@@ -345,11 +360,7 @@ func TestDiagnoseNginxUnavailable(t *testing.T) {
 	up := httptest.NewServer(okHandler)
 	defer up.Close()
 	dir := t.TempDir()
-	conf := filepath.Join(dir, "nginx.conf")
-	text := fmt.Sprintf("error_log %[1]s/missing/error.log;\nerror_log stderr;\npid %[1]s/nginx.pid;\nevents {}\nhttp { upstream app { server %[2]s; } }\n", dir, up.Listener.Addr())
-	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	conf := writeNginxConf(t, dir, "error_log "+dir+"/missing/error.log;\nerror_log stderr;", fmt.Sprintf("upstream app { server %s; }", up.Listener.Addr()))
 	out, _, err := execute("diagnose", "nginx", "-c", conf)
 	if err != nil {
 		t.Fatalf("diagnose nginx: %v\n%s", err, out)
@@ -357,7 +368,7 @@ func TestDiagnoseNginxUnavailable(t *testing.T) {
 	for _, want := range []string{
 		"? upstream errors  unavailable: no error log could be read",
 		"unavailable: read error log " + dir + "/missing/error.log: ",
-		"unavailable: error_log stderr (" + conf + ":2) is not a file",
+		"unavailable: error_log stderr (" + conf + ":3) is not a file",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
@@ -388,11 +399,7 @@ func TestDiscoverNginxShorthand(t *testing.T) {
 func TestDiagnoseNginxHostile(t *testing.T) {
 	dir := t.TempDir()
 	addr := closedPort(t)
-	conf := filepath.Join(dir, "nginx.conf")
-	text := fmt.Sprintf("pid %[1]s/nginx.pid;\nerror_log %[1]s/error.log;\nevents {}\nhttp { upstream \"app%[2]s\" { server %[3]s; } }\n", dir, hostile, addr)
-	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	conf := writeNginxConf(t, dir, "error_log "+dir+"/error.log;", fmt.Sprintf("upstream \"app%s\" { server %s; }", hostile, addr))
 	line := time.Now().Format("2006/01/02 15:04:05") + " [error] 1#1: *1 connect() failed (111: refused" + hostile + ") while connecting to upstream, client: 127.0.0.1, server: _, request: \"GET / HTTP/1.1\", upstream: \"http://" + addr + "/\", host: \"x\"\n"
 	if err := os.WriteFile(filepath.Join(dir, "error.log"), []byte(line), 0o644); err != nil {
 		t.Fatal(err)
@@ -429,11 +436,7 @@ func TestDiagnoseNginxUnit(t *testing.T) {
 	time.Sleep(300 * time.Millisecond) // the host's socket listing is shared for 250ms
 
 	dir := t.TempDir()
-	conf := filepath.Join(dir, "nginx.conf")
-	text := fmt.Sprintf("pid %[1]s/nginx.pid;\nerror_log %[1]s/error.log;\nevents {}\nhttp { upstream app { server %[2]s; } }\n", dir, addr)
-	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	conf := writeNginxConf(t, dir, "error_log "+dir+"/error.log;", fmt.Sprintf("upstream app { server %s; }", addr))
 	type checklist = []struct{ Name, Status, Evidence string }
 	read := func(bus string) (string, checklist) {
 		t.Helper()
