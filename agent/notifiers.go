@@ -11,9 +11,6 @@ import (
 
 	"github.com/medic-watchdog/medic/agent/config"
 	"github.com/medic-watchdog/medic/notify"
-	"github.com/medic-watchdog/medic/notify/alertmanager"
-	"github.com/medic-watchdog/medic/notify/email"
-	"github.com/medic-watchdog/medic/notify/webhook"
 )
 
 // BuildNotifiers builds one notifier per [[notifier]] of cfg, in file order.
@@ -67,7 +64,7 @@ func BuildNotifierSet(cfg *config.Config, host string, log *zap.Logger, prev *No
 			set.built = append(set.built, b)
 			continue
 		}
-		n, err := buildNotifier(nc, secrets[i], host, log)
+		n, err := nc.Build(secrets[i], config.NotifierEnv{Host: host, Log: log})
 		if err != nil {
 			errs = append(errs, fmt.Errorf("notifier[%d] %q: %w", i, nc.Name, err))
 			continue
@@ -121,45 +118,4 @@ func sameSecrets(a, b config.Secrets) bool {
 // Runner is a notifier with a background loop, run until ctx ends.
 type Runner interface {
 	Run(ctx context.Context)
-}
-
-func buildNotifier(nc config.Notifier, sec config.Secrets, host string, log *zap.Logger) (notify.Notifier, error) {
-	switch nc.Type {
-	case "log":
-		return notify.NewLog(nc.Name, log), nil
-	case "email":
-		return email.New(email.Config{
-			Name:           nc.Name,
-			Host:           nc.Host,
-			Port:           nc.Port,
-			TLS:            nc.TLS,
-			Username:       nc.Username,
-			Password:       sec.Password,
-			Auth:           nc.Auth,
-			From:           nc.From,
-			To:             nc.To,
-			ConnectTimeout: nc.ConnectTimeout.Duration,
-			SendTimeout:    nc.Timeout.Duration,
-			Hostname:       host,
-			RootCAs:        sec.RootCAs,
-		})
-	case "webhook":
-		return webhook.New(webhook.Config{
-			Name:    nc.Name,
-			URL:     nc.URL,
-			Secret:  sec.SigningKey,
-			Format:  nc.Format,
-			Timeout: nc.Timeout.Duration,
-			Headers: nc.Headers,
-		})
-	case "alertmanager":
-		return alertmanager.New(alertmanager.Config{
-			Name:           nc.Name,
-			URLs:           append([]string{nc.URL}, nc.URLs...),
-			ResendInterval: nc.ResendInterval.Duration,
-			Timeout:        nc.Timeout.Duration,
-			Severity:       nc.Severity,
-		}, log.Named("alertmanager").With(zap.String("notifier", nc.Name)))
-	}
-	return nil, fmt.Errorf("unknown notifier type %q", nc.Type)
 }

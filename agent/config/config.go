@@ -226,83 +226,6 @@ type Escalate struct {
 	FlapThreshold int `toml:"flap_threshold"`
 }
 
-// Notifier is one [[notifier]] table. Type selects the kind; each kind reads
-// the fields documented for it.
-type Notifier struct {
-	// Name is what checks' escalate.notify refers to; required, unique,
-	// made of letters, digits, '.', '_' and '-'.
-	Name string `toml:"name"`
-	// Type is "log", "email", "webhook" or "alertmanager".
-	Type string `toml:"type"`
-
-	// Host is the SMTP server (email; required).
-	Host string `toml:"host"`
-	// Port is the SMTP port (email): default 587, or 465 when TLS is "tls".
-	Port int `toml:"port"`
-	// TLS is the SMTP transport security (email): "starttls" (default;
-	// required, not opportunistic), "tls" (implicit TLS) or "none".
-	TLS string `toml:"tls"`
-	// Username is the SMTP AUTH user (email); no AUTH when empty.
-	Username string `toml:"username"`
-	// Password is the SMTP password written inline (email). Prefer
-	// PasswordFile or PasswordCredential; at most one of the three.
-	Password string `toml:"password"`
-	// PasswordFile is an absolute path to a file holding the SMTP password
-	// (email). Validate does not read it; ReadSecrets does, when medic
-	// starts and in `medic check-config`.
-	PasswordFile string `toml:"password_file"`
-	// PasswordCredential names a systemd credential (LoadCredential=) in
-	// $CREDENTIALS_DIRECTORY holding the SMTP password (email).
-	PasswordCredential string `toml:"password_credential"`
-	// CAFile is an absolute path to a PEM file of extra roots for verifying
-	// the SMTP server's certificate (email), e.g. an internal CA; the
-	// system roots are always trusted.
-	CAFile string `toml:"ca_file"`
-	// Auth is the SMTP AUTH mechanism (email): "auto" (default: the best
-	// the server offers), "plain", "login" or "cram-md5".
-	Auth string `toml:"auth"`
-	// ConnectTimeout bounds connecting to the SMTP server (email; 10s).
-	ConnectTimeout Duration `toml:"connect_timeout"`
-	// Timeout bounds one delivery attempt: the whole SMTP session (email;
-	// 30s) or one HTTP request (webhook, alertmanager; 10s).
-	Timeout Duration `toml:"timeout"`
-	// From is the sender address (email; required).
-	From string `toml:"from"`
-	// To are the recipient addresses (email; at least one).
-	To []string `toml:"to"`
-
-	// URL is the http(s) endpoint (webhook, alertmanager; required). For
-	// alertmanager it is the base URL, e.g. "http://127.0.0.1:9093".
-	URL string `toml:"url"`
-	// URLs are more Alertmanager base URLs (alertmanager): medic posts to
-	// every one of URL and URLs directly, as Alertmanager's HA docs ask.
-	URLs []string `toml:"urls"`
-	// ResendInterval is how often firing alerts are posted again so they do
-	// not expire (alertmanager; 1m).
-	ResendInterval Duration `toml:"resend_interval"`
-	// Severity is the severity label of firing alerts (alertmanager;
-	// "critical").
-	Severity string `toml:"severity"`
-	// SecretFile is an absolute path to the HMAC-SHA256 signing secret
-	// (webhook; optional), per the Standard Webhooks spec: "whsec_" and
-	// base64, or the raw secret. Read at start-up (ReadSecrets).
-	SecretFile string `toml:"secret_file"`
-	// SecretCredential names a systemd credential in
-	// $CREDENTIALS_DIRECTORY holding the signing secret (webhook).
-	SecretCredential string `toml:"secret_credential"`
-	// Format is the webhook body: "json" (default) or "slack".
-	Format string `toml:"format"`
-	// Headers are extra HTTP request headers (webhook), e.g. an
-	// Authorization header the receiver wants.
-	Headers map[string]string `toml:"headers"`
-
-	// Digest groups messages (log, email, webhook; default 0, off): when
-	// more than 0, the messages that become pending within this window
-	// after the oldest waiting one are delivered as one digest (at most
-	// 100). Not for alertmanager, which groups alerts itself.
-	Digest Duration `toml:"digest"`
-}
-
 // Defaults. A file is decoded on top of these; change them only together
 // with config.example.toml (a test compares the two).
 var (
@@ -359,24 +282,6 @@ var (
 	DefaultConfig = Config{Agent: DefaultAgent}
 )
 
-// Defaults of notifiers, applied by type.
-const (
-	DefaultEmailTLS      = "starttls" // Notifier.TLS when empty
-	DefaultEmailPort     = 587        // Notifier.Port with STARTTLS or none
-	DefaultEmailTLSPort  = 465        // Notifier.Port with implicit TLS
-	DefaultWebhookFormat = "json"     // Notifier.Format of a webhook when empty
-	DefaultEmailAuth     = "auto"     // Notifier.Auth when empty
-	DefaultSeverity      = "critical" // Notifier.Severity of an alertmanager when empty
-)
-
-// Default timeouts of notifiers, applied by type.
-var (
-	DefaultEmailConnectTimeout = Duration{10 * time.Second} // Notifier.ConnectTimeout of email
-	DefaultEmailTimeout        = Duration{30 * time.Second} // Notifier.Timeout of email
-	DefaultHTTPTimeout         = Duration{10 * time.Second} // Notifier.Timeout of webhook and alertmanager
-	DefaultResendInterval      = Duration{time.Minute}      // Notifier.ResendInterval of alertmanager
-)
-
 // DefaultRetryInterval is the longest default retry_interval: a check's
 // default is min(DefaultRetryInterval, its interval).
 const DefaultRetryInterval = time.Second
@@ -384,6 +289,9 @@ const DefaultRetryInterval = time.Second
 // tomlKeys returns the TOML names of the fields of the struct v.
 func tomlKeys(v any) []string {
 	t := reflect.TypeOf(v)
+	if t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
 	var out []string
 	for i := range t.NumField() {
 		f := t.Field(i)
@@ -474,10 +382,13 @@ func parse(data []byte, file string, perm os.FileMode) (*Config, error) {
 	all := append(d.unknown, verrs...)
 	if perm&0o004 != 0 {
 		for i, n := range cfg.Notifiers {
-			if n.Password != "" {
-				key := fmt.Sprintf("notifier[%d].password", i)
+			if n.Settings == nil {
+				continue
+			}
+			if k, instead := n.Settings.inlineSecret(); k != "" {
+				key := fmt.Sprintf("notifier[%d].%s", i, k)
 				all = append(all, &Error{File: file, Line: d.loc.line(key), Key: key,
-					Msg: fmt.Sprintf("password written inline in a file that others can read (mode %04o): use password_file or password_credential, or chmod o-r %s", perm, file)})
+					Msg: fmt.Sprintf("%s written inline in a file that others can read (mode %04o): use %s, or chmod o-r %s", k, perm, instead, file)})
 			}
 		}
 	}
@@ -546,12 +457,9 @@ func (d *decoder) decode(data []byte) (*Config, error) {
 		cfg.Checks = append(cfg.Checks, c)
 	}
 	for i, p := range raw.Notifiers {
-		n := Notifier{}
-		if err := md.PrimitiveDecode(p, &n); err != nil {
-			d.decodeError(fmt.Sprintf("notifier[%d]", i), err)
-			continue
+		if n, ok := d.notifier(md, fmt.Sprintf("notifier[%d]", i), p); ok {
+			cfg.Notifiers = append(cfg.Notifiers, n)
 		}
-		cfg.Notifiers = append(cfg.Notifiers, n)
 	}
 	if len(d.errs) > 0 {
 		// A value of the wrong type stops the decoding of its element, which
@@ -578,47 +486,6 @@ func (d *decoder) decode(data []byte) (*Config, error) {
 			c.RetryInterval = Duration{DefaultRetryInterval}
 			if c.Interval.Duration > 0 && c.Interval.Duration < DefaultRetryInterval {
 				c.RetryInterval = c.Interval
-			}
-		}
-	}
-	for i := range cfg.Notifiers {
-		n := &cfg.Notifiers[i]
-		switch n.Type {
-		case "email":
-			if n.TLS == "" {
-				n.TLS = DefaultEmailTLS
-			}
-			if n.Port == 0 {
-				n.Port = DefaultEmailPort
-				if n.TLS == "tls" {
-					n.Port = DefaultEmailTLSPort
-				}
-			}
-			if n.Auth == "" {
-				n.Auth = DefaultEmailAuth
-			}
-			if n.ConnectTimeout.Duration == 0 {
-				n.ConnectTimeout = DefaultEmailConnectTimeout
-			}
-			if n.Timeout.Duration == 0 {
-				n.Timeout = DefaultEmailTimeout
-			}
-		case "webhook":
-			if n.Format == "" {
-				n.Format = DefaultWebhookFormat
-			}
-			if n.Timeout.Duration == 0 {
-				n.Timeout = DefaultHTTPTimeout
-			}
-		case "alertmanager":
-			if n.Timeout.Duration == 0 {
-				n.Timeout = DefaultHTTPTimeout
-			}
-			if n.ResendInterval.Duration == 0 {
-				n.ResendInterval = DefaultResendInterval
-			}
-			if n.Severity == "" {
-				n.Severity = DefaultSeverity
 			}
 		}
 	}
@@ -743,8 +610,13 @@ func (d *decoder) unknownKeys(keys []toml.Key) {
 // suggest returns the known key closest to the last piece of the unknown key
 // k, or "" when none is close.
 func suggest(k toml.Key) string {
-	known := knownKeys[strings.Join(k[:len(k)-1], ".")]
-	last := k[len(k)-1]
+	return closest(k[len(k)-1], knownKeys[strings.Join(k[:len(k)-1], ".")])
+}
+
+// closest returns the name in known closest to key, or "" when none is
+// close.
+func closest(key string, known []string) string {
+	last := key
 	best, bestDist := "", 3
 	for _, name := range known {
 		if dist := editDistance(strings.ToLower(last), name); dist < bestDist {
@@ -762,7 +634,7 @@ var knownKeys = map[string][]string{
 	"check.probe":    tomlKeys(Probe{}),
 	"check.remedy":   tomlKeys(Remedy{}),
 	"check.escalate": tomlKeys(Escalate{}),
-	"notifier":       tomlKeys(Notifier{}),
+	"notifier":       notifierKeys(),
 }
 
 // editDistance is the Levenshtein distance between a and b.

@@ -263,19 +263,19 @@ func TestExample(t *testing.T) {
 		t.Errorf("probes = %+v, want a tcp and an http probe", got.Probes)
 	}
 
-	byType := map[string]Notifier{}
+	byType := map[NotifierType]Notifier{}
 	for _, n := range cfg.Notifiers {
 		byType[n.Type] = n
 	}
-	for _, typ := range []string{"log", "email", "webhook", "alertmanager"} {
+	for _, typ := range NotifierTypes() {
 		if _, ok := byType[typ]; !ok {
 			t.Errorf("no %s notifier in the example", typ)
 		}
 	}
-	if n := byType["email"]; n.Port != DefaultEmailPort || n.TLS != DefaultEmailTLS {
+	if n := byType[NotifierEmail].Settings.(*EmailNotifier); n.Port != DefaultEmailPort || n.TLS != DefaultEmailTLS {
 		t.Errorf("email port, tls = %d, %q; want defaults %d, %q", n.Port, n.TLS, DefaultEmailPort, DefaultEmailTLS)
 	}
-	if n := byType["webhook"]; n.Format != DefaultWebhookFormat {
+	if n := byType[NotifierWebhook].Settings.(*WebhookNotifier); n.Format != DefaultWebhookFormat {
 		t.Errorf("webhook format = %q, want default %q", n.Format, DefaultWebhookFormat)
 	}
 
@@ -428,15 +428,15 @@ url = "http://127.0.0.1:9000/hook"
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := cfg.Notifiers
-	if n[0].Port != 465 || n[0].TLS != "tls" {
-		t.Errorf("implicit TLS: port %d tls %q, want 465 tls", n[0].Port, n[0].TLS)
+	smtps, plain := cfg.Notifiers[0].Settings.(*EmailNotifier), cfg.Notifiers[1].Settings.(*EmailNotifier)
+	if smtps.Port != 465 || smtps.TLS != "tls" {
+		t.Errorf("implicit TLS: port %d tls %q, want 465 tls", smtps.Port, smtps.TLS)
 	}
-	if n[1].Port != 587 || n[1].TLS != "starttls" {
-		t.Errorf("defaults: port %d tls %q, want 587 starttls", n[1].Port, n[1].TLS)
+	if plain.Port != 587 || plain.TLS != "starttls" {
+		t.Errorf("defaults: port %d tls %q, want 587 starttls", plain.Port, plain.TLS)
 	}
-	if n[2].Format != "json" {
-		t.Errorf("webhook format %q, want json", n[2].Format)
+	if hook := cfg.Notifiers[2].Settings.(*WebhookNotifier); hook.Format != "json" {
+		t.Errorf("webhook format %q, want json", hook.Format)
 	}
 }
 

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/medic-watchdog/medic/notify/webhook"
 	"github.com/medic-watchdog/medic/probe"
 )
 
@@ -99,23 +98,8 @@ func (c *Config) CheckFiles() (warnings Errors, err error) {
 func (c *Config) readSecrets(v, noCreds *validator) []Secrets {
 	out := make([]Secrets, len(c.Notifiers))
 	for i, n := range c.Notifiers {
-		key := fmt.Sprintf("notifier[%d]", i)
-		switch n.Type {
-		case "email":
-			out[i].Password, _, _ = v.secret(noCreds, key, n.Password, "password_file", n.PasswordFile, "password_credential", n.PasswordCredential)
-			if n.CAFile != "" {
-				out[i].RootCAs = v.certPool(key+".ca_file", n.CAFile)
-			}
-		case "webhook":
-			s, k, ok := v.secret(noCreds, key, "", "secret_file", n.SecretFile, "secret_credential", n.SecretCredential)
-			if k == "" || !ok {
-				break
-			}
-			sk, err := webhook.ParseSecret(s)
-			if err != nil {
-				v.add(key+"."+k, err)
-			}
-			out[i].SigningKey = sk
+		if s, err := n.settings(); err == nil {
+			out[i] = s.readFiles(v, noCreds, fmt.Sprintf("notifier[%d]", i))
 		}
 	}
 	return out

@@ -3,20 +3,16 @@ package config
 import (
 	"errors"
 	"fmt"
-	"maps"
 	"net"
-	"net/mail"
 	"net/url"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/medic-watchdog/medic/internal/fsname"
 	"github.com/medic-watchdog/medic/internal/redact"
-	"github.com/medic-watchdog/medic/notify/webhook"
 )
 
 // validator collects problems with their keys and lines.
@@ -366,112 +362,18 @@ func (v *validator) httpProbe(key string, p *Probe) {
 	}
 }
 
-func (v *validator) notifier(key string, n *Notifier) {
-	v.name(key+".name", "notifier", n.Name)
-	if n.Type != "alertmanager" {
-		v.notNegative(key+".digest", n.Digest)
-	}
-	switch n.Type {
-	case "log":
-	case "email":
-		v.email(key, n)
-	case "webhook":
-		v.httpURL(key+".url", n.URL)
-		if n.SecretFile != "" && !filepath.IsAbs(n.SecretFile) {
-			v.errorf(key+".secret_file", "%q is not an absolute path", n.SecretFile)
-		}
-		if n.SecretFile != "" && n.SecretCredential != "" {
-			v.errorf(key+".secret_file", "set only one of secret_file and secret_credential")
-		}
-		v.credentialName(key+".secret_credential", n.SecretCredential)
-		switch n.Format {
-		case "", "json", "slack":
-		default:
-			v.errorf(key+".format", "invalid format %q: want \"json\" or \"slack\"", n.Format)
-		}
-		v.notNegative(key+".timeout", n.Timeout)
-		for _, name := range slices.Sorted(maps.Keys(n.Headers)) {
-			if err := webhook.CheckHeader(name, n.Headers[name]); err != nil {
-				v.errorf(key+".headers", "%v", err)
-			}
-		}
-	case "alertmanager":
-		v.httpURL(key+".url", n.URL)
-		for i, u := range n.URLs {
-			v.httpURL(fmt.Sprintf("%s.urls[%d]", key, i), u)
-		}
-		v.notNegative(key+".timeout", n.Timeout)
-		v.notNegative(key+".resend_interval", n.ResendInterval)
-		if n.Digest.Duration != 0 {
-			v.errorf(key+".digest", "not used by an alertmanager notifier: Alertmanager groups alerts itself (group_by, group_wait in its route)")
-		}
-	case "":
-		v.errorf(key+".type", "missing notifier type: want \"log\", \"email\", \"webhook\" or \"alertmanager\"")
-	default:
-		v.errorf(key+".type", "unknown notifier type %q: want \"log\", \"email\", \"webhook\" or \"alertmanager\"", n.Type)
-	}
-}
-
-func (v *validator) email(key string, n *Notifier) {
-	if n.Host == "" {
-		v.errorf(key+".host", "missing SMTP host")
-	} else if strings.ContainsAny(n.Host, ":/ ") {
-		v.errorf(key+".host", "invalid SMTP host %q: a name or address without port (set port)", n.Host)
-	}
-	if n.Port < 0 || n.Port > 65535 {
-		v.errorf(key+".port", "invalid port %d: want 1-65535", n.Port)
-	}
-	switch n.TLS {
-	case "", "starttls", "tls", "none":
-	default:
-		v.errorf(key+".tls", "invalid tls %q: want \"starttls\", \"tls\" or \"none\"", n.TLS)
-	}
-	secrets := 0
-	for _, s := range []string{n.Password, n.PasswordFile, n.PasswordCredential} {
-		if s != "" {
-			secrets++
-		}
-	}
-	if secrets > 1 {
-		v.errorf(key+".password", "set only one of password, password_file and password_credential")
-	}
-	if secrets > 0 && n.Username == "" {
-		v.errorf(key+".username", "missing username for the password")
-	}
-	if n.PasswordFile != "" && !filepath.IsAbs(n.PasswordFile) {
-		v.errorf(key+".password_file", "%q is not an absolute path", n.PasswordFile)
-	}
-	v.credentialName(key+".password_credential", n.PasswordCredential)
-	if n.CAFile != "" && !filepath.IsAbs(n.CAFile) {
-		v.errorf(key+".ca_file", "%q is not an absolute path", n.CAFile)
-	}
-	switch n.Auth {
-	case "", "auto", "plain", "login", "cram-md5":
-	default:
-		v.errorf(key+".auth", "invalid auth %q: want \"auto\", \"plain\", \"login\" or \"cram-md5\"", n.Auth)
-	}
-	v.notNegative(key+".connect_timeout", n.ConnectTimeout)
-	v.notNegative(key+".timeout", n.Timeout)
-	if n.From == "" {
-		v.errorf(key+".from", "missing sender address")
-	} else if _, err := mail.ParseAddress(n.From); err != nil {
-		v.errorf(key+".from", "invalid address %q: %v", n.From, err)
-	}
-	if len(n.To) == 0 {
-		v.errorf(key+".to", "missing recipients: want at least one address")
-	}
-	for i, to := range n.To {
-		if _, err := mail.ParseAddress(to); err != nil {
-			v.errorf(fmt.Sprintf("%s.to[%d]", key, i), "invalid address %q: %v", to, err)
-		}
-	}
-}
-
 // credentialName checks the name of a systemd credential (systemd.exec(5),
 // LoadCredential=): a file name in $CREDENTIALS_DIRECTORY, not a path.
 func (v *validator) credentialName(key, c string) {
 	if c != "" && (strings.ContainsRune(c, '/') || c == "." || c == "..") {
 		v.errorf(key, "invalid credential name %q: a name, not a path", c)
+	}
+}
+
+// absPath reports path unless it is empty or absolute.
+func (v *validator) absPath(key, path string) {
+	if path != "" && !filepath.IsAbs(path) {
+		v.errorf(key, "%q is not an absolute path", path)
 	}
 }
 
