@@ -51,10 +51,10 @@ type EmailNotifier struct {
 
 // Defaults of email notifiers, for the keys left out or set to zero.
 const (
-	DefaultEmailTLS     = "starttls" // EmailNotifier.TLS
-	DefaultEmailPort    = 587        // EmailNotifier.Port with STARTTLS or none
-	DefaultEmailTLSPort = 465        // EmailNotifier.Port with implicit TLS
-	DefaultEmailAuth    = "auto"     // EmailNotifier.Auth
+	DefaultEmailTLS     = email.TLSStartTLS // EmailNotifier.TLS
+	DefaultEmailPort    = 587               // EmailNotifier.Port with STARTTLS or none
+	DefaultEmailTLSPort = 465               // EmailNotifier.Port with implicit TLS
+	DefaultEmailAuth    = email.AuthAuto    // EmailNotifier.Auth
 )
 
 // Default timeouts of email notifiers.
@@ -71,7 +71,7 @@ func (n *EmailNotifier) defaults() {
 	}
 	if n.Port == 0 {
 		n.Port = DefaultEmailPort
-		if n.TLS == "tls" {
+		if n.TLS == email.TLSImplicit {
 			n.Port = DefaultEmailTLSPort
 		}
 	}
@@ -96,7 +96,7 @@ func (n *EmailNotifier) validate(v *validator, key string) {
 		v.errorf(key+".port", "invalid port %d: want 1-65535", n.Port)
 	}
 	switch n.TLS {
-	case "", "starttls", "tls", "none":
+	case "", email.TLSStartTLS, email.TLSImplicit, email.TLSNone:
 	default:
 		v.errorf(key+".tls", "invalid tls %q: want \"starttls\", \"tls\" or \"none\"", n.TLS)
 	}
@@ -116,7 +116,7 @@ func (n *EmailNotifier) validate(v *validator, key string) {
 	v.credentialName(key+".password_credential", n.PasswordCredential)
 	v.absPath(key+".ca_file", n.CAFile)
 	switch n.Auth {
-	case "", "auto", "plain", "login", "cram-md5":
+	case "", email.AuthAuto, email.AuthPlain, email.AuthLogin, email.AuthCramMD5:
 	default:
 		v.errorf(key+".auth", "invalid auth %q: want \"auto\", \"plain\", \"login\" or \"cram-md5\"", n.Auth)
 	}

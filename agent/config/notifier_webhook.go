@@ -23,7 +23,7 @@ type WebhookNotifier struct {
 	// $CREDENTIALS_DIRECTORY holding the signing secret.
 	SecretCredential string `toml:"secret_credential"`
 	// Format is the body: "json" (default) or "slack".
-	Format string `toml:"format"`
+	Format webhook.Format `toml:"format"`
 	// Timeout bounds one HTTP request (10s).
 	Timeout Duration `toml:"timeout"`
 	// Headers are extra HTTP request headers, e.g. an Authorization
@@ -32,7 +32,7 @@ type WebhookNotifier struct {
 }
 
 // DefaultWebhookFormat is WebhookNotifier.Format when left out.
-const DefaultWebhookFormat = "json"
+const DefaultWebhookFormat = webhook.FormatJSON
 
 // DefaultHTTPTimeout is the Timeout of webhook and alertmanager notifiers
 // when left out.
@@ -57,7 +57,7 @@ func (n *WebhookNotifier) validate(v *validator, key string) {
 	}
 	v.credentialName(key+".secret_credential", n.SecretCredential)
 	switch n.Format {
-	case "", "json", "slack":
+	case "", webhook.FormatJSON, webhook.FormatSlack:
 	default:
 		v.errorf(key+".format", "invalid format %q: want \"json\" or \"slack\"", n.Format)
 	}

@@ -129,11 +129,11 @@ func TestDigestSlack(t *testing.T) {
 // to what medic sends for testDigest (indented); go test -run
 // TestExampleDigest -update rewrites them.
 func TestExampleDigest(t *testing.T) {
-	for format, file := range map[string]string{
+	for format, file := range map[webhook.Format]string{
 		"json":  "example-digest.json",
 		"slack": "example-digest-slack.json",
 	} {
-		t.Run(format, func(t *testing.T) {
+		t.Run(string(format), func(t *testing.T) {
 			rc := newReceiver(t, 200, nil, "")
 			w := newWebhook(t, webhook.Config{URL: rc.URL, Secret: testSecret(t), Format: format})
 			if _, err := w.Notify(context.Background(), testDigest()); err != nil {

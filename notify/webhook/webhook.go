@@ -52,6 +52,17 @@ const (
 	HeaderSignature = "webhook-signature"
 )
 
+// Format is the body of a Webhook's requests.
+type Format string
+
+// The formats, as the configuration's format key spells them.
+const (
+	// FormatJSON is medic's versioned JSON document (Payload).
+	FormatJSON Format = "json"
+	// FormatSlack is a Slack incoming-webhook message (SlackPayload).
+	FormatSlack Format = "slack"
+)
+
 // Config configures a Webhook.
 type Config struct {
 	// Name is the notifier's name from the configuration.
@@ -64,7 +75,7 @@ type Config struct {
 	Secret []byte
 	// Format is the body: "json" (Payload; the default when "") or
 	// "slack" (SlackPayload).
-	Format string
+	Format Format
 	// Timeout bounds one attempt: connecting, sending and reading the
 	// answer (DefaultTimeout when 0).
 	Timeout time.Duration
@@ -88,7 +99,7 @@ type Webhook struct {
 	url      string
 	redacted string
 	secret   []byte
-	format   string
+	format   Format
 	timeout  time.Duration
 	headers  http.Header
 	client   *http.Client
@@ -144,13 +155,13 @@ func New(cfg Config) (*Webhook, error) {
 	format := cfg.Format
 	switch format {
 	case "":
-		format = "json"
-	case "json", "slack":
+		format = FormatJSON
+	case FormatJSON, FormatSlack:
 	default:
 		errs = append(errs, fmt.Errorf("invalid webhook format %q: want \"json\" or \"slack\"", cfg.Format))
 	}
 	if err == nil && u != nil {
-		redacted = RedactURL(u, format == "slack")
+		redacted = RedactURL(u, format == FormatSlack)
 	}
 	timeout := cfg.Timeout
 	switch {
@@ -246,7 +257,7 @@ func (w *Webhook) Notify(ctx context.Context, m *notify.Message) (bool, error) {
 
 // render returns the request body for m in w's format.
 func (w *Webhook) render(m *notify.Message) ([]byte, error) {
-	if w.format == "slack" {
+	if w.format == FormatSlack {
 		if m.Kind == notify.Digest {
 			return json.Marshal(NewSlackDigestPayload(m))
 		}

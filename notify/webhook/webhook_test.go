@@ -860,11 +860,11 @@ func TestInvalidMessageID(t *testing.T) {
 // medic sends for testMessage (indented); go test -run TestExampleFiring
 // -update rewrites them.
 func TestExampleFiring(t *testing.T) {
-	for format, file := range map[string]string{
+	for format, file := range map[webhook.Format]string{
 		"json":  "example-firing.json",
 		"slack": "example-firing-slack.json",
 	} {
-		t.Run(format, func(t *testing.T) {
+		t.Run(string(format), func(t *testing.T) {
 			rc := newReceiver(t, 200, nil, "")
 			w := newWebhook(t, webhook.Config{URL: rc.URL, Secret: testSecret(t), Format: format})
 			if _, err := w.Notify(context.Background(), testMessage()); err != nil {
