@@ -1,7 +1,9 @@
 // Package notify delivers the escalation messages of incidents to people and
 // systems. Each notifier kind lives in its own subpackage (email, webhook,
-// alertmanager); they are built from the configuration by package agent, so
-// notify never imports agent. Package notify/outbox makes delivery durable.
+// alertmanager); they are built from the configuration by the kinds of
+// package agent/config (one file per kind), so notify never imports agent
+// or its config. Package notify/httpsend holds the HTTP plumbing the HTTP
+// notifiers share; package notify/outbox makes delivery durable.
 package notify
 
 import (

@@ -6,6 +6,13 @@
 // its default; a check that does not set interval or timeout takes the
 // agent's. Unknown keys are errors. See config.example.toml at the root of
 // the repository for every option with its default.
+//
+// Each kind of notifier is declared once, in its own file
+// (notifier_<type>.go): the keys of its [[notifier]] table, their defaults
+// and validation, the secret and certificate files it reads, and how it is
+// built from its notify package. notifierKinds, in notifiers.go, is the
+// registry the decoder, validation, ReadSecrets and Notifier.Build look
+// kinds up in; adding a kind touches its file, its test and that map.
 package config
 
 import (
