@@ -316,35 +316,6 @@ func TestExample(t *testing.T) {
 	}
 }
 
-// digest parses per notifier; it is off by default.
-func TestNotifierDigest(t *testing.T) {
-	src := `[[notifier]]
-name = "ops-email"
-type = "email"
-host = "smtp.example.com"
-from = "medic@example.com"
-to = ["ops@example.com"]
-digest = "30s"
-
-[[notifier]]
-name = "log"
-type = "log"
-`
-	cfg, err := Parse([]byte(src), "digest.toml")
-	if err != nil {
-		t.Fatalf("Parse: %v", err)
-	}
-	if err := cfg.Validate(); err != nil {
-		t.Fatalf("Validate: %v", err)
-	}
-	if got := cfg.Notifiers[0].Digest.Duration; got != 30*time.Second {
-		t.Errorf("email digest = %s, want 30s", got)
-	}
-	if got := cfg.Notifiers[1].Digest.Duration; got != 0 {
-		t.Errorf("log digest = %s, want the default 0 (off)", got)
-	}
-}
-
 func TestCheckDefaults(t *testing.T) {
 	src := `[agent]
 interval = "30s"
@@ -398,45 +369,6 @@ remedy.action = "none"
 			t.Errorf("check %q = %+v, want interval %v timeout %v retry %v action %s", c.Name, c,
 				tt.wantInterval, tt.wantTimeout, tt.wantRetry, tt.wantAction)
 		}
-	}
-}
-
-func TestNotifierDefaults(t *testing.T) {
-	src := `[[notifier]]
-name = "smtps"
-type = "email"
-host = "smtp.example.com"
-tls = "tls"
-username = "u"
-password_credential = "smtp-password"
-from = "Medic <medic@example.com>"
-to = ["a@example.com", "b@example.com"]
-
-[[notifier]]
-name = "plain"
-type = "email"
-host = "localhost"
-from = "medic@example.com"
-to = ["root@localhost"]
-
-[[notifier]]
-name = "hook"
-type = "webhook"
-url = "http://127.0.0.1:9000/hook"
-`
-	cfg, err := Parse([]byte(src), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	smtps, plain := cfg.Notifiers[0].Settings.(*EmailNotifier), cfg.Notifiers[1].Settings.(*EmailNotifier)
-	if smtps.Port != 465 || smtps.TLS != "tls" {
-		t.Errorf("implicit TLS: port %d tls %q, want 465 tls", smtps.Port, smtps.TLS)
-	}
-	if plain.Port != 587 || plain.TLS != "starttls" {
-		t.Errorf("defaults: port %d tls %q, want 587 starttls", plain.Port, plain.TLS)
-	}
-	if hook := cfg.Notifiers[2].Settings.(*WebhookNotifier); hook.Format != "json" {
-		t.Errorf("webhook format %q, want json", hook.Format)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"reflect"
 	"slices"
 	"testing"
+	"time"
 
 	"go.uber.org/zap/zaptest"
 )
@@ -96,5 +97,85 @@ url = "http://127.0.0.1:9093"
 	// A Notifier built in code without Settings gets its kind's defaults.
 	if _, err := (&Notifier{Name: "x", Type: NotifierLog}).Build(Secrets{}, NotifierEnv{}); err != nil {
 		t.Errorf("Build of a log notifier without Settings: %v", err)
+	}
+}
+
+// digest parses per notifier; it is off by default.
+func TestNotifierDigest(t *testing.T) {
+	src := `[[notifier]]
+name = "ops-email"
+type = "email"
+host = "smtp.example.com"
+from = "medic@example.com"
+to = ["ops@example.com"]
+digest = "30s"
+
+[[notifier]]
+name = "log"
+type = "log"
+`
+	cfg, err := Parse([]byte(src), "digest.toml")
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("Validate: %v", err)
+	}
+	if got := cfg.Notifiers[0].Digest.Duration; got != 30*time.Second {
+		t.Errorf("email digest = %s, want 30s", got)
+	}
+	if got := cfg.Notifiers[1].Digest.Duration; got != 0 {
+		t.Errorf("log digest = %s, want the default 0 (off)", got)
+	}
+}
+
+// TestNotifierDefaults: each kind fills the keys left out with its defaults.
+func TestNotifierDefaults(t *testing.T) {
+	src := `[[notifier]]
+name = "smtps"
+type = "email"
+host = "smtp.example.com"
+tls = "tls"
+username = "u"
+password_credential = "smtp-password"
+from = "Medic <medic@example.com>"
+to = ["a@example.com", "b@example.com"]
+
+[[notifier]]
+name = "plain"
+type = "email"
+host = "localhost"
+from = "medic@example.com"
+to = ["root@localhost"]
+
+[[notifier]]
+name = "hook"
+type = "webhook"
+url = "http://127.0.0.1:9000/hook"
+
+[[notifier]]
+name = "am"
+type = "alertmanager"
+url = "http://127.0.0.1:9093"
+`
+	cfg, err := Parse([]byte(src), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	smtps, plain := cfg.Notifiers[0].Settings.(*EmailNotifier), cfg.Notifiers[1].Settings.(*EmailNotifier)
+	if smtps.Port != 465 || smtps.TLS != "tls" {
+		t.Errorf("implicit TLS: port %d tls %q, want 465 tls", smtps.Port, smtps.TLS)
+	}
+	if plain.Port != 587 || plain.TLS != "starttls" {
+		t.Errorf("defaults: port %d tls %q, want 587 starttls", plain.Port, plain.TLS)
+	}
+	if hook := cfg.Notifiers[2].Settings.(*WebhookNotifier); hook.Format != "json" {
+		t.Errorf("webhook format %q, want json", hook.Format)
+	}
+	if hook := cfg.Notifiers[2].Settings.(*WebhookNotifier); hook.Timeout != DefaultHTTPTimeout {
+		t.Errorf("webhook timeout %s, want %s", hook.Timeout, DefaultHTTPTimeout)
+	}
+	if am := cfg.Notifiers[3].Settings.(*AlertmanagerNotifier); am.Severity != DefaultSeverity || am.ResendInterval != DefaultResendInterval || am.Timeout != DefaultHTTPTimeout {
+		t.Errorf("alertmanager = %+v, want severity %q, resend_interval %s, timeout %s", am, DefaultSeverity, DefaultResendInterval, DefaultHTTPTimeout)
 	}
 }
