@@ -476,16 +476,21 @@ func printNginxDiagnosis(out io.Writer, d *nginxDiagnosis, now time.Time) {
 
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	if total > 0 {
-		fmt.Fprintln(w, "UPSTREAM\tSERVER\tBACKUP\tSTATUS  CAUSE")
+		fmt.Fprintln(w, "UPSTREAM\tSERVER\tROLE\tSTATUS  CAUSE")
 	}
 	for _, u := range d.Upstreams {
 		for _, s := range u.Servers {
+			// ROLE: what nginx does with the server (server parameters
+			// backup and down, ngx_http_upstream_module).
 			var flags []string
 			if s.Backup {
 				flags = append(flags, "backup")
 			}
 			if s.Down {
-				flags = append(flags, "down")
+				flags = append(flags, "marked down")
+			}
+			if len(flags) == 0 {
+				flags = append(flags, "primary")
 			}
 			status, cause := "up", ""
 			if !s.OK {
@@ -494,13 +499,13 @@ func printNginxDiagnosis(out io.Writer, d *nginxDiagnosis, now time.Time) {
 					cause = s.Problem
 				}
 				if s.Down {
-					cause = "marked down in nginx: not counted"
+					cause = "not counted"
 				}
 			}
 			// STATUS and CAUSE in one cell, so that no line ends in
 			// padding.
 			last := strings.TrimRight(fmt.Sprintf("%-6s  %s", status, esc(cause)), " ")
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", esc(upstreamLabel(u, s)), esc(s.Address), orDash(strings.Join(flags, ",")), last)
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", esc(upstreamLabel(u, s)), esc(s.Address), strings.Join(flags, ", "), last)
 		}
 	}
 	w.Flush()

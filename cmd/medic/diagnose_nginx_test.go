@@ -209,7 +209,7 @@ server {
 	if l := lineWith(t, out, "app", backupAddr); l != "" && (!strings.Contains(l, "backup") || !strings.Contains(l, " up")) {
 		t.Errorf("the backup: %q", l)
 	}
-	if l := lineWith(t, out, "app", markedDown); l != "" && (!strings.Contains(l, "down") || !strings.Contains(l, "marked down in nginx")) {
+	if l := lineWith(t, out, "app", markedDown); l != "" && (!strings.Contains(l, "down") || !strings.Contains(l, "marked down") || !strings.Contains(l, "not counted")) {
 		t.Errorf("the server marked down: %q", l)
 	}
 	for _, want := range []string{
