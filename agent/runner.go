@@ -53,10 +53,13 @@ type runner struct {
 	// counted until the unit is active again and its grace period passed.
 	operatorJob bool
 	// unitDown is set while systemd's latest word on the unit is that it
-	// is failed or inactive with no job: a probe that passes meanwhile
+	// is down (downState) with no job: a probe that passes meanwhile
 	// reaches another process (one holding the unit's port), so the round
 	// fails if the unit is still down when read again.
 	unitDown bool
+	// lastDeath is the StateChangeTimestamp of the last death medic acted
+	// on, so that one death is acted on once.
+	lastDeath time.Time
 	// deathState is the unit's state read when systemd reported it dead;
 	// the incident's diagnosis starts from it.
 	deathState *remedy.UnitState
@@ -263,7 +266,7 @@ func (r *runner) unitEvent(ev remedy.UnitEvent) {
 func (r *runner) handleUnit(ev remedy.UnitEvent) (bool, policy.Decision) {
 	now := r.agent.now()
 	if ev.Job == "" && !ev.StopJob {
-		r.unitDown = ev.Down() // whoever changed it: the latest state counts
+		r.unitDown = downState(ev.ActiveState, ev.SubState) // whoever changed it: the latest state counts
 	}
 	if r.m.JobInFlight() || ev.At.Before(r.lastJobDone) {
 		return false, policy.Decision{} // medic's own restart passing through
@@ -326,11 +329,19 @@ func (r *runner) unitDied(ev remedy.UnitEvent) (bool, policy.Decision) {
 	if s == nil {
 		return true, policy.Decision{} // cannot confirm: let the probes judge
 	}
-	now := r.agent.now()
 	again := remedy.UnitEvent{ActiveState: s.ActiveState, SubState: s.SubState, Result: s.Result}
 	if s.Job != 0 || !again.Died() {
 		return s.Job == 0, policy.Decision{}
 	}
+	return false, r.died(s, time.Since(ev.At))
+}
+
+// died acts on a unit read as dead (s): the incident starts from s, and the
+// Machine fails at once. reportedAfter is how long systemd's word took to
+// arrive, for the log.
+func (r *runner) died(s *remedy.UnitState, reportedAfter time.Duration) policy.Decision {
+	now := r.agent.now()
+	r.lastDeath = s.StateChangeTimestamp
 	reason := fmt.Sprintf("unit %s/%s, result %s", s.ActiveState, s.SubState, s.Result)
 	if exit := diagnose.MainExit(s.ExecMainCode, s.ExecMainStatus); exit != "" {
 		reason = exit + " (" + reason + ")"
@@ -343,13 +354,19 @@ func (r *runner) unitDied(ev remedy.UnitEvent) (bool, policy.Decision) {
 	}
 	r.log.Info(fmt.Sprintf("%s: systemd reports %s dead: %s", r.check.Name, r.check.Unit, reason),
 		zap.String(logging.EventField, "unit died"), zap.String("active_state", s.ActiveState), zap.String("sub_state", s.SubState), zap.String("result", s.Result),
-		zap.Duration("reported_after", time.Since(ev.At)))
+		zap.Duration("reported_after", reportedAfter))
 	d := r.m.UnitDied(now, reason)
 	r.setStatus(func(st *Status) {
 		st.LastProbe, st.LastOK, st.LastError = now, false, r.lastFailure.Problem()
 		st.Failures++
 	})
-	return false, d
+	return d
+}
+
+// downState reports whether a unit in this state has no process serving:
+// failed, inactive, or waiting to restart itself (activating/auto-restart).
+func downState(active, sub string) bool {
+	return active == "failed" || active == "inactive" || (active == "activating" && sub == "auto-restart")
 }
 
 // operatorStopHold bounds how long an operator's stop pauses remediation
@@ -439,12 +456,15 @@ func (r *runner) nextDelay() time.Duration {
 // timeout, and feeds the combined result to the Machine: the check fails
 // when any probe fails. A panicking probe counts as a failed probe.
 //
-// The unit is read again when the probes pass while systemd last said it is
-// down, and when they pass to verify a restart (the unit may have failed
-// right after its start job, while another process answers on its port):
-// a unit that is failed or inactive fails the round.
+// When the probes pass while systemd's latest word is that the unit is
+// down (events are tracked even while medic's own restart runs: the unit
+// may fail right after its start job), the unit is read again, briefly: a
+// unit still down fails the round, since another process answers on its
+// port.
 func (r *runner) doProbe(ctx context.Context) policy.Decision {
-	if r.check.Unit != "" && !r.stoppedByOperator && (r.unitDown || r.m.State() == policy.Verifying) {
+	// Not while verifying a restart: a death then comes as systemd's
+	// signal, and the restart's own state changes are not a verdict.
+	if r.check.Unit != "" && !r.stoppedByOperator && r.unitDown && r.m.State() != policy.Verifying {
 		return r.doProbeWith(ctx, true, "unit down")
 	}
 	return r.doProbeWith(ctx, false, "")
@@ -486,7 +506,16 @@ func (r *runner) doProbeWith(ctx context.Context, unitDown bool, unitState strin
 		}
 	}
 	if ok && unitDown && len(results) > 0 {
-		if s := r.unitNow(); s != nil && (s.ActiveState == "failed" || s.ActiveState == "inactive") && s.Job == 0 {
+		// Bounded like the job question below: a manager that does not
+		// answer must not hold the probes up.
+		if s := r.unitWithin(jobCheckTimeout); s != nil && downState(s.ActiveState, s.SubState) && s.Job == 0 {
+			if (remedy.UnitEvent{ActiveState: s.ActiveState, SubState: s.SubState, Result: s.Result}).Died() &&
+				!r.m.JobInFlight() && !s.StateChangeTimestamp.Equal(r.lastDeath) {
+				// A death whose signal medic missed (it came while
+				// medic's own restart ran): acted on once, as the
+				// signal would have been; later rounds fail.
+				return r.died(s, 0)
+			}
 			if unitState == "unit down" {
 				unitState = fmt.Sprintf("unit %s/%s, result %s", s.ActiveState, s.SubState, s.Result)
 			}

@@ -55,6 +55,7 @@ func TestSystemdWord(t *testing.T) {
 			{"journal lines", testJournalLines},
 			{"unix listener as user medic", testUnixListener},
 			{"check-config reads secrets", testCheckConfigSecrets},
+			{"port in use by another unit", testPortInUse},
 		} {
 			start := time.Now()
 			t.Run(s.name, func(t *testing.T) { s.run(t, m) })
@@ -334,5 +335,78 @@ to = ["ops@localhost"]
 	m.Sh(t, "chgrp medic /etc/medic/smtp-password && chmod 640 /etc/medic/smtp-password")
 	if out = m.Sh(t, asMedic); !strings.Contains(out, "configuration OK") || !strings.HasSuffix(out, "exit 0") {
 		t.Errorf("password_file readable by group medic, medic check-config as user medic says:\n%s\nwant configuration OK", out)
+	}
+}
+
+// testPortInUse: a unit that keeps failing to start (Restart=on-failure)
+// because another unit holds its port, while that other process answers
+// the probes. As installed (user medic, journal through group
+// systemd-journal), medic does not call the check healthy: the diagnosis
+// names the conflict, the holder's unit, and quotes the unit's
+// "address already in use" line; `medic diagnose --unit` as user medic
+// exits 1 with the same cause.
+func testPortInUse(t *testing.T, m *ostest.Machine) {
+	const addr = "127.0.0.1:8091"
+	m.WriteFile(t, "/etc/systemd/system/squatter.service", []byte(`[Service]
+Type=simple
+DynamicUser=yes
+ExecStart=/usr/bin/python3 -m http.server --bind 127.0.0.1 8091
+`), 0o644)
+	m.WriteFile(t, "/etc/systemd/system/portapp.service", []byte(`[Unit]
+StartLimitIntervalSec=0
+[Service]
+Type=simple
+Restart=on-failure
+RestartSec=1s
+ExecStart=`+ostest.BackendPath+` -listen `+addr+`
+`), 0o644)
+	m.Sh(t, "systemctl daemon-reload && systemctl start squatter.service")
+	waitFor(t, 10*time.Second, "squatter.service to listen on "+addr, func() (bool, string) {
+		return m.Accepts("127.0.0.1", "8091"), ""
+	})
+	defer m.Sh(t, "systemctl stop portapp.service squatter.service; systemctl reset-failed portapp.service; true")
+	configure(t, m, fixesConfig+`
+[[check]]
+name = "portapp"
+unit = "portapp.service"
+
+  [[check.probe]]
+  type = "tcp"
+  address = "`+addr+`"
+
+  [check.remedy]
+  action = "none"
+`)
+	m.Sh(t, "systemctl start portapp.service")
+
+	var st agent.Status
+	waitFor(t, 30*time.Second, "a diagnosis of check portapp", func() (bool, string) {
+		for _, s := range report(t, m).Checks {
+			if s.Check == "portapp" {
+				st = s
+			}
+		}
+		return st.Diagnosis != nil && st.Diagnosis.Primary.Cause != "", fmt.Sprintf("%+v", st)
+	})
+	d := st.Diagnosis
+	t.Logf("portapp: diagnosis as user medic: %s: %s (%s); evidence %v", d.Primary.Cause, d.Primary.Summary, d.Primary.Hint, d.Primary.Evidence)
+	if d.Primary.Cause != "port in use by another process" || d.Primary.Evidence["holder_unit"] != "squatter.service" {
+		t.Errorf("diagnosis %q: %q; want port in use by another process, held by squatter.service", d.Primary.Cause, d.Primary.Summary)
+	}
+	if line, _ := d.Primary.Evidence["journal_line"].(string); !strings.Contains(line, "address already in use") {
+		t.Errorf("the unit's journal line is not quoted (user medic reads the journal through group systemd-journal): evidence %v", d.Primary.Evidence)
+	}
+	// The probe keeps passing (python answers), yet the check stays down.
+	time.Sleep(3 * time.Second)
+	for _, s := range report(t, m).Checks {
+		if s.Check == "portapp" && s.State == "healthy" {
+			t.Errorf("portapp is healthy while its unit cannot bind: %+v", s)
+		}
+	}
+
+	out := m.Sh(t, "runuser -u medic -- medic diagnose --unit portapp.service tcp://"+addr+` 2>&1; echo "exit $?"`)
+	t.Logf("medic diagnose as user medic:\n%s", out)
+	if !strings.HasSuffix(out, "exit 1") || !strings.Contains(out, "cause:   port in use by another process") || !strings.Contains(out, "squatter.service") {
+		t.Errorf("medic diagnose --unit portapp.service as user medic: want the conflict and exit status 1, got:\n%s", out)
 	}
 }
