@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -148,18 +147,10 @@ func (d *run) unavailable(format string, args ...any) {
 
 func (d *run) gather(ctx context.Context) {
 	in := d.in
-	switch in.Spec.Type {
-	case "tcp":
+	if network, addr := in.Spec.Endpoint(); network == "tcp" {
 		d.tcp = true
-		d.endpoint(ctx, in.Spec.Address, "")
-	case "http":
-		d.tcp = true
-		if u, err := url.Parse(in.Spec.HTTP.URL); err == nil {
-			port := u.Port()
-			if port == "" {
-				port = map[string]string{"http": "80", "https": "443"}[u.Scheme]
-			}
-			d.endpoint(ctx, net.JoinHostPort(u.Hostname(), port), "")
+		if addr != "" {
+			d.endpoint(ctx, addr, "")
 		}
 	}
 
@@ -171,7 +162,7 @@ func (d *run) gather(ctx context.Context) {
 	for _, n := range snap.notes {
 		d.unavailable("%s", n)
 	}
-	if snap.unixErr != nil && in.Spec.Type == "unix" {
+	if snap.unixErr != nil && in.Spec.Type == probe.TypeUnix {
 		d.unavailable("unix listeners: %v", snap.unixErr)
 	}
 
@@ -208,7 +199,7 @@ func (d *run) gather(ctx context.Context) {
 		}
 	}
 
-	if in.Spec.Type == "unix" {
+	if in.Spec.Type == probe.TypeUnix {
 		client := in.ClientUser
 		if client == "" {
 			client = DefaultClientUser
@@ -253,7 +244,7 @@ func (d *run) gather(ctx context.Context) {
 func (d *run) unitGaps(scan *unitScan) gapView {
 	u := d.in.Unit
 	proto := func(s Socket) bool { return s.Proto == "tcp" || s.Proto == "tcp6" }
-	if d.in.Spec.Type == "unix" {
+	if d.in.Spec.Type == probe.TypeUnix {
 		proto = func(s Socket) bool { return s.Proto == "unix" }
 	}
 	known := slices.ContainsFunc(scan.listeners, proto)
@@ -265,7 +256,7 @@ func (d *run) unitGaps(scan *unitScan) gapView {
 	}
 	activated := len(sockets) > 0
 	v := gapView{triggers: sockets, near: d.in.Spec.Path}
-	if d.in.Spec.Type == "unix" {
+	if d.in.Spec.Type == probe.TypeUnix {
 		v.unknown = !known
 		v.manager = activated || (u.TriggeredBy == nil && !known)
 	}
@@ -343,7 +334,7 @@ func (d *run) decide() {
 			Hint:    "use an address, or fix the name in DNS or /etc/hosts"})
 	}
 
-	if in.Spec.Type == "unix" && d.sock != nil {
+	if in.Spec.Type == probe.TypeUnix && d.sock != nil {
 		if f := d.socketFinding(); f != nil {
 			add(*f)
 		}
@@ -567,7 +558,7 @@ func (d *run) checklist() {
 	items = append(items, direct)
 
 	sock := Item{Name: ItemSocket, Status: NotApplicable, Evidence: "not a unix socket probe"}
-	if in.Spec.Type == "unix" {
+	if in.Spec.Type == probe.TypeUnix {
 		if f := d.sock; f == nil {
 			sock = Item{Name: ItemSocket, Status: Unchecked, Evidence: "could not inspect " + in.Spec.Path}
 		} else if len(d.holders) > 0 {

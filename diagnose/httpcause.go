@@ -55,7 +55,7 @@ const wireCheckTimeout = 2 * time.Second
 // https:// probe whose handshake failed with a plain HTTP request.
 func (d *run) gatherHTTP(ctx context.Context) {
 	in, res := d.in, d.in.Result
-	if in.Spec.Type != "http" || res.OK || len(d.probed) == 0 {
+	if in.Spec.Type != probe.TypeHTTP || res.OK || len(d.probed) == 0 {
 		return
 	}
 	u, err := url.Parse(in.Spec.HTTP.URL)
@@ -169,7 +169,7 @@ func plainRequest(ctx context.Context, addr netip.AddrPort, host string) *wireCh
 // timed out, unresolved: the other findings cover those).
 func (d *run) httpFinding() *Finding {
 	in, res := d.in, d.in.Result
-	if in.Spec.Type != "http" || res.OK {
+	if in.Spec.Type != probe.TypeHTTP || res.OK {
 		return nil
 	}
 	u, err := url.Parse(in.Spec.HTTP.URL)

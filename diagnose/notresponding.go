@@ -310,7 +310,7 @@ func (d *run) gatherStall(ctx context.Context) {
 				break
 			}
 		}
-	case d.in.Spec.Type == "unix" && d.sock != nil && d.sock.Exists && d.sock.Listening:
+	case d.in.Spec.Type == probe.TypeUnix && d.sock != nil && d.sock.Exists && d.sock.Listening:
 		s.addr = "unix:" + d.in.Spec.Path
 		s.handshake, s.connected = tryHandshake(ctx, "unix", d.in.Spec.Path)
 		if q, err := UnixListenQueue(d.in.Spec.Path); err == nil {

@@ -3,6 +3,8 @@ package diagnose
 import (
 	"fmt"
 	"regexp"
+
+	"github.com/medic-watchdog/medic/probe"
 )
 
 // holder is a process outside the check's unit that holds the address the
@@ -56,7 +58,7 @@ func (d *run) gatherPortInUse() {
 	switch {
 	case d.tcp && len(d.probed) > 0 && IsLocal(d.probed[0].Addr(), d.local):
 		socks = PortOwners(d.probed[0].Port(), d.listeners)
-	case d.in.Spec.Type == "unix":
+	case d.in.Spec.Type == probe.TypeUnix:
 		for _, s := range d.unixListeners {
 			if s.Path == d.in.Spec.Path {
 				socks = append(socks, s)

@@ -489,7 +489,7 @@ func actionLabel(s string) string { return match(s, actionRE) }
 // a kind in probe.Kinds, else "other".
 func typeLabel(probeLabel string) string {
 	_, kind, ok := strings.Cut(probeLabel, "-")
-	if _, known := probe.Kinds[kind]; !ok || !known {
+	if _, known := probe.Kinds[probe.Type(kind)]; !ok || !known {
 		return other
 	}
 	return kind

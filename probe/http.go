@@ -275,4 +275,20 @@ func newHTTPSpec(s Spec) (Prober, error) {
 	return p, nil
 }
 
-func init() { Kinds["http"] = newHTTPSpec }
+// httpKind connects to the host and port of Spec.HTTP.URL.
+var httpKind = Kind{New: newHTTPSpec, Endpoint: httpEndpoint}
+
+// httpEndpoint returns "tcp" and the host:port of s's URL, with the port of
+// its scheme (80 for http, 443 for https) when the URL names none; the
+// address is "" when the URL does not parse or names no host.
+func httpEndpoint(s Spec) (network, address string) {
+	u, err := url.Parse(s.HTTP.URL)
+	if err != nil || u.Hostname() == "" {
+		return "tcp", ""
+	}
+	port := u.Port()
+	if port == "" {
+		port = map[string]string{"http": "80", "https": "443"}[strings.ToLower(u.Scheme)]
+	}
+	return "tcp", net.JoinHostPort(u.Hostname(), port)
+}

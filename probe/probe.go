@@ -8,6 +8,8 @@ package probe
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -51,11 +53,22 @@ type Prober interface {
 	Probe(ctx context.Context, timeout time.Duration) Result
 }
 
-// Spec describes one probe as configured. Type selects the Prober from Kinds;
+// Type names a kind of probe; Kinds maps each to its kind. Its values are
+// the documented type keys of a [[check.probe]] table.
+type Type string
+
+// The probe types.
+const (
+	TypeTCP  Type = "tcp"  // a TCP port (TCP)
+	TypeUnix Type = "unix" // a Unix stream socket (Unix)
+	TypeHTTP Type = "http" // an HTTP or HTTPS endpoint (HTTP)
+)
+
+// Spec describes one probe as configured. Type selects the kind from Kinds;
 // the other fields are read by that kind only.
 type Spec struct {
-	// Type is "tcp", "unix" or "http" (which also covers https URLs).
-	Type string
+	// Type is TypeTCP, TypeUnix or TypeHTTP (which also covers https URLs).
+	Type Type
 	// Address is host:port for tcp; the host may be a name, resolved at each probe.
 	Address string
 	// Path is the Unix socket path for unix.
@@ -137,16 +150,49 @@ func ParseStatusRange(s string) (StatusRange, error) {
 	return r, nil
 }
 
-// Kinds maps a Spec.Type to the constructor of its Prober. Each kind's file
-// registers itself here in an init function.
-var Kinds = map[string]func(Spec) (Prober, error){}
+// Kind is one kind of probe: how its Prober is built and what it connects
+// to. Each kind lives in its own file (tcp.go, unix.go, http.go).
+type Kind struct {
+	// New builds the kind's Prober from a Spec of its type. It fails when
+	// the spec is malformed for the kind (for example an unreadable CAFile).
+	New func(Spec) (Prober, error)
+	// Endpoint returns what a probe of the kind connects to, as Spec.Endpoint
+	// documents it.
+	Endpoint func(Spec) (network, address string)
+}
+
+// Kinds is the registry of probe kinds, by type. Adding a kind touches its
+// file, its test and this map.
+var Kinds = map[Type]Kind{
+	TypeTCP:  tcpKind,
+	TypeUnix: unixKind,
+	TypeHTTP: httpKind,
+}
+
+// Types returns the known probe types, sorted.
+func Types() []Type {
+	return slices.Sorted(maps.Keys(Kinds))
+}
 
 // New builds the Prober for s. It fails when s.Type is unknown or the kind
 // rejects the spec (for example an unreadable CAFile).
 func New(s Spec) (Prober, error) {
-	mk, ok := Kinds[s.Type]
+	k, ok := Kinds[s.Type]
 	if !ok {
 		return nil, fmt.Errorf("new probe: unknown type %q", s.Type)
 	}
-	return mk(s)
+	return k.New(s)
+}
+
+// Endpoint returns the socket a probe of s connects to: network "tcp" and
+// the host:port (for http, the URL's host with its port, 80 or 443 when the
+// URL names none), or network "unix" and the socket path. The host may be a
+// name, as configured. It returns "", "" for an unknown type and an address
+// of "" when s does not name one (an http URL that does not parse).
+func (s Spec) Endpoint() (network, address string) {
+	k, ok := Kinds[s.Type]
+	if !ok {
+		return "", ""
+	}
+	return k.Endpoint(s)
 }

@@ -65,4 +65,8 @@ func newTCPSpec(s Spec) (Prober, error) {
 	return NewTCP(s.Address), nil
 }
 
-func init() { Kinds["tcp"] = newTCPSpec }
+// tcpKind connects to Spec.Address.
+var tcpKind = Kind{
+	New:      newTCPSpec,
+	Endpoint: func(s Spec) (string, string) { return "tcp", s.Address },
+}

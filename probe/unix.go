@@ -161,4 +161,8 @@ func newUnixSpec(s Spec) (Prober, error) {
 	return NewUnixAs(s.Path, s.ClientUser), nil
 }
 
-func init() { Kinds["unix"] = newUnixSpec }
+// unixKind connects to the socket at Spec.Path.
+var unixKind = Kind{
+	New:      newUnixSpec,
+	Endpoint: func(s Spec) (string, string) { return "unix", s.Path },
+}

@@ -144,7 +144,7 @@ type Check struct {
 // only its own fields, and setting another kind's field is an error.
 type Probe struct {
 	// Type is "tcp", "unix" or "http" (which also covers https URLs).
-	Type string `toml:"type"`
+	Type probe.Type `toml:"type"`
 	// Address is host:port for tcp; the host may be a name.
 	Address string `toml:"address"`
 	// Path is the absolute path of the socket for unix.

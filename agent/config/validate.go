@@ -295,7 +295,7 @@ func (v *validator) probe(key string, p *Probe) {
 		return
 	}
 	for _, f := range probeFields {
-		if f.types != p.Type && f.set(p) {
+		if f.types != string(p.Type) && f.set(p) {
 			v.errorf(key+"."+f.name, "not used by a %s probe (only by %s)", p.Type, f.types)
 		}
 	}

@@ -42,7 +42,7 @@ otherwise, also when the unit's state cannot be read.`,
 			if err != nil {
 				return err
 			}
-			if spec.Type == "unix" {
+			if spec.Type == probe.TypeUnix {
 				// The probe fails when the proxy's user could not
 				// connect, as in medic run.
 				spec.ClientUser = clientUser
@@ -126,12 +126,12 @@ func parseTarget(t string) (probe.Spec, error) {
 		if msg := config.CheckSocketPath(path); msg != "" {
 			return probe.Spec{}, fmt.Errorf("parse target %q: %s: want unix:/absolute/path", t, msg)
 		}
-		return probe.Spec{Type: "unix", Path: path}, nil
+		return probe.Spec{Type: probe.TypeUnix, Path: path}, nil
 	case strings.HasPrefix(t, "http://"), strings.HasPrefix(t, "https://"):
 		if msg := config.CheckHTTPURL(t); msg != "" {
 			return probe.Spec{}, fmt.Errorf("parse target: %s", msg)
 		}
-		return probe.Spec{Type: "http", HTTP: probe.HTTPOptions{URL: t}}, nil
+		return probe.Spec{Type: probe.TypeHTTP, HTTP: probe.HTTPOptions{URL: t}}, nil
 	case strings.Contains(t, "://"):
 		if addr, ok := strings.CutPrefix(t, "tcp://"); ok {
 			return tcpTarget(t, addr)
@@ -148,5 +148,5 @@ func tcpTarget(t, addr string) (probe.Spec, error) {
 	if msg := config.CheckAddress(addr); msg != "" {
 		return probe.Spec{}, fmt.Errorf("parse target %q: %s", t, msg)
 	}
-	return probe.Spec{Type: "tcp", Address: addr}, nil
+	return probe.Spec{Type: probe.TypeTCP, Address: addr}, nil
 }

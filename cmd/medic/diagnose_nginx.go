@@ -222,9 +222,9 @@ func diagnoseNginx(ctx context.Context, o nginxDiagnoseOptions) (*nginxDiagnosis
 		b := &rep.Backends[i]
 		t := &nginxTarget{b: b}
 		if b.Network == "unix" {
-			t.spec = probe.Spec{Type: "unix", Path: b.Address, ClientUser: d.User}
+			t.spec = probe.Spec{Type: probe.TypeUnix, Path: b.Address, ClientUser: d.User}
 		} else {
-			t.spec = probe.Spec{Type: "tcp", Address: b.Address}
+			t.spec = probe.Spec{Type: probe.TypeTCP, Address: b.Address}
 		}
 		t.in = diagnose.Input{Spec: t.spec, ClientUser: d.User}
 		targets[i] = t

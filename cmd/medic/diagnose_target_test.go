@@ -9,13 +9,15 @@ import (
 	"testing"
 
 	"github.com/medic-watchdog/medic/internal/systemdtest"
+	"github.com/medic-watchdog/medic/probe"
 )
 
 func TestParseTarget(t *testing.T) {
 	for _, tc := range []struct {
-		target          string
-		wantType, wantA string
-		wantErr         string
+		target   string
+		wantType probe.Type
+		wantA    string
+		wantErr  string
 	}{
 		{target: "tcp://127.0.0.1:8080", wantType: "tcp", wantA: "127.0.0.1:8080"},
 		{target: "127.0.0.1:8080", wantType: "tcp", wantA: "127.0.0.1:8080"},
