@@ -13,9 +13,6 @@ import (
 	"github.com/medic-watchdog/medic/agent/config"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
-
 func main() {
 	if err := newRootCmd().Execute(); err != nil {
 		var ec exitCode
@@ -53,17 +50,6 @@ func asExit(err error, ec *exitCode) bool {
 		*ec = e
 	}
 	return ok
-}
-
-func newVersionCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "version",
-		Short: "Print medic's version",
-		Args:  cobra.NoArgs,
-		Run: func(cmd *cobra.Command, _ []string) {
-			fmt.Fprintln(cmd.OutOrStdout(), "medic", version)
-		},
-	}
 }
 
 func newCheckConfigCmd() *cobra.Command {

@@ -79,13 +79,6 @@ func TestCheckConfigReportsEveryProblem(t *testing.T) {
 	}
 }
 
-func TestVersion(t *testing.T) {
-	out, _, err := execute("version")
-	if err != nil || out != "medic "+version+"\n" {
-		t.Errorf("version = %q, %v", out, err)
-	}
-}
-
 // TestRunStopsOnSIGTERM runs the built binary and sends it SIGTERM: it must
 // exit 0, promptly, after logging that it stopped.
 func TestRunStopsOnSIGTERM(t *testing.T) {
