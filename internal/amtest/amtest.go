@@ -11,9 +11,14 @@
 // endsAt is in the past, so a resolved alert there looks the same as one
 // that was never sent.
 //
-// When no Alertmanager binary is installed, Start skips the test with the
-// reason; with MEDIC_REQUIRE_SYSTEMD=1 (set by .ci/run, which installs the
-// package) it fails instead.
+// StartCluster runs several such Alertmanagers as one highly available
+// cluster (gossip on loopback, with timings short enough for tests) that
+// notify one shared Receiver, so a test sees the cluster's deduplication:
+// one notification per change, whichever peers got the alert.
+//
+// When no Alertmanager binary is installed, Start and StartCluster skip the
+// test with the reason; with MEDIC_REQUIRE_SYSTEMD=1 (set by .ci/run, which
+// installs the package) they fail it instead.
 package amtest
 
 import (
@@ -53,16 +58,13 @@ const GroupInterval = time.Second
 // Server is a running Alertmanager. Its methods may be called from several
 // goroutines.
 type Server struct {
-	url     string
-	dir     string
-	cmd     *exec.Cmd
-	exited  chan struct{}
-	logFile string
-	hook    *httptest.Server
-
-	mu      sync.Mutex
-	notes   []Notification
-	changed chan struct{} // closed and replaced when notes grows
+	url         string
+	clusterAddr string // empty when clustering is off
+	dir         string
+	cmd         *exec.Cmd
+	exited      chan struct{}
+	logFile     string
+	recv        *Receiver
 }
 
 // Binary returns the path of the Alertmanager to run: DebianBinary when it
@@ -88,23 +90,15 @@ func Binary() (string, error) {
 // Alertmanager's log.
 func Start(t testing.TB) *Server {
 	t.Helper()
-	bin, err := Binary()
-	if err != nil {
-		if os.Getenv(RequireEnv) == "1" {
-			t.Fatalf("%s=1 but no Alertmanager: %v", RequireEnv, err)
-		}
-		t.Skipf("skipping: needs a Prometheus Alertmanager: %v (set %s=1 to fail instead)", err, RequireEnv)
-	}
-
-	s := &Server{dir: t.TempDir(), changed: make(chan struct{})}
-	s.hook = httptest.NewServer(http.HandlerFunc(s.serveWebhook))
-	t.Cleanup(s.hook.Close)
+	bin := binaryOrSkip(t)
+	s := &Server{dir: t.TempDir(), recv: NewReceiver(t)}
 
 	// The port is picked by binding :0 and closing it, so another process
 	// may take it before the Alertmanager binds it: try a few times.
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
-		if lastErr = s.start(t, bin); lastErr == nil {
+		// No gossip: nothing leaves loopback.
+		if lastErr = s.start(t, bin, []string{"--cluster.listen-address="}); lastErr == nil {
 			return s
 		}
 		t.Logf("start alertmanager (attempt %d): %v", attempt+1, lastErr)
@@ -113,7 +107,23 @@ func Start(t testing.TB) *Server {
 	return nil
 }
 
-func (s *Server) start(t testing.TB, bin string) error {
+// binaryOrSkip returns Binary(), or skips the test (fails it under
+// MEDIC_REQUIRE_SYSTEMD=1) when there is none.
+func binaryOrSkip(t testing.TB) string {
+	t.Helper()
+	bin, err := Binary()
+	if err != nil {
+		if os.Getenv(RequireEnv) == "1" {
+			t.Fatalf("%s=1 but no Alertmanager: %v", RequireEnv, err)
+		}
+		t.Skipf("skipping: needs a Prometheus Alertmanager: %v (set %s=1 to fail instead)", err, RequireEnv)
+	}
+	return bin
+}
+
+// start runs the Alertmanager binary bin on a free loopback port, with
+// clusterArgs as its --cluster.* flags, and waits until it is ready.
+func (s *Server) start(t testing.TB, bin string, clusterArgs []string) error {
 	t.Helper()
 	port, err := freePort()
 	if err != nil {
@@ -124,7 +134,7 @@ func (s *Server) start(t testing.TB, bin string) error {
 		return fmt.Errorf("make run directory: %w", err)
 	}
 	cfgPath := filepath.Join(run, "alertmanager.yml")
-	if err := os.WriteFile(cfgPath, []byte(config(s.hook.URL+"/webhook")), 0o600); err != nil {
+	if err := os.WriteFile(cfgPath, []byte(config(s.recv.URL())), 0o600); err != nil {
 		return fmt.Errorf("write config: %w", err)
 	}
 	storage := filepath.Join(run, "data")
@@ -139,14 +149,14 @@ func (s *Server) start(t testing.TB, bin string) error {
 	defer logf.Close()
 
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	cmd := exec.Command(bin,
-		"--config.file="+cfgPath,
-		"--storage.path="+storage,
-		"--web.listen-address="+addr,
-		"--web.external-url=http://"+addr+"/",
-		"--cluster.listen-address=", // no gossip: nothing leaves loopback
+	args := []string{
+		"--config.file=" + cfgPath,
+		"--storage.path=" + storage,
+		"--web.listen-address=" + addr,
+		"--web.external-url=http://" + addr + "/",
 		"--log.level=debug",
-	)
+	}
+	cmd := exec.Command(bin, append(args, clusterArgs...)...)
 	cmd.Dir = run
 	cmd.Stdin = nil
 	cmd.Stdout = logf
@@ -228,12 +238,42 @@ func (s *Server) stop() {
 	}
 }
 
+// Kill kills the Alertmanager with SIGKILL, by its PID, as a crash or the
+// OOM killer would, and waits until the process has exited: a peer of a
+// Cluster leaves it without a word. Calling Kill after Stop or Kill is safe.
+func (s *Server) Kill() {
+	if s.cmd == nil || s.cmd.Process == nil {
+		return
+	}
+	select {
+	case <-s.exited:
+		return
+	default:
+	}
+	_ = s.cmd.Process.Kill()
+	<-s.exited
+}
+
 // PID returns the Alertmanager's process ID.
 func (s *Server) PID() int { return s.cmd.Process.Pid }
 
 // URL returns the Alertmanager's base URL, e.g. "http://127.0.0.1:40123",
 // the form medic's alertmanager notifier takes.
 func (s *Server) URL() string { return s.url }
+
+// ClusterAddr returns the Alertmanager's gossip address, e.g.
+// "127.0.0.1:40124", or "" when clustering is off (Start).
+func (s *Server) ClusterAddr() string { return s.clusterAddr }
+
+// Receiver returns the webhook receiver the Alertmanager notifies, the same
+// for every peer of a Cluster.
+func (s *Server) Receiver() *Receiver { return s.recv }
+
+// Sent reports whether this Alertmanager sent n: n's externalURL is this
+// Alertmanager's URL.
+func (s *Server) Sent(n Notification) bool {
+	return strings.TrimRight(n.ExternalURL, "/") == s.url
+}
 
 // LogFile returns the path of the Alertmanager's log (stdout and stderr).
 func (s *Server) LogFile() string { return s.logFile }
@@ -391,53 +431,107 @@ type WebhookAlert struct {
 	Fingerprint  string            `json:"fingerprint"`
 }
 
-func (s *Server) serveWebhook(w http.ResponseWriter, r *http.Request) {
+// Receiver is the webhook receiver an Alertmanager's only route notifies:
+// an HTTP server of the test's that keeps every notification. Its methods
+// may be called from several goroutines.
+type Receiver struct {
+	hook *httptest.Server
+
+	mu      sync.Mutex
+	notes   []Notification
+	changed chan struct{} // closed and replaced when notes grows
+}
+
+// NewReceiver starts a webhook receiver on loopback and closes it in
+// t.Cleanup.
+func NewReceiver(t testing.TB) *Receiver {
+	r := &Receiver{changed: make(chan struct{})}
+	r.hook = httptest.NewServer(http.HandlerFunc(r.serveWebhook))
+	t.Cleanup(r.hook.Close)
+	return r
+}
+
+// URL returns the URL of the receiver's webhook endpoint.
+func (r *Receiver) URL() string { return r.hook.URL + "/webhook" }
+
+func (r *Receiver) serveWebhook(w http.ResponseWriter, req *http.Request) {
 	var n Notification
-	if err := json.NewDecoder(io.LimitReader(r.Body, 4<<20)).Decode(&n); err != nil {
+	if err := json.NewDecoder(io.LimitReader(req.Body, 4<<20)).Decode(&n); err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
 	n.Received = time.Now()
-	s.mu.Lock()
-	s.notes = append(s.notes, n)
-	close(s.changed)
-	s.changed = make(chan struct{})
-	s.mu.Unlock()
+	r.mu.Lock()
+	r.notes = append(r.notes, n)
+	close(r.changed)
+	r.changed = make(chan struct{})
+	r.mu.Unlock()
 }
 
 // Notifications returns the webhook notifications received so far, oldest
 // first.
-func (s *Server) Notifications() []Notification {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]Notification(nil), s.notes...)
+func (r *Receiver) Notifications() []Notification {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]Notification(nil), r.notes...)
 }
 
-// WaitNotification waits until the Alertmanager has notified an alert for
+// WaitNotification waits until an Alertmanager has notified an alert for
 // which ok returns true, and returns that alert; it returns an error when
 // ctx ends first. With status "resolved", it is the proof that Alertmanager
 // took the alert as resolved: it notifies a resolved alert only after it
 // had notified it firing.
-func (s *Server) WaitNotification(ctx context.Context, ok func(WebhookAlert) bool) (WebhookAlert, error) {
+func (r *Receiver) WaitNotification(ctx context.Context, ok func(WebhookAlert) bool) (WebhookAlert, error) {
+	_, a, err := r.Wait(ctx, ok)
+	return a, err
+}
+
+// Wait is WaitNotification that also returns the notification the alert
+// came in, e.g. to tell which peer of a Cluster sent it (Server.Sent).
+func (r *Receiver) Wait(ctx context.Context, ok func(WebhookAlert) bool) (Notification, WebhookAlert, error) {
 	seen := 0
 	for {
-		s.mu.Lock()
-		notes, changed := s.notes[seen:], s.changed
-		seen = len(s.notes)
-		s.mu.Unlock()
+		r.mu.Lock()
+		notes, changed := r.notes[seen:], r.changed
+		seen = len(r.notes)
+		r.mu.Unlock()
 		for _, n := range notes {
 			for _, a := range n.Alerts {
 				if ok(a) {
-					return a, nil
+					return n, a, nil
 				}
 			}
 		}
 		select {
 		case <-changed:
 		case <-ctx.Done():
-			return WebhookAlert{}, fmt.Errorf("wait for notification (%d received): %w", seen, context.Cause(ctx))
+			return Notification{}, WebhookAlert{}, fmt.Errorf("wait for notification (%d received): %w", seen, context.Cause(ctx))
 		}
 	}
+}
+
+// Count returns how many alerts for which ok returns true the receiver got
+// so far, each alert of each notification counted.
+func (r *Receiver) Count(ok func(WebhookAlert) bool) int {
+	n := 0
+	for _, note := range r.Notifications() {
+		for _, a := range note.Alerts {
+			if ok(a) {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// Notifications returns the webhook notifications the Alertmanager's
+// receiver got so far, oldest first (of every peer, in a Cluster).
+func (s *Server) Notifications() []Notification { return s.recv.Notifications() }
+
+// WaitNotification is Receiver.WaitNotification on the Alertmanager's
+// receiver.
+func (s *Server) WaitNotification(ctx context.Context, ok func(WebhookAlert) bool) (WebhookAlert, error) {
+	return s.recv.WaitNotification(ctx, ok)
 }
 
 func freePort() (int, error) {

@@ -84,3 +84,66 @@ func TestStart(t *testing.T) {
 		t.Error("Alerts after Stop: no error")
 	}
 }
+
+// TestCluster forms a cluster of two peers, posts an alert to both by hand
+// and sees one notification, from one peer, then kills that peer.
+func TestCluster(t *testing.T) {
+	t.Parallel()
+	c := StartCluster(t, 2)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+
+	names := map[string]bool{}
+	for _, p := range c.Peers {
+		if p.ClusterAddr() == "" {
+			t.Errorf("%s: no cluster address", p.URL())
+		}
+		st, err := p.Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		names[st.Cluster.Name] = true
+		var addrs []string
+		for _, peer := range st.Cluster.Peers {
+			addrs = append(addrs, peer.Address)
+		}
+		t.Logf("%s: cluster %s, peers %v", p.URL(), st.Cluster.Status, addrs)
+	}
+	if len(names) != 2 {
+		t.Errorf("peer names %v, want two different ones", names)
+	}
+
+	start := time.Now().UTC().Truncate(time.Second).Add(-time.Minute)
+	body := fmt.Sprintf(`[{"labels":{"alertname":"AmtestCluster"},"startsAt":%q,"endsAt":%q}]`,
+		start.Format(time.RFC3339), time.Now().Add(time.Hour).Format(time.RFC3339))
+	for _, p := range c.Peers {
+		if code, b := post(t, p, body); code != http.StatusOK {
+			t.Fatalf("post to %s: %d %s", p.URL(), code, b)
+		}
+	}
+	firing := func(a WebhookAlert) bool { return a.Status == "firing" && a.Labels["alertname"] == "AmtestCluster" }
+	n, _, err := c.Receiver().Wait(ctx, firing)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sender := c.Sender(n)
+	if sender == nil {
+		t.Fatalf("notification from %q, none of %v", n.ExternalURL, c.URLs())
+	}
+	// The other peer waits PeerTimeout, then finds the notification in
+	// the gossiped log and sends nothing.
+	time.Sleep(PeerTimeout + 2*GroupInterval)
+	if got := c.Receiver().Count(firing); got != 1 {
+		t.Errorf("%d firing notifications from a cluster of two, want 1: %+v", got, c.Receiver().Notifications())
+	}
+
+	sender.Kill()
+	if sender.Running() {
+		t.Error("killed peer still running")
+	}
+	for _, p := range c.Peers {
+		if p != sender && !p.Running() {
+			t.Errorf("peer %s stopped with the other", p.URL())
+		}
+	}
+}
