@@ -35,6 +35,9 @@ func newRunCmd() *cobra.Command {
 		logFormat string
 		debug     bool
 		pprofAddr string
+		once      bool
+		remediate bool
+		asJSON    bool
 	)
 	cmd := &cobra.Command{
 		Use:   "run",
@@ -43,9 +46,43 @@ func newRunCmd() *cobra.Command {
 and escalates. It speaks sd_notify (Type=notify: READY=1 once the config is
 valid, the bus answers and the status socket is bound; STATUS=; WATCHDOG=1;
 RELOADING=1/STOPPING=1). SIGHUP, a change of the configuration file, and
-` + "`medic reload`" + ` reload the configuration; SIGINT and SIGTERM stop medic.`,
+` + "`medic reload`" + ` reload the configuration; SIGINT and SIGTERM stop medic.
+A configuration without any [[check]] is valid: medic starts and logs a
+warning that it has nothing to check.
+
+With --once, medic loads and validates the configuration as run does,
+probes every check once (16 at a time, each probe bounded by the check's
+timeout) and prints one line per check: its name, its unit, OK and the
+latency, or FAIL and the problem; then the diagnosis of each failing check,
+as medic diagnose prints it, with the unit's state read over the configured
+bus (a bus that cannot be reached is listed as unavailable evidence).
+Nothing else of the agent runs: no status socket, no outbox, no
+notifications, no state in state_dir. It exits 0 when every check passes,
+1 when one fails, 2 when the configuration is invalid. Useful in CI and
+after editing the configuration.
+
+With --once --remedy, each failing check that names a unit and whose
+remedy action is not "none" is remedied as the agent would (restart or
+start the unit over D-Bus), then probed until its probes pass successes
+times in a row or verify_timeout has passed; each is reported healed or
+not healed. The exit status then tells the state after the remedies: 0 when
+every check passes or was healed. Pauses (medic pause) and the restart
+budget of a running medic are not consulted.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !once && (remediate || asJSON) {
+				return errors.New("run: --remedy and --json need --once")
+			}
+			if once {
+				cfg, err := config.Load(file)
+				if err != nil {
+					printConfigErrors(cmd.ErrOrStderr(), err)
+					return exitCode(2)
+				}
+				ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+				defer stop()
+				return runOnce(ctx, cmd.OutOrStdout(), cmd.ErrOrStderr(), file, cfg, remediate, asJSON)
+			}
 			log, err := newLogger(logFormat, debug)
 			if err != nil {
 				return err
@@ -55,6 +92,9 @@ RELOADING=1/STOPPING=1). SIGHUP, a change of the configuration file, and
 			if err != nil {
 				printConfigErrors(cmd.ErrOrStderr(), err)
 				return exitCode(1)
+			}
+			if len(cfg.Checks) == 0 {
+				log.Warn(file + " has no [[check]]: medic starts but has nothing to check; add one [[check]] per backend and reload")
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
@@ -72,6 +112,9 @@ RELOADING=1/STOPPING=1). SIGHUP, a change of the configuration file, and
 	cmd.Flags().StringVar(&logFormat, "log-format", "auto", "log format: auto (the journal's native protocol when stderr is the journal), journal, json or console")
 	cmd.Flags().BoolVar(&debug, "debug", false, "log every probe")
 	cmd.Flags().StringVar(&pprofAddr, "pprof", "", "serve Go's profiling endpoints (/debug/pprof/) on this loopback address, e.g. 127.0.0.1:6060; off when empty")
+	cmd.Flags().BoolVar(&once, "once", false, "probe every check once, print the outcome and the diagnosis of failing checks, and exit")
+	cmd.Flags().BoolVar(&remediate, "remedy", false, "with --once: remedy failing checks (restart or start their units) and verify")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "with --once: print the outcome as JSON")
 	return cmd
 }
 

@@ -1,0 +1,176 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/medic-watchdog/medic/internal/systemdtest"
+)
+
+// TestRunOnce probes a real user manager's units once: a healthy one and
+// one that is stopped. Without --remedy: exit 1, one line per check, the
+// stopped one diagnosed "backend not running", and no unit touched. With
+// --remedy: the stopped unit is restarted, reported healed, and the exit
+// status (the state after the remedies) is 0.
+func TestRunOnce(t *testing.T) {
+	m := systemdtest.Start(t)
+	bin := systemdtest.Backend(t)
+	upAddr, downAddr := systemdtest.FreePort(t), systemdtest.FreePort(t)
+	up := fmt.Sprintf("medic-once-up-%d.service", os.Getpid())
+	down := fmt.Sprintf("medic-once-down-%d.service", os.Getpid())
+	systemdtest.LinkUnit(t, m, up, systemdtest.BackendUnit(bin, upAddr))
+	systemdtest.LinkUnit(t, m, down, systemdtest.BackendUnit(bin, downAddr))
+	for _, kv := range m.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+	systemdtest.Systemctl(t, m, "start", up)
+	t.Cleanup(func() { _, _ = m.Systemctl(t.Context(), "stop", up, down) })
+	systemdtest.WaitFor(t, 5*time.Second, func() bool { return systemdtest.Answers(upAddr) }, up+" listening on "+upAddr)
+
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "medic.toml")
+	check := func(name, unit, addr string) string {
+		return fmt.Sprintf(`
+[[check]]
+name = %q
+unit = %q
+timeout = "1s"
+  [[check.probe]]
+  type = "tcp"
+  address = %q
+  [check.remedy]
+  verify_timeout = "10s"
+`, name, unit, addr)
+	}
+	text := fmt.Sprintf("[agent]\nbus = \"user\"\nstate_dir = %q\nstatus_socket = %q\n", filepath.Join(dir, "state"), filepath.Join(dir, "medic.sock")) +
+		check("up", up, upAddr) + check("down", down, downAddr)
+	if err := os.WriteFile(cfg, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	out, errOut, err := execute("run", "--once", "-c", cfg)
+	t.Logf("medic run --once:\n%s%s", out, errOut)
+	var ec exitCode
+	if !errors.As(err, &ec) || ec != 1 {
+		t.Fatalf("err %v, want exit status 1: %s is stopped", err, down)
+	}
+	for _, re := range []string{
+		`(?m)^CHECK +UNIT +RESULT +DETAIL$`,
+		`(?m)^up +` + regexp.QuoteMeta(up) + ` +OK +[0-9.]+[µm]?s$`,
+		`(?m)^down +` + regexp.QuoteMeta(down) + ` +FAIL +` + regexp.QuoteMeta(downAddr) + ` connection refused$`,
+		`(?m)^down: ` + regexp.QuoteMeta(downAddr) + ` connection refused$`,
+		`(?m)^  cause: +backend not running$`,
+		`(?m)^  ✗ backend running +` + regexp.QuoteMeta(down) + `: inactive/dead`,
+		`(?m)^1 of 2 checks failed`,
+	} {
+		if !regexp.MustCompile(re).MatchString(out) {
+			t.Errorf("output does not match %s", re)
+		}
+	}
+	if strings.Contains(out, "up: ") {
+		t.Errorf("the passing check has a diagnosis:\n%s", out)
+	}
+	if got := systemdtest.Prop(t, m, down, "ActiveState"); got != "inactive" {
+		t.Errorf("without --remedy, %s is %s, want it left inactive", down, got)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "medic.sock")); err == nil {
+		t.Errorf("run --once bound the status socket")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "state")); err == nil {
+		t.Errorf("run --once wrote to state_dir")
+	}
+
+	out, errOut, err = execute("run", "--once", "--remedy", "-c", cfg)
+	t.Logf("medic run --once --remedy:\n%s%s", out, errOut)
+	if err != nil {
+		t.Fatalf("--remedy: err %v, want exit status 0 after healing", err)
+	}
+	for _, re := range []string{
+		`(?m)^down +` + regexp.QuoteMeta(down) + ` +FAIL +`,
+		`(?m)^down: restart ` + regexp.QuoteMeta(down) + `: job done; healed, the probes pass [0-9.]+m?s after the job$`,
+		`(?m)^1 of 2 checks failed; 1 healed, 0 still failing$`,
+	} {
+		if !regexp.MustCompile(re).MatchString(out) {
+			t.Errorf("--remedy output does not match %s", re)
+		}
+	}
+	if got := systemdtest.Prop(t, m, down, "ActiveState"); got != "active" {
+		t.Errorf("after --remedy, %s is %s, want active", down, got)
+	}
+
+	// Now everything passes; --json says so in one document.
+	out, _, err = execute("run", "--once", "--json", "-c", cfg)
+	var rep struct {
+		OK     bool `json:"ok"`
+		Checks []struct {
+			Check string `json:"check"`
+			OK    bool   `json:"ok"`
+		} `json:"checks"`
+	}
+	if jerr := json.Unmarshal([]byte(out), &rep); err != nil || jerr != nil || !rep.OK || len(rep.Checks) != 2 || !rep.Checks[1].OK {
+		t.Errorf("--json once healed: err %v, %v, %+v\n%s", err, jerr, rep, out)
+	}
+}
+
+// TestRunOnceUnreachableBus: the unit's state cannot be read, which the
+// diagnosis lists as unavailable; the command does not fail for it, and
+// --remedy reports the remedy not carried out.
+func TestRunOnceUnreachableBus(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("DBUS_SESSION_BUS_ADDRESS", "unix:path="+filepath.Join(dir, "no-bus"))
+	t.Setenv("XDG_RUNTIME_DIR", dir)
+	addr := closedPort(t)
+	cfg := filepath.Join(dir, "medic.toml")
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`[agent]
+bus = "user"
+[[check]]
+name = "app"
+unit = "app.service"
+  [[check.probe]]
+  type = "tcp"
+  address = %q
+`, addr)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"run", "--once", "-c", cfg}, {"run", "--once", "--remedy", "-c", cfg}} {
+		start := time.Now()
+		out, errOut, err := execute(args...)
+		var ec exitCode
+		if !errors.As(err, &ec) || ec != 1 {
+			t.Errorf("%v: err %v, want exit status 1\n%s%s", args, err, out, errOut)
+		}
+		if !strings.Contains(out, "app: "+addr+" connection refused") || !strings.Contains(out, "not available:") || !strings.Contains(out, "read its state over the user bus") {
+			t.Errorf("%v: the diagnosis does not list the unit's state as unavailable:\n%s", args, out)
+		}
+		if args[2] == "--remedy" && !strings.Contains(out, "app: not healed: restart app.service:") {
+			t.Errorf("%v: the remedy is not reported as not carried out:\n%s", args, out)
+		}
+		if took := time.Since(start); took > 20*time.Second {
+			t.Errorf("%v took %s", args, took)
+		}
+	}
+}
+
+// TestRunOnceConfigError: an invalid configuration exits 2 and names
+// file:line; --remedy without --once is refused.
+func TestRunOnceConfigError(t *testing.T) {
+	_, errOut, err := execute("run", "--once", "-c", "testdata/bad.toml")
+	var ec exitCode
+	if !errors.As(err, &ec) || ec != 2 {
+		t.Errorf("err %v, want exit status 2", err)
+	}
+	if !strings.Contains(errOut, "testdata/bad.toml:10: check[0].probe[0].address: missing port") {
+		t.Errorf("stderr does not name file:line:\n%s", errOut)
+	}
+	if _, _, err := execute("run", "--remedy", "-c", "testdata/bad.toml"); err == nil || !strings.Contains(err.Error(), "need --once") {
+		t.Errorf("--remedy without --once: %v", err)
+	}
+}
