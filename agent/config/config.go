@@ -27,8 +27,6 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
-
-	"github.com/medic-watchdog/medic/probe"
 )
 
 // Config is the whole configuration file.
@@ -138,35 +136,6 @@ type Check struct {
 	Remedy Remedy `toml:"remedy"`
 	// Escalate is the [check.escalate] table.
 	Escalate Escalate `toml:"escalate"`
-}
-
-// Probe is one [[check.probe]] table. Type selects the kind; each kind reads
-// only its own fields, and setting another kind's field is an error.
-type Probe struct {
-	// Type is "tcp", "unix" or "http" (which also covers https URLs).
-	Type probe.Type `toml:"type"`
-	// Address is host:port for tcp; the host may be a name.
-	Address string `toml:"address"`
-	// Path is the absolute path of the socket for unix.
-	Path string `toml:"path"`
-	// URL is the absolute http:// or https:// URL for http.
-	URL string `toml:"url"`
-	// Method is the HTTP request method for http; empty means GET.
-	Method string `toml:"method"`
-	// Headers are added to an http request; "Host" sets the Host header.
-	Headers map[string]string `toml:"headers"`
-	// ExpectStatus lists the accepted status codes for http: integers such
-	// as 200 or strings such as "200-299" or "2xx". Empty means 200-299.
-	// Read the parsed form with StatusRanges.
-	ExpectStatus []any `toml:"expect_status"`
-	// ExpectBody, when set, must occur in the first 64 KiB of an http body.
-	ExpectBody string `toml:"expect_body"`
-	// TLSSkipVerify turns certificate verification off for an https URL.
-	TLSSkipVerify bool `toml:"tls_skip_verify"`
-	// CAFile is an absolute path to a PEM bundle of extra roots for https.
-	CAFile string `toml:"ca_file"`
-	// ServerName overrides the name used for SNI and verification (https).
-	ServerName string `toml:"server_name"`
 }
 
 // Remedy is the [check.remedy] table: what medic does to a failing unit and
@@ -638,7 +607,7 @@ var knownKeys = map[string][]string{
 	"":               tomlKeys(Config{}),
 	"agent":          tomlKeys(Agent{}),
 	"check":          tomlKeys(Check{}),
-	"check.probe":    tomlKeys(Probe{}),
+	"check.probe":    probeKeys(),
 	"check.remedy":   tomlKeys(Remedy{}),
 	"check.escalate": tomlKeys(Escalate{}),
 	"notifier":       notifierKeys(),
@@ -678,87 +647,4 @@ func sortErrors(errs Errors) {
 		}
 		return la - lb
 	})
-}
-
-// Spec converts p to the probe package's description of one probe. The
-// expect_status entries that do not parse are left out; Validate reports them.
-func (p Probe) Spec() probe.Spec {
-	ranges, _ := p.StatusRanges()
-	var headers map[string]string
-	if len(p.Headers) > 0 {
-		headers = make(map[string]string, len(p.Headers))
-		for k, v := range p.Headers {
-			headers[k] = v
-		}
-	}
-	return probe.Spec{
-		Type:    p.Type,
-		Address: p.Address,
-		Path:    p.Path,
-		HTTP: probe.HTTPOptions{
-			URL:                p.URL,
-			Method:             p.Method,
-			Headers:            headers,
-			ExpectStatus:       ranges,
-			ExpectBody:         p.ExpectBody,
-			InsecureSkipVerify: p.TLSSkipVerify,
-			CAFile:             p.CAFile,
-			ServerName:         p.ServerName,
-		},
-	}
-}
-
-// ProbeSpec is the Spec of c's probe number j as the agent builds it: for a
-// unix probe, with the check's client_user as the Spec's ClientUser, so that
-// the probe passes only when that user could connect too (path_resolution(7),
-// unix(7)).
-func (c Check) ProbeSpec(j int) probe.Spec {
-	s := c.Probes[j].Spec()
-	if s.Type == "unix" {
-		s.ClientUser = c.ClientUser
-	}
-	return s
-}
-
-// StatusRanges parses ExpectStatus. It returns the ranges that parse and,
-// when some do not, an error naming each of those.
-func (p Probe) StatusRanges() ([]probe.StatusRange, error) {
-	var (
-		out  []probe.StatusRange
-		errs []error
-	)
-	for i, v := range p.ExpectStatus {
-		r, err := parseStatus(v)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("expect_status[%d]: %w", i, err))
-			continue
-		}
-		out = append(out, r)
-	}
-	return out, errors.Join(errs...)
-}
-
-// parseStatus parses one expect_status entry: an integer code or a string
-// probe.ParseStatusRange accepts.
-func parseStatus(v any) (probe.StatusRange, error) {
-	switch v := v.(type) {
-	case int64:
-		return parseStatusCode(int(v))
-	case int:
-		return parseStatusCode(v)
-	case string:
-		r, err := probe.ParseStatusRange(v)
-		if err != nil {
-			return r, fmt.Errorf("invalid status %q: want a code like 200, a range like \"200-299\" or a class like \"2xx\" (100-599)", v)
-		}
-		return r, nil
-	}
-	return probe.StatusRange{}, fmt.Errorf("invalid status %v: want a code like 200, a range like \"200-299\" or a class like \"2xx\"", v)
-}
-
-func parseStatusCode(c int) (probe.StatusRange, error) {
-	if c < 100 || c > 599 {
-		return probe.StatusRange{}, fmt.Errorf("invalid status %d: want a code in 100-599", c)
-	}
-	return probe.StatusRange{Min: c, Max: c}, nil
 }

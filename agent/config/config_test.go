@@ -388,7 +388,7 @@ func TestValidateInCode(t *testing.T) {
 	c := DefaultConfig
 	ch := DefaultCheck
 	ch.Name, ch.Unit = "app", "app.service"
-	ch.Probes = []Probe{{Type: "tcp", Address: "127.0.0.1"}}
+	ch.Probes = []Probe{{Type: "tcp", TCPProbe: TCPProbe{Address: "127.0.0.1"}}}
 	c.Checks = []Check{ch}
 	if got, want := c.Validate().Error(), "check[0].probe[0].address: missing port"; got != want {
 		t.Errorf("Validate() = %q, want %q", got, want)
@@ -469,25 +469,25 @@ func TestProbeValidation(t *testing.T) {
 		probe   Probe
 		wantErr string // the whole message list; "" means valid
 	}{
-		{Probe{Type: "tcp", Address: "db.internal:5432"}, ""},
-		{Probe{Type: "tcp", Address: "[::1]:8080"}, ""},
-		{Probe{Type: "tcp", Address: "::1:8080"}, `p.address: invalid address "::1:8080": too many colons in address`},
-		{Probe{Type: "tcp", Address: "host:http"}, `p.address: invalid port "http": want a number from 1 to 65535`},
-		{Probe{Type: "tcp", Address: "host:0"}, `p.address: invalid port "0": want a number from 1 to 65535`},
+		{Probe{Type: "tcp", TCPProbe: TCPProbe{Address: "db.internal:5432"}}, ""},
+		{Probe{Type: "tcp", TCPProbe: TCPProbe{Address: "[::1]:8080"}}, ""},
+		{Probe{Type: "tcp", TCPProbe: TCPProbe{Address: "::1:8080"}}, `p.address: invalid address "::1:8080": too many colons in address`},
+		{Probe{Type: "tcp", TCPProbe: TCPProbe{Address: "host:http"}}, `p.address: invalid port "http": want a number from 1 to 65535`},
+		{Probe{Type: "tcp", TCPProbe: TCPProbe{Address: "host:0"}}, `p.address: invalid port "0": want a number from 1 to 65535`},
 		{Probe{Type: "tcp"}, `p.address: missing address: want host:port, e.g. "127.0.0.1:8080"`},
-		{Probe{Type: "unix", Path: "/run/app.sock"}, ""},
-		{Probe{Type: "unix", Path: "/" + strings.Repeat("x", 107)}, "p.path: socket path is 108 bytes long: at most 107 fit in a Unix socket address"},
-		{Probe{Type: "unix", Path: "/run/a.sock", Address: "x:1"}, "p.address: not used by a unix probe (only by tcp)"},
-		{Probe{Type: "http", URL: "https://127.0.0.1:8443/health", TLSSkipVerify: true, ServerName: "app", CAFile: "/etc/ca.pem",
-			Method: "HEAD", Headers: map[string]string{"Host": "app.example.com"}, ExpectStatus: []any{int64(204), "2xx", "300-302"}}, ""},
-		{Probe{Type: "http", URL: "http://127.0.0.1/", TLSSkipVerify: true}, "p.tls_skip_verify: only used with an https:// URL"},
-		{Probe{Type: "http", URL: "http:///health"}, `p.url: invalid URL "http:///health": missing host`},
-		{Probe{Type: "http", URL: "http://h:99999/"}, `p.url: invalid URL "http://h:99999/": invalid port "99999": want a number from 1 to 65535`},
-		{Probe{Type: "http", URL: "http://h/", Method: "GE T"}, `p.method: invalid method "GE T"`},
-		{Probe{Type: "http", URL: "http://h/", Headers: map[string]string{"X-A": "a\r\nX-B: b"}}, `p.headers: header "X-A": value contains a line break or NUL`},
-		{Probe{Type: "http", URL: "http://h/", ExpectStatus: []any{int64(99)}}, `p.expect_status[0]: invalid status 99: want a code in 100-599`},
-		{Probe{Type: "http", URL: "http://h/", ExpectStatus: []any{true}}, `p.expect_status[0]: invalid status true: want a code like 200, a range like "200-299" or a class like "2xx"`},
-		{Probe{Address: "x:1"}, `p.type: missing probe type: want "tcp", "unix" or "http"`},
+		{Probe{Type: "unix", UnixProbe: UnixProbe{Path: "/run/app.sock"}}, ""},
+		{Probe{Type: "unix", UnixProbe: UnixProbe{Path: "/" + strings.Repeat("x", 107)}}, "p.path: socket path is 108 bytes long: at most 107 fit in a Unix socket address"},
+		{Probe{Type: "unix", UnixProbe: UnixProbe{Path: "/run/a.sock"}, TCPProbe: TCPProbe{Address: "x:1"}}, "p.address: not used by a unix probe (only by tcp)"},
+		{Probe{Type: "http", HTTPProbe: HTTPProbe{URL: "https://127.0.0.1:8443/health", TLSSkipVerify: true, ServerName: "app", CAFile: "/etc/ca.pem",
+			Method: "HEAD", Headers: map[string]string{"Host": "app.example.com"}, ExpectStatus: []any{int64(204), "2xx", "300-302"}}}, ""},
+		{Probe{Type: "http", HTTPProbe: HTTPProbe{URL: "http://127.0.0.1/", TLSSkipVerify: true}}, "p.tls_skip_verify: only used with an https:// URL"},
+		{Probe{Type: "http", HTTPProbe: HTTPProbe{URL: "http:///health"}}, `p.url: invalid URL "http:///health": missing host`},
+		{Probe{Type: "http", HTTPProbe: HTTPProbe{URL: "http://h:99999/"}}, `p.url: invalid URL "http://h:99999/": invalid port "99999": want a number from 1 to 65535`},
+		{Probe{Type: "http", HTTPProbe: HTTPProbe{URL: "http://h/", Method: "GE T"}}, `p.method: invalid method "GE T"`},
+		{Probe{Type: "http", HTTPProbe: HTTPProbe{URL: "http://h/", Headers: map[string]string{"X-A": "a\r\nX-B: b"}}}, `p.headers: header "X-A": value contains a line break or NUL`},
+		{Probe{Type: "http", HTTPProbe: HTTPProbe{URL: "http://h/", ExpectStatus: []any{int64(99)}}}, `p.expect_status[0]: invalid status 99: want a code in 100-599`},
+		{Probe{Type: "http", HTTPProbe: HTTPProbe{URL: "http://h/", ExpectStatus: []any{true}}}, `p.expect_status[0]: invalid status true: want a code like 200, a range like "200-299" or a class like "2xx"`},
+		{Probe{TCPProbe: TCPProbe{Address: "x:1"}}, `p.type: missing probe type: want "tcp", "unix" or "http"`},
 	}
 	for _, tt := range tests {
 		v := &validator{}
@@ -503,12 +503,12 @@ func TestProbeValidation(t *testing.T) {
 }
 
 func TestProbeSpec(t *testing.T) {
-	p := Probe{
-		Type: "http", URL: "https://127.0.0.1:8443/health", Method: "HEAD",
+	p := Probe{Type: "http", HTTPProbe: HTTPProbe{
+		URL: "https://127.0.0.1:8443/health", Method: "HEAD",
 		Headers:      map[string]string{"Host": "app"},
 		ExpectStatus: []any{int64(200), "3xx", "bogus"},
 		ExpectBody:   "ok", TLSSkipVerify: true, CAFile: "/ca.pem", ServerName: "app",
-	}
+	}}
 	want := probe.Spec{Type: "http", HTTP: probe.HTTPOptions{
 		URL: "https://127.0.0.1:8443/health", Method: "HEAD",
 		Headers:      map[string]string{"Host": "app"},
@@ -521,7 +521,7 @@ func TestProbeSpec(t *testing.T) {
 	if _, err := p.StatusRanges(); err == nil || !strings.Contains(err.Error(), `expect_status[2]: invalid status "bogus"`) {
 		t.Errorf("StatusRanges() error = %v, want one naming expect_status[2]", err)
 	}
-	tcp := Probe{Type: "tcp", Address: "127.0.0.1:80"}
+	tcp := Probe{Type: "tcp", TCPProbe: TCPProbe{Address: "127.0.0.1:80"}}
 	if got, want := tcp.Spec(), (probe.Spec{Type: "tcp", Address: "127.0.0.1:80"}); !reflect.DeepEqual(got, want) {
 		t.Errorf("Spec() = %+v, want %+v", got, want)
 	}

@@ -263,105 +263,6 @@ func (v *validator) remedy(key string, r *Remedy) {
 	v.positive(key+".job_timeout", r.JobTimeout)
 }
 
-// probeFields lists which probe types read each optional field.
-var probeFields = []struct {
-	name  string
-	types string
-	set   func(*Probe) bool
-}{
-	{"address", "tcp", func(p *Probe) bool { return p.Address != "" }},
-	{"path", "unix", func(p *Probe) bool { return p.Path != "" }},
-	{"url", "http", func(p *Probe) bool { return p.URL != "" }},
-	{"method", "http", func(p *Probe) bool { return p.Method != "" }},
-	{"headers", "http", func(p *Probe) bool { return len(p.Headers) > 0 }},
-	{"expect_status", "http", func(p *Probe) bool { return len(p.ExpectStatus) > 0 }},
-	{"expect_body", "http", func(p *Probe) bool { return p.ExpectBody != "" }},
-	{"tls_skip_verify", "http", func(p *Probe) bool { return p.TLSSkipVerify }},
-	{"ca_file", "http", func(p *Probe) bool { return p.CAFile != "" }},
-	{"server_name", "http", func(p *Probe) bool { return p.ServerName != "" }},
-}
-
-// methodRE matches an RFC 9110 token: a method or a header name.
-var methodRE = regexp.MustCompile(`^[!#$%&'*+.^_` + "`" + `|~0-9A-Za-z-]+$`)
-
-func (v *validator) probe(key string, p *Probe) {
-	switch p.Type {
-	case "tcp", "unix", "http":
-	case "":
-		v.errorf(key+".type", "missing probe type: want \"tcp\", \"unix\" or \"http\"")
-		return
-	default:
-		v.errorf(key+".type", "unknown probe type %q: want \"tcp\", \"unix\" or \"http\"", p.Type)
-		return
-	}
-	for _, f := range probeFields {
-		if f.types != string(p.Type) && f.set(p) {
-			v.errorf(key+"."+f.name, "not used by a %s probe (only by %s)", p.Type, f.types)
-		}
-	}
-	switch p.Type {
-	case "tcp":
-		if p.Address == "" {
-			v.errorf(key+".address", "missing address: want host:port, e.g. \"127.0.0.1:8080\"")
-			return
-		}
-		if msg := checkHostPort(p.Address); msg != "" {
-			v.errorf(key+".address", "%s", msg)
-		}
-	case "unix":
-		if p.Path == "" {
-			v.errorf(key+".path", "missing socket path")
-			return
-		}
-		v.socketPath(key+".path", p.Path)
-	case "http":
-		v.httpProbe(key, p)
-	}
-}
-
-func (v *validator) httpProbe(key string, p *Probe) {
-	https := false
-	switch {
-	case p.URL == "":
-		v.errorf(key+".url", "missing url: want an http:// or https:// URL")
-	default:
-		if msg := checkHTTPURL(p.URL); msg != "" {
-			v.errorf(key+".url", "%s", msg)
-		} else {
-			https = strings.HasPrefix(strings.ToLower(p.URL), "https:")
-		}
-	}
-	if p.Method != "" && !methodRE.MatchString(p.Method) {
-		v.errorf(key+".method", "invalid method %q", p.Method)
-	}
-	for name, val := range p.Headers {
-		if !methodRE.MatchString(name) {
-			v.errorf(key+".headers", "invalid header name %q", name)
-		}
-		if strings.ContainsAny(val, "\r\n\x00") {
-			v.errorf(key+".headers", "header %q: value contains a line break or NUL", name)
-		}
-	}
-	for i, s := range p.ExpectStatus {
-		if _, err := parseStatus(s); err != nil {
-			v.errorf(fmt.Sprintf("%s.expect_status[%d]", key, i), "%v", err)
-		}
-	}
-	if p.URL != "" && !https {
-		for _, f := range []struct {
-			name string
-			set  bool
-		}{{"tls_skip_verify", p.TLSSkipVerify}, {"ca_file", p.CAFile != ""}, {"server_name", p.ServerName != ""}} {
-			if f.set {
-				v.errorf(key+"."+f.name, "only used with an https:// URL")
-			}
-		}
-	}
-	if p.CAFile != "" && !filepath.IsAbs(p.CAFile) {
-		v.errorf(key+".ca_file", "%q is not an absolute path", p.CAFile)
-	}
-}
-
 // credentialName checks the name of a systemd credential (systemd.exec(5),
 // LoadCredential=): a file name in $CREDENTIALS_DIRECTORY, not a path.
 func (v *validator) credentialName(key, c string) {
@@ -447,25 +348,6 @@ func (v *validator) socketPath(key, path string) {
 	case len(path) > maxSocketPath:
 		v.errorf(key, "socket path is %d bytes long: at most %d fit in a Unix socket address", len(path), maxSocketPath)
 	}
-}
-
-// checkHostPort checks a tcp probe address and returns what is wrong, or "".
-func checkHostPort(addr string) string {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		var ae *net.AddrError
-		if errors.As(err, &ae) {
-			if strings.Contains(ae.Err, "missing port") {
-				return "missing port"
-			}
-			return fmt.Sprintf("invalid address %q: %s", addr, ae.Err)
-		}
-		return fmt.Sprintf("invalid address %q", addr)
-	}
-	if host == "" {
-		return "missing host"
-	}
-	return checkPort(port)
 }
 
 // checkPort returns what is wrong with a port number, or "".
