@@ -3,6 +3,12 @@
 //
 // A target that is down is a Result with OK false and a Class that says how it
 // failed; probes never return a Go error for a down target.
+//
+// Each kind of probe is one file (tcp.go, unix.go, http.go) with its Prober,
+// its constructor from a Spec and the endpoint it connects to; Kinds, the
+// registry by Type, is where New and Spec.Endpoint look kinds up. The keys
+// of a kind's [[check.probe]] table and their validation are in the config
+// package, one file per kind too (agent/config/probe_<type>.go).
 package probe
 
 import (

@@ -13,6 +13,12 @@
 // built from its notify package. notifierKinds, in notifiers.go, is the
 // registry the decoder, validation, ReadSecrets and Notifier.Build look
 // kinds up in; adding a kind touches its file, its test and that map.
+//
+// Probe kinds are declared the same way (probe_<type>.go): the keys of a
+// kind's [[check.probe]] table, their validation and the probe.Spec they
+// make. probeKinds, in probes.go, is their registry; Probe embeds each
+// kind's table, so the TOML table stays flat. The Prober of each kind and
+// its endpoint are in the probe package (probe.Kinds).
 package config
 
 import (
