@@ -130,15 +130,7 @@ func (n *Notifier) settings() (NotifierSettings, error) {
 }
 
 // knownNotifierTypes lists the types for errors: `"a", "b" or "c"`.
-func knownNotifierTypes() string {
-	types := NotifierTypes()
-	quoted := make([]string, len(types))
-	for i, t := range types {
-		quoted[i] = fmt.Sprintf("%q", t)
-	}
-	last := len(quoted) - 1
-	return strings.Join(quoted[:last], ", ") + " or " + quoted[last]
-}
+func knownNotifierTypes() string { return alternatives(NotifierTypes()) }
 
 // notifier decodes the [[notifier]] table p at key ("notifier[0]"): the
 // common keys, then the keys of its kind with their defaults. A key the

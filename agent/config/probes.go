@@ -1,9 +1,9 @@
 package config
 
 import (
-	"fmt"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/medic-watchdog/medic/probe"
@@ -72,10 +72,14 @@ func ProbeTypes() []probe.Type {
 }
 
 // knownProbeTypes lists the types for errors: `"tcp", "unix" or "http"`.
-func knownProbeTypes() string {
-	quoted := make([]string, len(probeKinds))
-	for i, k := range probeKinds {
-		quoted[i] = fmt.Sprintf("%q", k.Type)
+func knownProbeTypes() string { return alternatives(ProbeTypes()) }
+
+// alternatives quotes items and joins them for an error message:
+// `"a", "b" or "c"`.
+func alternatives[T ~string](items []T) string {
+	quoted := make([]string, len(items))
+	for i, t := range items {
+		quoted[i] = strconv.Quote(string(t))
 	}
 	last := len(quoted) - 1
 	return strings.Join(quoted[:last], ", ") + " or " + quoted[last]
