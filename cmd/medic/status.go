@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -20,6 +22,7 @@ func newStatusCmd() *cobra.Command {
 	var (
 		sf     socketFlags
 		asJSON bool
+		wide   bool
 	)
 	cmd := &cobra.Command{
 		Use:   "status",
@@ -28,6 +31,17 @@ func newStatusCmd() *cobra.Command {
 or --socket) and prints one line per check, then for each failing check its
 diagnosis: the cause, the finding, the fix and the checklist. It exits 1 when
 a check is not healthy.
+
+The table fits the terminal: on a narrow one it leaves out INCIDENT, BUDGET
+LEFT, FAILS, LATENCY and RESTARTS, in that order, then shortens LAST PROBE,
+CAUSE and UNIT (ending them with an ellipsis), then leaves out UNIT and CAUSE; CHECK,
+STATE and SINCE always stay. --wide prints every column in full. When the
+output is not a terminal the table is not cut, unless $COLUMNS is set.
+STATE is coloured on a terminal (red: failing, gave_up; yellow: restarting,
+verifying, paused; green: healthy), never when $NO_COLOR is set. SINCE is
+how long the check has been in its state (since medic started, for a check
+whose state never changed); LAST PROBE is "ok" or the problem, e.g.
+"127.0.0.1:8080 connection refused".
 
 When the configuration file cannot be loaded, status still asks the running
 medic: it says on stderr what is wrong with the file (file:line) and which
@@ -53,7 +67,7 @@ resume find the socket the same way.`,
 				enc.SetIndent("", "  ")
 				return enc.Encode(r)
 			}
-			if !printStatus(out, r) {
+			if !printStatusWith(out, r, resolveStatusOptions(out, wide, os.Getenv, time.Now())) {
 				return exitCode(1)
 			}
 			return nil
@@ -61,36 +75,41 @@ resume find the socket the same way.`,
 	}
 	sf.add(cmd)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
+	cmd.Flags().BoolVar(&wide, "wide", false, "print every column, however wide the terminal")
 	return cmd
 }
 
-// printStatus prints the report for people; it reports whether every check
-// is healthy. Every string of the report is printed through esc (or
-// termsafe.EscapeLines for the reload's problems): a backend's reason
-// phrase or a pause reason cannot act on the terminal.
+// printStatus prints the report for people, every column, without
+// colour; it reports whether every check is healthy.
 func printStatus(out io.Writer, r *agent.Report) bool {
-	fmt.Fprintf(out, "medic %s on %s, up %s\n\n", esc(r.Version), esc(r.Host), time.Since(r.Started).Round(time.Second))
-	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "CHECK\tUNIT\tSTATE\tSINCE\tLAST PROBE\tLATENCY\tFAILS\tRESTARTS\tBUDGET LEFT\tINCIDENT\tCAUSE")
+	return printStatusWith(out, r, statusOptions{now: time.Now()})
+}
+
+// printStatusWith prints the report for people as opts say (width,
+// colour); it reports whether every check is healthy. Every string of the
+// report is printed through esc (or termsafe.EscapeLines for the reload's
+// problems): a backend's reason phrase or a pause reason cannot act on the
+// terminal.
+func printStatusWith(out io.Writer, r *agent.Report, opts statusOptions) bool {
+	fmt.Fprintf(out, "medic %s on %s, up %s\n\n", esc(r.Version), esc(r.Host), compactDuration(opts.now.Sub(r.Started)))
+	rows := make([][]string, len(r.Checks))
+	states := make([]string, len(r.Checks))
 	healthy := true
-	for _, c := range r.Checks {
-		since := "-"
-		if !c.Since.IsZero() {
-			since = time.Since(c.Since).Round(time.Second).String() + " ago"
-		}
-		last := "ok"
-		if !c.LastOK {
-			last = c.LastError
-		}
-		if c.LastProbe.IsZero() {
-			last = "not yet probed"
-		}
+	for i, c := range r.Checks {
 		if c.State != "healthy" {
 			healthy = false
 		}
+		// A check whose state never changed has been in it since medic
+		// started.
+		since := c.Since
+		if since.IsZero() {
+			since = r.Started
+		}
 		state := c.State
+		states[i] = c.State
 		if c.Paused != nil {
 			state += " (paused)"
+			states[i] = "paused"
 		}
 		cause, incident := "-", "-"
 		if c.Diagnosis != nil && c.Diagnosis.Primary.Cause != "" {
@@ -99,10 +118,16 @@ func printStatus(out io.Writer, r *agent.Report) bool {
 		if c.Incident != "" {
 			incident = c.Incident
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\t%s\n", esc(c.Check), esc(orDash(c.Unit)), esc(state), since, esc(last),
-			c.LastLatency.Round(100*time.Microsecond), c.Failures, c.RestartsInWindow, c.BudgetLeft, esc(incident), esc(cause))
+		rows[i] = []string{esc(c.Check), esc(orDash(c.Unit)), esc(state), compactDuration(opts.now.Sub(since)), esc(lastProbe(c)),
+			c.LastLatency.Round(100 * time.Microsecond).String(), strconv.Itoa(c.Failures), strconv.Itoa(c.RestartsInWindow),
+			strconv.Itoa(c.BudgetLeft), esc(incident), esc(cause)}
 	}
-	w.Flush()
+	printTable(out, statusColumns, rows, opts, func(row, col int) string {
+		if statusColumns[col].head != "STATE" || !opts.color {
+			return ""
+		}
+		return stateColor(states[row])
+	})
 	if r.ReloadError != "" {
 		fmt.Fprintf(out, "\nthe last reload failed, the running configuration stays:\n%s\n", termsafe.EscapeLines(r.ReloadError))
 	}
@@ -127,6 +152,18 @@ func printStatus(out io.Writer, r *agent.Report) bool {
 		}
 	}
 	return healthy
+}
+
+// lastProbe tells the outcome of the check's last probe round: "ok", "not
+// yet probed", or the problem, which names the target once.
+func lastProbe(c agent.Status) string {
+	switch {
+	case c.LastProbe.IsZero():
+		return "not yet probed"
+	case c.LastOK:
+		return "ok"
+	}
+	return shortProblem(c.LastError)
 }
 
 // printDiagnosis prints the cause, finding, fix and checklist, every
