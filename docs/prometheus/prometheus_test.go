@@ -301,3 +301,34 @@ func exposed(t *testing.T) map[string]*dto.MetricFamily {
 	}
 	return mfs
 }
+
+// TestReadmeNamesRecords fails when the README's Fleet section names a
+// recorded series that medic.rules.yml does not record, after a rename.
+func TestReadmeNamesRecords(t *testing.T) {
+	t.Parallel()
+	readme := readFile(t, filepath.Join("..", "..", "README.md"))
+	start := strings.Index(readme, "\n## Fleet\n")
+	if start < 0 {
+		t.Fatal("README.md has no Fleet section")
+	}
+	section := readme[start+1:]
+	if end := strings.Index(section[1:], "\n## "); end >= 0 {
+		section = section[:end+1]
+	}
+	recorded := map[string]bool{}
+	for _, m := range recordRE.FindAllStringSubmatch(readFile(t, rulesFile), -1) {
+		recorded[m[1]] = true
+	}
+	named := regexp.MustCompile("`((?:instance|instance_check|job|job_check|job_le):[a-zA-Z0-9_:]+)`").FindAllStringSubmatch(section, -1)
+	if len(named) == 0 {
+		t.Fatal("README.md's Fleet section names no recorded series")
+	}
+	for _, m := range named {
+		if !recorded[m[1]] {
+			t.Errorf("README.md's Fleet section names %s, which %s does not record", m[1], rulesFile)
+		}
+	}
+	if !strings.Contains(section, "MedicCheckFailingFleetWide") {
+		t.Error("README.md's Fleet section does not name the fleet alert")
+	}
+}
