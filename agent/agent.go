@@ -23,6 +23,7 @@ import (
 	"github.com/medic-watchdog/medic/agent/config"
 	"github.com/medic-watchdog/medic/agent/policy"
 	"github.com/medic-watchdog/medic/diagnose"
+	"github.com/medic-watchdog/medic/history"
 	"github.com/medic-watchdog/medic/logging"
 	"github.com/medic-watchdog/medic/nginx"
 	"github.com/medic-watchdog/medic/notify"
@@ -101,6 +102,7 @@ type Agent struct {
 	diagSlots   chan struct{} // bounds concurrent diagnoses
 	observer    Observer
 	pauses      *pauseStore
+	history     *history.Store // incidents kept after they end
 
 	watchDial remedy.SignalDialFunc // nil: no unit events
 
@@ -144,6 +146,9 @@ type Observer interface {
 	// ObserveLateness records how late a scheduled probe round started
 	// relative to its schedule (0 or more).
 	ObserveLateness(d time.Duration)
+	// ObserveIncident records an incident that ended: outcome "resolved"
+	// with its time to recovery, or "gave_up" (ttr 0).
+	ObserveIncident(check, outcome string, ttr time.Duration)
 }
 
 type nopObserver struct{}
@@ -154,6 +159,7 @@ func (nopObserver) ObserveReload(bool, time.Time)                    {}
 func (nopObserver) ForgetCheck(string)                               {}
 func (nopObserver) ObserveUpstreamError(string, int)                 {}
 func (nopObserver) ObserveLateness(time.Duration)                    {}
+func (nopObserver) ObserveIncident(string, string, time.Duration)    {}
 
 // WithObserver sends probe, remedy and reload events to o.
 func WithObserver(o Observer) Option { return func(a *Agent) { a.observer = o } }
@@ -228,6 +234,7 @@ func New(cfg *config.Config, log *zap.Logger, rem Remedier, ob Outbox, opts ...O
 		o(a)
 	}
 	a.pauses = openPauses(filepath.Join(cfg.Agent.StateDir, "paused.json"), log)
+	a.history = openHistory(cfg.Agent.StateDir, log)
 	runners, err := a.buildRunners(cfg.Checks, nil)
 	if err != nil {
 		return nil, fmt.Errorf("build agent: %w", err)

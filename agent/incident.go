@@ -2,11 +2,13 @@ package agent
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/medic-watchdog/medic/agent/config"
 	"github.com/medic-watchdog/medic/agent/policy"
 	"github.com/medic-watchdog/medic/diagnose"
+	"github.com/medic-watchdog/medic/history"
 	"github.com/medic-watchdog/medic/notify"
 	"github.com/medic-watchdog/medic/probe"
 	"github.com/medic-watchdog/medic/remedy"
@@ -30,6 +32,10 @@ type tracker struct {
 	// fixes are the times restarts fixed the check, within the remedy
 	// window: more than flap_threshold of them make the check flapping.
 	fixes []time.Time
+	// record, when set, is handed each incident that ends: when it
+	// resolves, and when medic gives up on it (again, under the same ID,
+	// if it resolves later). It runs on the runner's goroutine.
+	record func(history.Record)
 }
 
 type openIncident struct {
@@ -71,7 +77,9 @@ func (k *tracker) transition(t policy.Transition, lastFailure probe.Result) []*n
 			k.add(t.At, "verify failed", t.Reason)
 		}
 		k.add(t.At, "gave up", t.Reason)
-		return k.escalate(t.At, ev)
+		msgs := k.escalate(t.At, ev)
+		k.keep(history.GaveUp, t.At)
+		return msgs
 	case t.To == policy.Healthy:
 		return k.healthy(t)
 	}
@@ -237,8 +245,38 @@ func (k *tracker) close(now time.Time, kind notify.Kind, ev notify.Event) []*not
 	if kind != "" {
 		out = []*notify.Message{k.message(now, kind, ev)}
 	}
+	k.keep(history.Resolved, now)
 	k.open = nil
 	return out
+}
+
+// keep hands the open incident to record as ended with outcome at now.
+// A resolved incident that medic kept open after a fix, to see the check
+// stay healthy, resolved at its last recovery, not at now.
+func (k *tracker) keep(outcome history.Outcome, now time.Time) {
+	in := k.open
+	if k.record == nil || in == nil {
+		return
+	}
+	r := history.Record{
+		ID: in.ID, Check: in.Check, Unit: in.Unit, Host: in.Host, Target: in.Target,
+		Problem: in.Problem, Cause: in.Cause, Diagnosis: in.Diagnosis, Since: in.Since,
+		Outcome: outcome, Restarts: in.Restarts, Escalated: in.escalated,
+		Timeline: slices.Clone(in.Timeline),
+	}
+	for i := len(in.Timeline) - 1; i >= 0; i-- {
+		if in.Timeline[i].What == "gave up" {
+			r.GaveUpAt = in.Timeline[i].At
+			break
+		}
+	}
+	if outcome == history.Resolved {
+		r.ResolvedAt = now
+		if (in.recovering || in.flapping) && !in.lastFix.IsZero() {
+			r.ResolvedAt = in.lastFix
+		}
+	}
+	k.record(r)
 }
 
 // lastEvent is the event a reminder repeats: the incident's escalation.

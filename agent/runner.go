@@ -101,6 +101,7 @@ func newRunner(a *Agent, c config.Check, probes []probe.Prober) *runner {
 			check:   c,
 			host:    a.host,
 			version: a.version,
+			record:  a.recordIncident,
 		},
 	}
 	params := policy.Params{

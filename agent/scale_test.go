@@ -76,6 +76,7 @@ func (nopObserver) ObserveReload(bool, time.Time)                    {}
 func (nopObserver) ForgetCheck(string)                               {}
 func (nopObserver) ObserveUpstreamError(string, int)                 {}
 func (nopObserver) ObserveLateness(time.Duration)                    {}
+func (nopObserver) ObserveIncident(string, string, time.Duration)    {}
 
 var _ agent.Observer = (*lateness)(nil)
 

@@ -59,6 +59,14 @@ var probeDurationBuckets = []float64{
 	0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
 }
 
+// ttrBuckets are the upper bounds, in seconds, of
+// medic_time_to_recovery_seconds: 100ms (a restart on systemd's word) to an
+// hour (a human had to act).
+var ttrBuckets = []float64{0.1, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600}
+
+// outcomes are the values of medic_incidents_total's outcome label.
+var outcomes = []string{"resolved", "gave_up"}
+
 // CheckState is the scrape-time view of one check.
 type CheckState struct {
 	// Check is the check's name.
@@ -107,6 +115,8 @@ type Metrics struct {
 	remediations  *prometheus.CounterVec
 	upstreamErrs  *prometheus.CounterVec
 	lateness      prometheus.Histogram
+	ttr           *prometheus.HistogramVec
+	incidents     *prometheus.CounterVec
 
 	// upstreamMu guards upstreams, the upstream label values in use.
 	upstreamMu sync.Mutex
@@ -153,6 +163,17 @@ func New(src Sources) *Metrics {
 			Help:      "How late scheduled probe rounds started relative to their schedule, all checks together.",
 			Buckets:   []float64{0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5},
 		}),
+		ttr: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: namespace,
+			Name:      "time_to_recovery_seconds",
+			Help:      "Time from the first failed probe of an incident to the check healthy again, per check.",
+			Buckets:   ttrBuckets,
+		}, []string{"check"}),
+		incidents: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace,
+			Name:      "incidents_total",
+			Help:      "Incidents that ended, per check: outcome resolved when the check was healthy again, gave_up each time medic gave up (such an incident counts as resolved too once it is).",
+		}, []string{"check", "outcome"}),
 		reload:    newReloadCollector(),
 		upstreams: map[string]bool{},
 	}
@@ -166,6 +187,8 @@ func New(src Sources) *Metrics {
 		m.remediations,
 		m.upstreamErrs,
 		m.lateness,
+		m.ttr,
+		m.incidents,
 		m.reload,
 		newSourceCollector(src),
 	)
@@ -176,6 +199,21 @@ func New(src Sources) *Metrics {
 // medic_probe_lateness_seconds (one histogram for all checks, so that ten
 // thousand checks do not make ten thousand series).
 func (m *Metrics) ObserveLateness(d time.Duration) { m.lateness.Observe(d.Seconds()) }
+
+// ObserveIncident records an incident of check that ended: it counts it in
+// medic_incidents_total under outcome ("resolved" or "gave_up"; another
+// value is counted as "other") and, for a resolved one, observes ttr (the
+// time from its first failed probe to the check healthy again) in
+// medic_time_to_recovery_seconds. The histogram is kept per check (14
+// series), made at a check's first resolved incident: checks that never
+// had one cost nothing.
+func (m *Metrics) ObserveIncident(check, outcome string, ttr time.Duration) {
+	check, outcome = checkLabel(check), oneOf(outcome, outcomes)
+	m.incidents.WithLabelValues(check, outcome).Inc()
+	if outcome == "resolved" {
+		m.ttr.WithLabelValues(check).Observe(ttr.Seconds())
+	}
+}
 
 // ObserveUpstreamError counts one upstream error line of nginx's error log
 // in medic_nginx_upstream_errors_total: upstream is the normalised address
@@ -332,6 +370,8 @@ func (m *Metrics) ForgetCheck(check string) {
 	m.probeSuccess.DeletePartialMatch(l)
 	m.probeLast.DeletePartialMatch(l)
 	m.remediations.DeletePartialMatch(l)
+	m.ttr.DeletePartialMatch(l)
+	m.incidents.DeletePartialMatch(l)
 }
 
 // reloadCollector exposes the config reload metrics once a reload was

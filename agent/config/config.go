@@ -94,6 +94,12 @@ type Agent struct {
 	// (1000). When full, the oldest reminders are dropped first; firing and
 	// resolved messages are never dropped.
 	OutboxMax int `toml:"outbox_max"`
+	// IncidentHistory is how many ended incidents medic keeps in
+	// state_dir/incidents (1000); 0 keeps none.
+	IncidentHistory int `toml:"incident_history"`
+	// IncidentRetention removes kept incidents that ended longer ago
+	// (2160h, 90 days); 0 means no bound of age.
+	IncidentRetention Duration `toml:"incident_retention"`
 }
 
 // Check is one [[check]] table: a systemd unit, the probes that tell whether
@@ -224,6 +230,8 @@ var (
 		UnitEvents:            true,
 		JournalLines:          20,
 		OutboxMax:             1000,
+		IncidentHistory:       1000,
+		IncidentRetention:     Duration{90 * 24 * time.Hour},
 	}
 
 	// DefaultRemedy is a check's [check.remedy] table when left out.

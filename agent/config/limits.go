@@ -32,6 +32,10 @@ const (
 	MinTimeout = 10 * time.Millisecond
 )
 
+// MaxIncidentHistory is the largest incident_history: `medic incidents`
+// reads every kept record, one small file each.
+const MaxIncidentHistory = 100_000
+
 // prescan checks the size of data and the nesting depth of the TOML in it
 // without decoding it, in one pass and constant memory. It understands
 // TOML's strings (basic, literal and multi-line, with escapes) and comments,

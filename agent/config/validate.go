@@ -115,6 +115,12 @@ func (v *validator) agent(key string, a *Agent) {
 	if a.OutboxMax < 1 {
 		v.errorf(key+".outbox_max", "must be at least 1, got %d", a.OutboxMax)
 	}
+	if a.IncidentHistory < 0 || a.IncidentHistory > MaxIncidentHistory {
+		v.errorf(key+".incident_history", "must be 0 (off) to %d, got %d", MaxIncidentHistory, a.IncidentHistory)
+	}
+	if a.IncidentRetention.Duration < 0 {
+		v.errorf(key+".incident_retention", "must be 0 (no bound of age) or more, got %s", a.IncidentRetention)
+	}
 	if a.MaxConcurrentRemedies < 1 {
 		v.errorf(key+".max_concurrent_remedies", "must be at least 1, got %d", a.MaxConcurrentRemedies)
 	}
