@@ -152,9 +152,10 @@ var packageFiles = []installed{
 	{"/usr/lib/sysusers.d/medic.conf", 0o644, "root", "root", "m medic systemd-journal"},
 	{"/usr/lib/systemd/catalog/medic.catalog", 0o644, "root", "root", "Defined-By: medic"},
 	{"/etc/medic/medic.toml", 0o640, "root", "medic", "[agent]"},
-	{"/usr/share/man/man8/medic.8", 0o644, "root", "root", ".TH"},
-	{"/usr/share/man/man8/medic-run.8", 0o644, "root", "root", ".TH"},
-	{"/usr/share/man/man8/medic-polkit-rule.8", 0o644, "root", "root", ".TH"},
+	{"/usr/share/man/man8/medic.8", 0o644, "root", "root", `.SH "EXIT STATUS"`},
+	{"/usr/share/man/man8/medic-run.8", 0o644, "root", "root", `.TH "MEDIC-RUN"`},
+	{"/usr/share/man/man8/medic-status.8", 0o644, "root", "root", `.TH "MEDIC-STATUS"`},
+	{"/usr/share/man/man8/medic-polkit-rule.8", 0o644, "root", "root", `.TH "MEDIC-POLKIT-RULE"`},
 	{"/usr/share/man/man5/medic.toml.5", 0o644, "root", "root", ".TH"},
 	{"/usr/share/bash-completion/completions/medic", 0o644, "root", "root", "medic"},
 	{"/usr/share/zsh/vendor-completions/_medic", 0o644, "root", "root", "#compdef medic"},
@@ -288,7 +289,7 @@ func testDeb(t *testing.T, deb string) {
 		}
 	}
 	if man, err := exec.LookPath("man"); err == nil {
-		for _, page := range []string{"medic", "medic-run", "medic-polkit-rule", "medic.toml"} {
+		for _, page := range []string{"medic", "medic-run", "medic-status", "medic-polkit-rule", "medic.toml"} {
 			cmd := exec.Command(man, page)
 			cmd.Env = append(os.Environ(), "MANPAGER=cat", "MANWIDTH=80", "LC_ALL=C.UTF-8")
 			var stderr bytes.Buffer

@@ -7,11 +7,15 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
+	"text/template"
 	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/cobra/doc"
+
+	"github.com/medic-watchdog/medic/docs"
 )
 
 // newGendocsCmd is the hidden command the packaging runs at build time.
@@ -22,7 +26,8 @@ func newGendocsCmd() *cobra.Command {
 		Short:  "Write man pages and shell completions (for packaging)",
 		Hidden: true,
 		Long: `gendocs writes, under --dir:
-  man/man8/medic.8, man/man8/medic-*.8  from the command tree
+  man/man8/medic.8                      from docs/medic.8.in, with the commands
+  man/man8/medic-*.8                    one per command, from the command tree
   man/man5/medic.toml.5                 from the commented example configuration
   completions/medic.bash, completions/_medic, completions/medic.fish
 Dates are taken from SOURCE_DATE_EPOCH when it is set, so builds repeat.`,
@@ -55,15 +60,15 @@ func genDocs(root *cobra.Command, dir, example string) error {
 
 	root.InitDefaultCompletionCmd()
 	root.DisableAutoGenTag = true
-	hdr := &doc.GenManHeader{
-		Title:   "MEDIC",
-		Section: "8",
-		Date:    &date,
-		Source:  "medic " + version,
-		Manual:  "System Administration",
+	if err := writeCommandPages(root, man8, date); err != nil {
+		return err
 	}
-	if err := doc.GenManTree(root, hdr, man8); err != nil {
-		return fmt.Errorf("write man pages: %w", err)
+	page, err := medicManPage(root, date)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(man8, "medic.8"), page, 0o644); err != nil {
+		return fmt.Errorf("write medic.8: %w", err)
 	}
 	if err := os.WriteFile(filepath.Join(man5, "medic.toml.5"), configManPage(src, date), 0o644); err != nil {
 		return fmt.Errorf("write medic.toml.5: %w", err)
@@ -85,6 +90,139 @@ func genDocs(root *cobra.Command, dir, example string) error {
 		}
 	}
 	return nil
+}
+
+// manHeader is the header of the man page of c: its title is the page's
+// name in capitals (MEDIC\-RUN for medic-run(8)).
+func manHeader(c *cobra.Command, date time.Time) *doc.GenManHeader {
+	return &doc.GenManHeader{
+		Title:   strings.ToUpper(strings.ReplaceAll(c.CommandPath(), " ", `\-`)),
+		Section: "8",
+		Date:    &date,
+		Source:  "medic " + version,
+		Manual:  "System Administration",
+	}
+}
+
+// manPageName is the name of c's page without its section: medic-diagnose-nginx.
+func manPageName(c *cobra.Command) string {
+	return strings.ReplaceAll(c.CommandPath(), " ", "-")
+}
+
+// writeCommandPages writes a page for every command under root that is
+// shown in help (not hidden, not help itself), each with its own header;
+// root's own page, medic(8), is written by hand (medicManPage).
+func writeCommandPages(root *cobra.Command, dir string, date time.Time) error {
+	var walk func(c *cobra.Command) error
+	walk = func(c *cobra.Command) error {
+		for _, sub := range c.Commands() {
+			if !sub.IsAvailableCommand() || sub.IsAdditionalHelpTopicCommand() {
+				continue
+			}
+			var b bytes.Buffer
+			if err := doc.GenMan(sub, manHeader(sub, date), &b); err != nil {
+				return fmt.Errorf("man page of %s: %w", sub.CommandPath(), err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, manPageName(sub)+".8"), b.Bytes(), 0o644); err != nil {
+				return fmt.Errorf("write man page: %w", err)
+			}
+			if err := walk(sub); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return walk(root)
+}
+
+// commandOrder is the order of medic(8)'s COMMANDS, as people meet them;
+// commands not named here follow, in the command tree's order, and
+// completion comes last.
+var commandOrder = []string{
+	"run", "check-config", "status", "incidents", "incidents show",
+	"reload", "pause", "resume",
+	"diagnose", "diagnose nginx", "discover nginx", "notify test", "outbox",
+	"polkit-rule", "demo", "version",
+}
+
+// listedCommands are the commands medic(8) lists: every command shown in
+// help that does something (a group such as "notify" is listed by its
+// subcommands), with completion listed once for all shells.
+func listedCommands(root *cobra.Command) []*cobra.Command {
+	var out []*cobra.Command
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		for _, sub := range c.Commands() {
+			if !sub.IsAvailableCommand() || sub.IsAdditionalHelpTopicCommand() {
+				continue
+			}
+			if sub.Runnable() || sub.Name() == "completion" && c == root {
+				out = append(out, sub)
+			}
+			if sub.Name() != "completion" {
+				walk(sub)
+			}
+		}
+	}
+	walk(root)
+	rank := func(c *cobra.Command) int {
+		path := strings.TrimPrefix(c.CommandPath(), root.Name()+" ")
+		if i := slices.Index(commandOrder, path); i >= 0 {
+			return i
+		}
+		if path == "completion" {
+			return len(commandOrder) + 1
+		}
+		return len(commandOrder)
+	}
+	slices.SortStableFunc(out, func(a, b *cobra.Command) int { return rank(a) - rank(b) })
+	return out
+}
+
+// commandsSection renders the COMMANDS list of medic(8): for each command,
+// its synopsis, its short description and its page.
+func commandsSection(root *cobra.Command) string {
+	var b strings.Builder
+	for _, c := range listedCommands(root) {
+		path := strings.TrimPrefix(c.CommandPath(), root.Name()+" ")
+		_, args, _ := strings.Cut(c.Use, " ")
+		if c.Name() == "completion" {
+			args = "SHELL"
+		}
+		b.WriteString(".TP\n")
+		fmt.Fprintf(&b, "\\fB%s %s\\fR", root.Name(), roff(path))
+		if args != "" {
+			fmt.Fprintf(&b, " \\fI%s\\fR", roff(args))
+		}
+		b.WriteString("\n")
+		short := strings.TrimSpace(c.Short)
+		if short != "" && !strings.HasSuffix(short, ".") {
+			short += "."
+		}
+		if short != "" {
+			b.WriteString(roff(short) + "\n")
+		}
+		fmt.Fprintf(&b, "See \\fB%s\\fR(8).\n", roff(manPageName(c)))
+	}
+	return strings.TrimSuffix(b.String(), "\n")
+}
+
+// medicManPage renders medic(8) from docs/medic.8.in.
+func medicManPage(root *cobra.Command, date time.Time) ([]byte, error) {
+	tmpl, err := template.New("medic.8").Option("missingkey=error").Parse(docs.Medic8)
+	if err != nil {
+		return nil, fmt.Errorf("medic.8.in: %w", err)
+	}
+	var b bytes.Buffer
+	err = tmpl.Execute(&b, map[string]string{
+		"Date":     date.Format("Jan 2006"),
+		"Version":  roff(version),
+		"Commands": commandsSection(root),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("medic.8.in: %w", err)
+	}
+	return b.Bytes(), nil
 }
 
 // buildDate is SOURCE_DATE_EPOCH when set and valid, else now.
