@@ -33,7 +33,7 @@ func newRootCmd() *cobra.Command {
 	}
 	diag := newDiagnoseCmd()
 	diag.AddCommand(newDiagnoseNginxCmd())
-	root.AddCommand(newRunCmd(), newCheckConfigCmd(), newNotifyCmd(), newOutboxCmd(), newStatusCmd(), newReloadCmd(), newPauseCmd(), newResumeCmd(), diag, newVersionCmd(), newDemoCmd(), newDemoBackendCmd())
+	root.AddCommand(newRunCmd(), newCheckConfigCmd(), newNotifyCmd(), newOutboxCmd(), newIncidentsCmd(), newStatusCmd(), newReloadCmd(), newPauseCmd(), newResumeCmd(), diag, newVersionCmd(), newDemoCmd(), newDemoBackendCmd())
 	root.AddCommand(newPolkitRuleCmd(), newGendocsCmd(), newDiscoverCmd())
 	return root
 }
