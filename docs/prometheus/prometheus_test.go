@@ -31,15 +31,6 @@ const (
 // ruleTests are the promtool unit tests of rulesFile.
 var ruleTests = []string{"medic.rules.test.yml", "medic.rules.ttr.test.yml"}
 
-// pending are metrics the rules use that medic is about to expose, by
-// their label names: the rules are written against them, and
-// TestRulesUseExposedMetrics checks them once metrics.Metrics has the
-// method that records them.
-var pending = map[string][]string{
-	// metrics.Metrics.ObserveIncident (incident history, issue 14).
-	"medic_time_to_recovery_seconds": {"check"},
-}
-
 // promtool returns the path of promtool (Debian package prometheus). It
 // skips the test when promtool is missing, and fails it instead under
 // MEDIC_REQUIRE_SYSTEMD=1, as in CI.
@@ -160,12 +151,8 @@ func TestRulesUseExposedMetrics(t *testing.T) {
 			name, suffix, matchers := m[1], m[2], m[3]
 			labels, ok := labelNames(families, name, suffix)
 			if !ok {
-				if want, isPending := pending[name]; isPending {
-					labels = want
-				} else {
-					t.Errorf("%s uses %s%s, which medic does not expose", rulesFile, name, suffix)
-					continue
-				}
+				t.Errorf("%s uses %s%s, which medic does not expose", rulesFile, name, suffix)
+				continue
 			}
 			used++
 			// Prometheus adds job and instance at scrape time.
@@ -186,19 +173,6 @@ func TestRulesUseExposedMetrics(t *testing.T) {
 	}
 	if used == 0 {
 		t.Fatalf("%s: no medic metric found", rulesFile)
-	}
-	for name, want := range pending {
-		if _, ok := families[name]; !ok {
-			t.Logf("%s is not exposed yet: the rules use it as a histogram with labels %v", name, want)
-			continue
-		}
-		mf := families[name]
-		if mf.GetType() != dto.MetricType_HISTOGRAM {
-			t.Errorf("%s is a %s, the rules take it for a histogram", name, mf.GetType())
-		}
-		if got, _ := labelNames(families, name, ""); !slices.Equal(got, want) {
-			t.Errorf("%s has labels %v, the rules take %v", name, got, want)
-		}
 	}
 }
 
@@ -273,12 +247,7 @@ func exposed(t *testing.T) map[string]*dto.MetricFamily {
 	m.ObserveProbe("web", "0-tcp", true, time.Millisecond)
 	m.ObserveRemedy("web", "web.service", "restart", "done")
 	m.ObserveReload(true, time.Now())
-	// Not every tree has it yet (see pending).
-	if o, ok := any(m).(interface {
-		ObserveIncident(check, outcome string, ttr time.Duration)
-	}); ok {
-		o.ObserveIncident("web", "resolved", 3*time.Second)
-	}
+	m.ObserveIncident("web", "resolved", 3*time.Second)
 
 	srv := httptest.NewServer(m.Handler())
 	defer srv.Close()
