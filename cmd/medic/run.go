@@ -135,9 +135,11 @@ type daemon struct {
 	started time.Time
 	// reloadMu makes reloads from SIGHUP, the file watcher and the socket
 	// run one at a time; lastReload is the SHA-256 of the file the last
-	// reload read (under reloadMu).
-	reloadMu   sync.Mutex
-	lastReload [32]byte
+	// reload read, and lastLoadFailed whether that file did not load
+	// (under reloadMu).
+	reloadMu       sync.Mutex
+	lastReload     [32]byte
+	lastLoadFailed bool
 }
 
 // runDaemon connects to systemd and runs the agent on cfg until ctx ends;
@@ -386,7 +388,8 @@ func (d *daemon) Reload(ctx context.Context) error {
 	}
 	d.reloadMu.Lock()
 	defer d.reloadMu.Unlock()
-	return d.reloadLocked(ctx, nil)
+	_, err := d.reloadLocked(ctx, nil)
+	return err
 }
 
 // reloadLocked loads the file and hands it to the agent; d.reloadMu is
@@ -394,16 +397,20 @@ func (d *daemon) Reload(ctx context.Context) error {
 // reload attempt read, nothing is done and unchanged is set to true: a
 // save that changed nothing (or the file watcher seeing the save a
 // `systemctl reload` already acted on) is no new reload, and no second
-// "reload failed". STATUS= is updated before READY=1, so that `systemctl
-// show -p StatusText` tells the outcome as soon as `systemctl reload`
-// returns.
-func (d *daemon) reloadLocked(ctx context.Context, unchanged *bool) error {
+// "reload failed". An explicit reload (SIGHUP, medic reload) of a file
+// that failed to load and has not changed since is refused again with the
+// same error, but that error is not logged again (repeated is true): a
+// save, then `systemctl reload`, of one broken file is one error line.
+// STATUS= is updated before READY=1, so that `systemctl show -p
+// StatusText` tells the outcome as soon as `systemctl reload` returns.
+func (d *daemon) reloadLocked(ctx context.Context, unchanged *bool) (repeated bool, err error) {
 	data, readErr := os.ReadFile(d.file)
 	sum := sha256.Sum256(data)
+	same := readErr == nil && d.lastReload == sum
 	if unchanged != nil {
-		*unchanged = readErr == nil && d.lastReload == sum
-		if *unchanged {
-			return nil
+		*unchanged = same
+		if same {
+			return false, nil
 		}
 	}
 	if readErr == nil {
@@ -416,10 +423,18 @@ func (d *daemon) reloadLocked(ctx context.Context, unchanged *bool) error {
 	}()
 	cfg, err := config.Load(d.file)
 	if err != nil {
-		d.agent.ReloadFailed(err)
-		return err
+		repeated = same && d.lastLoadFailed && d.agent.ReloadError() != nil
+		if !repeated {
+			d.agent.ReloadFailed(err)
+		}
+		d.lastLoadFailed = true
+		return repeated, err
 	}
-	return d.agent.Reload(ctx, cfg)
+	d.lastLoadFailed = false
+	if len(cfg.Checks) == 0 {
+		d.log.Warn(d.file + " has no [[check]]: medic has nothing to check")
+	}
+	return false, d.agent.Reload(ctx, cfg)
 }
 
 // Pause implements agent.Controller.
@@ -463,13 +478,16 @@ func (d *daemon) watchReloads(ctx context.Context) {
 		if skipUnchanged {
 			unchanged = new(bool)
 		}
-		err := d.reloadLocked(ctx, unchanged)
+		repeated, err := d.reloadLocked(ctx, unchanged)
 		if unchanged != nil && *unchanged {
 			d.log.Debug("configuration file saved without a change since the last reload; nothing to do", zap.String("trigger", why))
 			return
 		}
 		outcome := "applied"
-		if err != nil {
+		switch {
+		case repeated:
+			outcome = "refused: the file has not changed since the last failed reload (its problems are logged above); the running configuration stays"
+		case err != nil:
 			outcome = "refused (see the error above); the running configuration stays"
 		}
 		d.log.Info("configuration reload on "+why+": "+outcome, zap.String("trigger", why), zap.Bool("ok", err == nil))
