@@ -238,7 +238,7 @@ type Controller interface {
 //	GET  /v1/status                              → Report
 //	POST /v1/reload                              → {"ok":true} or {"error":"..."} (422)
 //	POST /v1/pause  {"check","for","reason"}     → {"ok":true,"until":...}
-//	POST /v1/resume {"check"}                    → {"ok":true}
+//	POST /v1/resume {"check"}                    → {"ok":true}, with "not_paused":true when it was not paused
 //
 // "for" is a Go duration string. Errors answer 400 (bad request), 403 (the
 // peer may read the status but not change state, see mayControl), 404 (no
@@ -307,6 +307,9 @@ type ControlResponse struct {
 	OK    bool      `json:"ok"`
 	Error string    `json:"error,omitempty"`
 	Until time.Time `json:"until,omitzero"`
+	// NotPaused, in the answer to a resume, says the check was not
+	// paused (never paused, or its pause had ended): nothing was resumed.
+	NotPaused bool `json:"not_paused,omitempty"`
 }
 
 // ParsePauseRequest decodes and checks a pause request body: a known field
@@ -483,11 +486,17 @@ func statusHandler(ctl Controller) http.Handler {
 			fail(w, errors.New("parse resume request: want {\"check\": NAME}"))
 			return
 		}
+		paused := false
+		for _, c := range ctl.Report().Checks {
+			if c.Check == req.Check && c.Paused != nil {
+				paused = true
+			}
+		}
 		if err := ctl.Resume(r.Context(), req.Check); err != nil {
 			fail(w, err)
 			return
 		}
-		reply(w, http.StatusOK, ControlResponse{OK: true})
+		reply(w, http.StatusOK, ControlResponse{OK: true, NotPaused: !paused})
 	}))
 	return mux
 }

@@ -29,10 +29,17 @@ type fakeController struct {
 	mu     sync.Mutex
 	pauses []agent.PauseRequest
 	calls  []string
+	paused bool // web's remediation is paused
 }
 
 func (f *fakeController) Report() agent.Report {
-	return agent.Report{Version: "test", Host: "h", Checks: []agent.Status{{Check: "web", State: "healthy"}}}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	web := agent.Status{Check: "web", State: "healthy"}
+	if f.paused {
+		web.Paused = &agent.Pause{Until: time.Now().Add(time.Hour)}
+	}
+	return agent.Report{Version: "test", Host: "h", Checks: []agent.Status{web}}
 }
 
 func (f *fakeController) Reload(context.Context) error {
@@ -60,6 +67,7 @@ func (f *fakeController) Resume(_ context.Context, check string) error {
 	if check != "web" {
 		return fmt.Errorf("resume %s: %w", check, agent.ErrNoCheck)
 	}
+	f.paused = false
 	return nil
 }
 
@@ -437,5 +445,26 @@ func copyFile(t *testing.T, from, to string) {
 	}
 	if err := dst.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestResumeSaysNotPaused: resuming a paused check answers plainly OK;
+// resuming one that is not paused says so (not_paused), so that medic
+// resume does not claim it resumed anything.
+func TestResumeSaysNotPaused(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "medic.sock")
+	ctl := &fakeController{paused: true}
+	serve(t, path, ctl, nil)
+	ctx := context.Background()
+	r, err := agent.Control(ctx, path, agent.ResumePath, map[string]string{"check": "web"})
+	if err != nil || !r.OK || r.NotPaused {
+		t.Errorf("resume of a paused check: %+v, %v; want ok, not not_paused", r, err)
+	}
+	r, err = agent.Control(ctx, path, agent.ResumePath, map[string]string{"check": "web"})
+	if err != nil || !r.OK || !r.NotPaused {
+		t.Errorf("resume of a check that is not paused: %+v, %v; want ok and not_paused", r, err)
+	}
+	if _, err := agent.Control(ctx, path, agent.ResumePath, map[string]string{"check": "nope"}); err == nil || !strings.Contains(err.Error(), "no such check") {
+		t.Errorf("resume of an unknown check: %v", err)
 	}
 }

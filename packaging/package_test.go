@@ -111,7 +111,7 @@ func TestServiceVerify(t *testing.T) {
 func TestShippedConfig(t *testing.T) {
 	bin := buildMedic(t, t.TempDir())
 	out, err := exec.Command(bin, "check-config", "-c", "medic.toml").CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "configuration OK") {
+	if err != nil || !strings.Contains(string(out), "configuration valid, but there is nothing to check") {
 		t.Fatalf("check-config medic.toml: %v\n%s", err, out)
 	}
 	b, _ := os.ReadFile("medic.toml")
@@ -272,10 +272,10 @@ func testDeb(t *testing.T, deb string) {
 	if out := run("/usr/bin/medic", "version"); !strings.HasPrefix(out, "medic 0.0.0~test1\n") {
 		t.Errorf("medic version = %q", out)
 	}
-	if out := run("/usr/bin/medic", "check-config", "-c", "/etc/medic/medic.toml"); !strings.Contains(out, "configuration OK") {
+	if out := run("/usr/bin/medic", "check-config", "-c", "/etc/medic/medic.toml"); !strings.Contains(out, "configuration valid, but there is nothing to check") {
 		t.Errorf("check-config as root: %s", out)
 	}
-	if out := run("runuser", "-u", "medic", "--", "/usr/bin/medic", "check-config", "-c", "/etc/medic/medic.toml"); !strings.Contains(out, "configuration OK") {
+	if out := run("runuser", "-u", "medic", "--", "/usr/bin/medic", "check-config", "-c", "/etc/medic/medic.toml"); !strings.Contains(out, "configuration valid, but there is nothing to check") {
 		t.Errorf("check-config as medic: %s", out)
 	}
 	if out, err := exec.Command("runuser", "-u", "nobody", "--", "/usr/bin/medic", "check-config", "-c", "/etc/medic/medic.toml").CombinedOutput(); err == nil {

@@ -95,6 +95,9 @@ func TestCheckConfigSecretFiles(t *testing.T) {
 				}
 			}
 			text := fmt.Sprintf("[agent]\nbus = \"user\"\nstate_dir = %q\nstatus_socket = \"\"\n", state) + tt.body
+			if !strings.Contains(text, "[[check]]") { // else check-config says there is nothing to check
+				text += "[[check]]\nname = \"c\"\n  [[check.probe]]\n  type = \"tcp\"\n  address = \"127.0.0.1:1\"\n  [check.remedy]\n  action = \"none\"\n"
+			}
 			cfg := write(fmt.Sprintf("medic-%d.toml", i), text, 0o644)
 			want := ""
 			if tt.wantMsg != "" {
@@ -182,5 +185,25 @@ func runMedicAs(t *testing.T, bin, credDir string, timeout time.Duration, args .
 		<-done
 		t.Fatalf("medic %s still running after %s; stderr:\n%s", strings.Join(args, " "), timeout, stderr.String())
 		return "", "", nil
+	}
+}
+
+// TestCheckConfigNoChecks: a valid file without [[check]] is not
+// "configuration OK": check-config says there is nothing to check, warns
+// on stderr, and exits 0 (the package installs such a file).
+func TestCheckConfigNoChecks(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "medic.toml")
+	if err := os.WriteFile(cfg, []byte("[agent]\nbus = \"user\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, err := execute("check-config", "-c", cfg)
+	if err != nil {
+		t.Errorf("err %v, want exit status 0: the file is valid", err)
+	}
+	if strings.Contains(out, "configuration OK") || out != cfg+": configuration valid, but there is nothing to check\n" {
+		t.Errorf("stdout %q", out)
+	}
+	if want := cfg + ": warning: no [[check]]: medic run starts but has nothing to check"; !strings.Contains(errOut, want) {
+		t.Errorf("stderr %q lacks %q", errOut, want)
 	}
 }

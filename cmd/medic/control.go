@@ -6,9 +6,12 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -157,7 +160,7 @@ found.`,
 			ctx, cancel := context.WithTimeout(cmd.Context(), time.Minute)
 			defer cancel()
 			if _, err := agent.Control(ctx, path, agent.ReloadPath, nil); err != nil {
-				fmt.Fprintln(cmd.ErrOrStderr(), err)
+				fmt.Fprintln(cmd.ErrOrStderr(), "medic:", socketError("reload", path, err))
 				return exitCode(1)
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), "configuration reloaded")
@@ -196,7 +199,7 @@ they come from root or from medic's own user: run them with sudo.`,
 			defer cancel()
 			r, err := agent.Control(ctx, path, agent.PausePath, agent.PauseRequest{Check: args[0], For: dur.String(), Reason: reason})
 			if err != nil {
-				return err
+				return socketError("pause "+esc(args[0]), path, err)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s: remediation paused until %s\n", esc(args[0]), r.Until.Local().Format(time.RFC3339))
 			return nil
@@ -213,7 +216,12 @@ func newResumeCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "resume CHECK",
 		Short: "End a pause: remediate CHECK again (at once if it is failing)",
-		Args:  cobra.ExactArgs(1),
+		Long: `resume ends a pause of CHECK (medic pause, or a stop by an operator that
+medic leaves alone) and says "CHECK: remediation resumed". When CHECK was
+not paused (never, or its pause had ended), it says "CHECK: not paused;
+nothing to resume" and still exits 0: remediation is on either way. It
+exits 1 when medic has no check of that name or cannot be reached.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			path, err := sf.path(cmd.ErrOrStderr())
 			if err != nil {
@@ -221,8 +229,13 @@ func newResumeCmd() *cobra.Command {
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), 10*time.Second)
 			defer cancel()
-			if _, err := agent.Control(ctx, path, agent.ResumePath, map[string]string{"check": args[0]}); err != nil {
-				return err
+			r, err := agent.Control(ctx, path, agent.ResumePath, map[string]string{"check": args[0]})
+			if err != nil {
+				return socketError("resume "+esc(args[0]), path, err)
+			}
+			if r.NotPaused {
+				fmt.Fprintf(cmd.OutOrStdout(), "%s: not paused; nothing to resume\n", esc(args[0]))
+				return nil
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s: remediation resumed\n", esc(args[0]))
 			return nil
@@ -230,4 +243,39 @@ func newResumeCmd() *cobra.Command {
 	}
 	sf.add(cmd)
 	return cmd
+}
+
+// socketError says for people why the status socket at socket could not
+// be talked to, as "VERB: cannot reach medic's status socket PATH:
+// connection refused (is medic running?)", without Go's request and dial
+// wrappers. Errors that medic itself answered (they name their verb, e.g.
+// "pause nope: no such check") are returned as they are.
+func socketError(verb, socket string, err error) error {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		var what string
+		switch {
+		case errors.Is(err, syscall.ECONNREFUSED):
+			what = "connection refused (is medic running?)"
+		case errors.Is(err, fs.ErrNotExist):
+			what = "no such socket (is medic running?)"
+		case errors.Is(err, fs.ErrPermission):
+			what = "permission denied (root and members of group medic may read the status; try sudo)"
+		default:
+			what = "dial: " + op.Err.Error()
+			var sys *os.SyscallError
+			if errors.As(err, &sys) {
+				what = sys.Err.Error()
+			}
+		}
+		return fmt.Errorf("%s: cannot reach medic's status socket %s: %s", verb, socket, what)
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%s: medic's status socket %s did not answer in time (is medic overloaded or stopped?)", verb, socket)
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return fmt.Errorf("%s: talk to medic's status socket %s: %w", verb, socket, ue.Err)
+	}
+	return err
 }

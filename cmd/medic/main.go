@@ -73,7 +73,12 @@ With bus = "system" and run as root, it then asks polkit, for each unit
 medic may remedy, whether user medic may restart (or start) it, and prints
 one line each: "polkit: user medic may restart app.service", or a warning
 with the medic polkit-rule command that allows it. (polkit answers such
-questions only to root.) These lines do not change the exit status.`,
+questions only to root.) These lines do not change the exit status.
+
+A configuration without any [[check]] is valid (the file the package
+installs is one) but watches nothing: check-config says so, with a warning
+on stderr, instead of "configuration OK", and exits 0; medic run starts on
+it and logs the same warning.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := config.Load(file)
@@ -85,6 +90,13 @@ questions only to root.) These lines do not change the exit status.`,
 			if err != nil {
 				printConfigErrors(cmd.ErrOrStderr(), err)
 				return exitCode(1)
+			}
+			if len(cfg.Checks) == 0 {
+				// Valid (a fresh install's file is so), but not what
+				// anyone who runs check-config wants to hear as "OK".
+				fmt.Fprintf(cmd.ErrOrStderr(), "%s: warning: no [[check]]: medic run starts but has nothing to check; add one [[check]] per backend\n", file)
+				fmt.Fprintf(cmd.OutOrStdout(), "%s: configuration valid, but there is nothing to check\n", file)
+				return nil
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s: configuration OK\n", file)
 			reportAuthorization(cmd.Context(), cmd.OutOrStdout(), cfg, file)

@@ -7,10 +7,10 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"go.uber.org/zap"
 
 	"github.com/medic-watchdog/medic/agent"
 	"github.com/medic-watchdog/medic/agent/config"
+	"github.com/medic-watchdog/medic/logging"
 	"github.com/medic-watchdog/medic/notify"
 )
 
@@ -35,7 +35,8 @@ func newNotifyTestCmd() *cobra.Command {
 		Long: `test sends one test message through every [[notifier]] of the
 configuration (or only --notifier NAME), directly, without the outbox, and
 prints per notifier whether it was accepted or the SMTP or HTTP error.
-It exits 1 when any notifier failed.`,
+A log notifier writes its line to stderr (under medic run it goes to
+medic's log, the journal). It exits 1 when any notifier failed.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := config.Load(file)
@@ -44,7 +45,14 @@ It exits 1 when any notifier failed.`,
 				return exitCode(1)
 			}
 			host, _ := os.Hostname()
-			notifiers, err := agent.BuildNotifiers(cfg, host, zap.NewNop())
+			// A log notifier writes to medic's log: here, stderr, where
+			// whoever runs the test sees its line.
+			log, err := logging.New(logging.Options{Format: "console", Stderr: cmd.ErrOrStderr()})
+			if err != nil {
+				return err
+			}
+			defer func() { _ = log.Sync() }()
+			notifiers, err := agent.BuildNotifiers(cfg, host, log)
 			if err != nil {
 				return err
 			}
@@ -74,7 +82,7 @@ It exits 1 when any notifier failed.`,
 				fmt.Fprintf(out, "%-20s accepted in %s (message %s)\n", n.Name(), took, m.ID)
 			}
 			if only != "" && tried == 0 {
-				return fmt.Errorf("no notifier named %q in %s", only, file)
+				return fmt.Errorf("notify test: no notifier named %q in %s", only, file)
 			}
 			if failed > 0 {
 				return exitCode(1)

@@ -89,3 +89,25 @@ url = %q
 		t.Errorf("--notifier nope: err = %v", err)
 	}
 }
+
+// TestNotifyTestLogNotifier: a log notifier's test message is written to
+// stderr, where whoever runs the test sees it.
+func TestNotifyTestLogNotifier(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "medic.toml")
+	if err := os.WriteFile(cfg, []byte("[[notifier]]\nname = \"ops-log\"\ntype = \"log\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, err := execute("notify", "test", "-c", cfg)
+	if err != nil || !strings.Contains(out, "ops-log") || !strings.Contains(out, "accepted") {
+		t.Fatalf("notify test: %v\n%s", err, out)
+	}
+	for _, want := range []string{"[medic] TEST medic-test", `"notifier": "ops-log"`, "this is a test message from medic notify test"} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("the log notifier's line lacks %q; stderr:\n%s", want, errOut)
+		}
+	}
+	_, _, err = execute("notify", "test", "-c", cfg, "--notifier", "nope")
+	if err == nil || !strings.HasPrefix(err.Error(), "notify test: no notifier named \"nope\"") {
+		t.Errorf("--notifier nope: %v", err)
+	}
+}

@@ -59,7 +59,7 @@ resume find the socket the same way.`,
 			defer cancel()
 			r, err := agent.FetchStatus(ctx, socket)
 			if err != nil {
-				return err
+				return socketError("read status", socket, err)
 			}
 			out := cmd.OutOrStdout()
 			if asJSON {
