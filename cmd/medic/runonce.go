@@ -299,6 +299,9 @@ func remedyOnce(ctx context.Context, rem *remedy.Remediator, oc *onceCheck) *onc
 // diagnosis of each failing one, then what the remedies did, then a
 // summary. Every string from the probes is escaped (esc).
 func printOnce(out io.Writer, r *onceReport, remediate bool) {
+	if len(r.Checks) == 0 {
+		return // runOnce said on stderr that there is nothing to probe
+	}
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "CHECK\tUNIT\tRESULT\tDETAIL")
 	failing, healed := 0, 0

@@ -173,4 +173,15 @@ func TestRunOnceConfigError(t *testing.T) {
 	if _, _, err := execute("run", "--remedy", "-c", "testdata/bad.toml"); err == nil || !strings.Contains(err.Error(), "need --once") {
 		t.Errorf("--remedy without --once: %v", err)
 	}
+
+	// A valid file without [[check]]: nothing fails, and stderr says
+	// there was nothing to probe.
+	empty := filepath.Join(t.TempDir(), "medic.toml")
+	if err := os.WriteFile(empty, []byte("[agent]\nbus = \"user\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, err := execute("run", "--once", "-c", empty)
+	if err != nil || out != "" || !strings.Contains(errOut, "has no [[check]]: nothing to probe") {
+		t.Errorf("run --once on a config without checks: %v, stdout %q, stderr %q", err, out, errOut)
+	}
 }
