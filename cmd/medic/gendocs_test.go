@@ -196,7 +196,7 @@ func TestManPageMedic(t *testing.T) {
 			`/run/medic/medic.sock`, `/run/medic/status\-socket`, `/etc/polkit\-1/rules.d/50\-medic.rules`, `/lib/systemd/system/medic.service`},
 		"SIGNALS": {"SIGHUP", "SIGTERM", "SIGINT", "a second SIGTERM or SIGINT", "SIGKILL",
 			fmt.Sprintf("%d seconds", int(stopWait.Seconds())), fmt.Sprintf("%d seconds", int(flushTimeout.Seconds())), "TimeoutStopSec=30s"},
-		`"EXIT STATUS"`: {".B run\n", ".B check\\-config\n", ".B status\n", "reload", ".B diagnose\n", ".B diagnose nginx\n", ".B notify test\n"},
+		`"EXIT STATUS"`: {".B run\n", ".B run \\-\\-once\n", ".B check\\-config\n", ".B status\n", "reload", ".B diagnose\n", ".B diagnose nginx\n", ".B notify test\n"},
 		"ENVIRONMENT":   {"NO_COLOR", "RUNTIME_DIRECTORY", "NOTIFY_SOCKET", "DBUS_SYSTEM_BUS_ADDRESS", "DBUS_SESSION_BUS_ADDRESS", "CREDENTIALS_DIRECTORY"},
 		"EXAMPLES":      {".EX\n", "medic status"},
 		`"SEE ALSO"`: {".BR medic.toml (5)", ".BR systemctl (1)", ".BR systemd.service (5)", ".BR polkit (8)",
