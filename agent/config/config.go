@@ -78,6 +78,11 @@ type Agent struct {
 	// MetricsListen is the host:port of the Prometheus metrics endpoint,
 	// e.g. "127.0.0.1:9464"; empty (default) turns it off.
 	MetricsListen string `toml:"metrics_listen"`
+	// HTTPListen is the host:port of the read-only status web page (every
+	// check, the open incidents, the incident history), e.g.
+	// "127.0.0.1:9465"; empty (default) turns it off. An empty host binds
+	// 127.0.0.1; any other host is bound as written.
+	HTTPListen string `toml:"http_listen"`
 	// MaxConcurrentRemedies caps how many restarts medic runs at once
 	// across all checks (4, at least 1).
 	MaxConcurrentRemedies int `toml:"max_concurrent_remedies"`
@@ -226,6 +231,7 @@ var (
 		StateDir:              "/var/lib/medic",
 		StatusSocket:          "/run/medic/medic.sock",
 		MetricsListen:         "",
+		HTTPListen:            "",
 		MaxConcurrentRemedies: 4,
 		UnitEvents:            true,
 		JournalLines:          20,

@@ -93,6 +93,9 @@ func TestLoadInvalid(t *testing.T) {
 		{"invalid-metrics-listen.toml", []string{
 			`testdata/invalid-metrics-listen.toml:2: agent.metrics_listen: invalid listen address "9464": want host:port, e.g. "127.0.0.1:9464"`,
 		}},
+		{"invalid-http-listen.toml", []string{
+			`testdata/invalid-http-listen.toml:2: agent.http_listen: invalid listen address "127.0.0.1": want host:port, e.g. "127.0.0.1:9465"`,
+		}},
 		{"invalid-failures.toml", []string{
 			`testdata/invalid-failures.toml:4: check[0].failures: must be at least 1, got 0`,
 		}},
@@ -282,7 +285,7 @@ func TestExample(t *testing.T) {
 	// The example with nothing but what is not a default decodes to the
 	// same config: the written defaults are the real ones.
 	var kept []string
-	defaultLine := regexp.MustCompile(`^\s*(bus|interval|timeout|jitter|state_dir|status_socket|metrics_listen|max_concurrent_remedies|retry_interval|failures|successes|grace|action|job_timeout|verify_timeout|max_restarts|window|backoff|backoff_max|retry_after|repeat_interval|notify_on_recovery|port|tls|format|method|digest) =`)
+	defaultLine := regexp.MustCompile(`^\s*(bus|interval|timeout|jitter|state_dir|status_socket|metrics_listen|http_listen|max_concurrent_remedies|retry_interval|failures|successes|grace|action|job_timeout|verify_timeout|max_restarts|window|backoff|backoff_max|retry_after|repeat_interval|notify_on_recovery|port|tls|format|method|digest) =`)
 	src, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)

@@ -109,6 +109,15 @@ func (v *validator) agent(key string, a *Agent) {
 			v.errorf(key+".metrics_listen", "%s", msg)
 		}
 	}
+	if a.HTTPListen != "" {
+		// An empty host (":9465") binds 127.0.0.1 (statuspage.Listen).
+		_, port, err := net.SplitHostPort(a.HTTPListen)
+		if err != nil {
+			v.errorf(key+".http_listen", "invalid listen address %q: want host:port, e.g. \"127.0.0.1:9465\"", a.HTTPListen)
+		} else if msg := checkPort(port); msg != "" {
+			v.errorf(key+".http_listen", "%s", msg)
+		}
+	}
 	if a.JournalLines < 0 || a.JournalLines > 1000 {
 		v.errorf(key+".journal_lines", "must be 0 (off) to 1000, got %d", a.JournalLines)
 	}

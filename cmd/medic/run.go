@@ -246,6 +246,9 @@ func runDaemon(ctx context.Context, file string, cfg *config.Config, log *zap.Lo
 			}
 		})
 	}
+	if err := serveStatusPage(ctx, &wg, cfg, d.Report, log); err != nil {
+		return err
+	}
 	if path := cfg.Agent.StatusSocket; path != "" {
 		ln, err := agent.ListenStatus(path)
 		if err != nil {
