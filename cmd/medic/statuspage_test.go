@@ -14,16 +14,24 @@ import (
 	"testing"
 	"time"
 
+	"github.com/medic-watchdog/medic/history"
 	"github.com/medic-watchdog/medic/internal/systemdtest"
 	"github.com/medic-watchdog/medic/statuspage"
 )
 
 // startPageMedic runs `medic run` with a failing check (a TCP probe of a
 // closed port, remedy "none") and the status page on listen, and returns
-// the failing check's address and medic's log.
-func startPageMedic(t *testing.T, listen string) (addr string, log *syncBuffer) {
+// the failing check's address and medic's log. recs are put in its
+// incident history first.
+func startPageMedic(t *testing.T, listen string, recs ...history.Record) (addr string, log *syncBuffer) {
 	t.Helper()
 	dir := t.TempDir()
+	store := history.Open(history.Dir(filepath.Join(dir, "state")), nil)
+	for _, r := range recs {
+		if err := store.Put(r, history.Limits{Max: 1000}, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
 	bin := medicBinary(t)
 	addr = closedPort(t)
 	cfg := filepath.Join(dir, "medic.toml")
@@ -174,8 +182,20 @@ func TestStatusPageChromium(t *testing.T) {
 		}
 		t.Skipf("skipping: needs chromium (apt-get install chromium): %v (set %s=1 to fail instead)", err, systemdtest.RequireEnv)
 	}
+	// An incident history for the chart: three resolved, one given up.
+	var recs []history.Record
+	for i, ttr := range []time.Duration{800 * time.Millisecond, 4 * time.Second, 95 * time.Second, 0} {
+		check := []string{"web", "web", "api", "api"}[i]
+		since := time.Now().Add(-time.Duration(i+1) * 7 * time.Hour).UTC().Truncate(time.Millisecond)
+		r := history.Record{ID: check + "-" + since.Format("20060102T150405.000Z"), Check: check, Unit: check + ".service",
+			Since: since, Outcome: history.Resolved, ResolvedAt: since.Add(ttr), Restarts: 1, Cause: "backend crashed", Escalated: i > 1}
+		if ttr == 0 {
+			r.Outcome, r.ResolvedAt, r.GaveUpAt, r.Restarts = history.GaveUp, time.Time{}, since.Add(time.Minute), 3
+		}
+		recs = append(recs, r)
+	}
 	listen := closedPort(t)
-	addr, _ := startPageMedic(t, listen)
+	addr, _ := startPageMedic(t, listen, recs...)
 	url := "http://" + listen + "/"
 	waitForPage(t, url, `<tr id="check-web" class="check bad">`, `<strong class="cause">`, "first failed probe")
 
@@ -223,6 +243,15 @@ func TestStatusPageChromium(t *testing.T) {
 			t.Errorf("the DOM Chromium rendered lacks %q", want)
 		}
 	}
+	// The chart, as SVG in the DOM: one mark per incident of the history.
+	if n := strings.Count(dom, `class="mark `); n != len(recs) {
+		t.Errorf("the rendered chart has %d marks, want one per incident (%d)", n, len(recs))
+	}
+	for _, want := range []string{`<svg class="chart"`, `data-check="api"`, `data-check="web"`, `<rect class="mark gaveup"`, "Incident history"} {
+		if !strings.Contains(dom, want) {
+			t.Errorf("the DOM Chromium rendered lacks %q", want)
+		}
+	}
 	if strings.Contains(stderr, "Refused to") || strings.Contains(stderr, "Content Security Policy") {
 		t.Errorf("Chromium refused part of the page under its Content-Security-Policy:\n%s", stderr)
 	}
@@ -236,15 +265,19 @@ func TestStatusPageChromium(t *testing.T) {
 	} else if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	shot := filepath.Join(dir, "statuspage-chromium.png")
-	_ = os.Remove(shot)
-	run("--screenshot="+shot, "--window-size=1280,900", "--hide-scrollbars")
-	b, err := os.ReadFile(shot)
-	if err != nil {
-		t.Fatalf("no screenshot: %v", err)
+	// The first screen, as people see it, and the whole page down to
+	// the chart and the history.
+	for _, shot := range []struct{ name, size string }{{"statuspage-chromium.png", "1280,900"}, {"statuspage-chromium-full.png", "1280,1800"}} {
+		file := filepath.Join(dir, shot.name)
+		_ = os.Remove(file)
+		run("--screenshot="+file, "--window-size="+shot.size, "--hide-scrollbars")
+		b, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatalf("no screenshot: %v", err)
+		}
+		if !bytes.HasPrefix(b, []byte("\x89PNG\r\n\x1a\n")) || len(b) < 10_000 {
+			t.Errorf("screenshot %s is not a PNG of a page (%d bytes)", file, len(b))
+		}
+		t.Logf("screenshot of the status page (%s): %s", shot.size, file)
 	}
-	if !bytes.HasPrefix(b, []byte("\x89PNG\r\n\x1a\n")) || len(b) < 10_000 {
-		t.Errorf("screenshot %s is not a PNG of a page (%d bytes)", shot, len(b))
-	}
-	t.Logf("screenshot of the status page: %s", shot)
 }
