@@ -3,6 +3,7 @@ package probe
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/medic-watchdog/medic/internal/sockperm"
 )
@@ -59,4 +60,52 @@ func (r Result) Problem() string {
 		what = r.Target + " " + what
 	}
 	return bound(what, MaxErrText)
+}
+
+// ShortProblem turns a check's last probe error as the agent records it
+// (Status.LastError: "TARGET: CLASS: DETAIL" (e.g. "127.0.0.1:8080: refused: dial tcp 127.0.0.1:8080:
+// connect: connection refused"), into a phrase that names the target once:
+// "127.0.0.1:8080 connection refused". A text of another shape is returned
+// as it is.
+func ShortProblem(s string) string {
+	target, rest, ok := strings.Cut(s, ": ")
+	if !ok {
+		return s
+	}
+	class, detail, _ := strings.Cut(rest, ": ")
+	var what string
+	switch Class(class) {
+	case ClassRefused:
+		what = "connection refused"
+	case ClassTimeout:
+		what = "timed out"
+	case ClassDNS:
+		what = "name does not resolve"
+	case ClassUnreachable:
+		what = "unreachable"
+	case ClassPermission:
+		what = "permission denied"
+	case ClassTLS:
+		what = "TLS handshake failed"
+	case ClassHTTPStatus:
+		// "GET URL: status 503 Service Unavailable, want 200-299"
+		what = "returned an unexpected status"
+		if _, st, ok := strings.Cut(detail, ": status "); ok {
+			st, _, _ = strings.Cut(st, ", want ")
+			what = "returned " + st
+		}
+	case ClassBodyMismatch:
+		what = "body mismatch"
+		if detail != "" {
+			what = detail
+		}
+	case ClassOther:
+		if strings.Contains(detail, target) {
+			return detail
+		}
+		what = detail
+	default:
+		return s
+	}
+	return target + " " + what
 }

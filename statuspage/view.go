@@ -171,7 +171,7 @@ func rowOf(c agent.Status, started, now time.Time) checkRow {
 	case c.LastOK:
 		row.LastProbe, row.ProbeOK = "ok", true
 	default:
-		row.LastProbe, row.ProbeError = clean(shortProblem(c.LastError)), clean(c.LastError)
+		row.LastProbe, row.ProbeError = clean(probe.ShortProblem(c.LastError)), clean(c.LastError)
 	}
 	if c.Diagnosis != nil && c.Diagnosis.Primary.Cause != "" {
 		row.Cause = clean(string(c.Diagnosis.Primary.Cause))
@@ -335,52 +335,4 @@ func ttr(d time.Duration) string {
 		return d.Round(100 * time.Millisecond).String()
 	}
 	return compact(d)
-}
-
-// shortProblem turns a status's last probe error, "TARGET: CLASS:
-// DETAIL" (e.g. "127.0.0.1:8080: refused: dial tcp 127.0.0.1:8080:
-// connect: connection refused"), into a phrase that names the target once:
-// "127.0.0.1:8080 connection refused", as `medic status` shows it (its
-// shortProblem in cmd/medic). A text of another shape is returned as it
-// is.
-func shortProblem(s string) string {
-	target, rest, ok := strings.Cut(s, ": ")
-	if !ok {
-		return s
-	}
-	class, detail, _ := strings.Cut(rest, ": ")
-	var what string
-	switch probe.Class(class) {
-	case probe.ClassRefused:
-		what = "connection refused"
-	case probe.ClassTimeout:
-		what = "timed out"
-	case probe.ClassDNS:
-		what = "name does not resolve"
-	case probe.ClassUnreachable:
-		what = "unreachable"
-	case probe.ClassPermission:
-		what = "permission denied"
-	case probe.ClassTLS:
-		what = "TLS handshake failed"
-	case probe.ClassHTTPStatus:
-		what = "returned an unexpected status"
-		if _, st, ok := strings.Cut(detail, ": status "); ok {
-			st, _, _ = strings.Cut(st, ", want ")
-			what = "returned " + st
-		}
-	case probe.ClassBodyMismatch:
-		what = "body mismatch"
-		if detail != "" {
-			what = detail
-		}
-	case probe.ClassOther:
-		if strings.Contains(detail, target) {
-			return detail
-		}
-		what = detail
-	default:
-		return s
-	}
-	return target + " " + what
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/medic-watchdog/medic/agent"
 	"github.com/medic-watchdog/medic/diagnose"
 	"github.com/medic-watchdog/medic/internal/termsafe"
+	"github.com/medic-watchdog/medic/probe"
 )
 
 func newStatusCmd() *cobra.Command {
@@ -163,7 +164,7 @@ func lastProbe(c agent.Status) string {
 	case c.LastOK:
 		return "ok"
 	}
-	return shortProblem(c.LastError)
+	return probe.ShortProblem(c.LastError)
 }
 
 // printDiagnosis prints the cause, finding, fix and checklist, every

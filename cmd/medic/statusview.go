@@ -9,8 +9,6 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/medic-watchdog/medic/probe"
 )
 
 // statusOptions say how `medic status` lays out its table.
@@ -240,52 +238,4 @@ func compactDuration(d time.Duration) string {
 		return fmt.Sprintf("%dm%ds", mins, secs)
 	}
 	return fmt.Sprintf("%ds", secs)
-}
-
-// shortProblem turns the status's last probe error, "TARGET: CLASS:
-// DETAIL" (e.g. "127.0.0.1:8080: refused: dial tcp 127.0.0.1:8080:
-// connect: connection refused"), into a phrase that names the target once:
-// "127.0.0.1:8080 connection refused". A text of another shape is returned
-// as it is.
-func shortProblem(s string) string {
-	target, rest, ok := strings.Cut(s, ": ")
-	if !ok {
-		return s
-	}
-	class, detail, _ := strings.Cut(rest, ": ")
-	var what string
-	switch probe.Class(class) {
-	case probe.ClassRefused:
-		what = "connection refused"
-	case probe.ClassTimeout:
-		what = "timed out"
-	case probe.ClassDNS:
-		what = "name does not resolve"
-	case probe.ClassUnreachable:
-		what = "unreachable"
-	case probe.ClassPermission:
-		what = "permission denied"
-	case probe.ClassTLS:
-		what = "TLS handshake failed"
-	case probe.ClassHTTPStatus:
-		// "GET URL: status 503 Service Unavailable, want 200-299"
-		what = "returned an unexpected status"
-		if _, st, ok := strings.Cut(detail, ": status "); ok {
-			st, _, _ = strings.Cut(st, ", want ")
-			what = "returned " + st
-		}
-	case probe.ClassBodyMismatch:
-		what = "body mismatch"
-		if detail != "" {
-			what = detail
-		}
-	case probe.ClassOther:
-		if strings.Contains(detail, target) {
-			return detail
-		}
-		what = detail
-	default:
-		return s
-	}
-	return target + " " + what
 }

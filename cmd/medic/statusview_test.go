@@ -130,22 +130,6 @@ func TestStatusFitsWidth(t *testing.T) {
 	}
 }
 
-func TestShortProblem(t *testing.T) {
-	for in, want := range map[string]string{
-		"127.0.0.1:8080: refused: dial tcp 127.0.0.1:8080: connect: connection refused":           "127.0.0.1:8080 connection refused",
-		"db.internal:5432: timeout: dial tcp 10.0.0.5:5432: i/o timeout":                          "db.internal:5432 timed out",
-		"nope.invalid:80: dns: lookup nope.invalid: no such host":                                 "nope.invalid:80 name does not resolve",
-		"/run/app.sock: permission: www-data may not connect":                                     "/run/app.sock permission denied",
-		"http://h/x: body_mismatch: body does not contain \"ok\" (read 2 bytes)":                  "http://h/x body does not contain \"ok\" (read 2 bytes)",
-		"127.0.0.1:8080: other: unit failed/failed, result exit-code, yet 127.0.0.1:8080 answers": "unit failed/failed, result exit-code, yet 127.0.0.1:8080 answers",
-		"something else entirely": "something else entirely",
-	} {
-		if got := shortProblem(in); got != want {
-			t.Errorf("shortProblem(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 func TestCompactDuration(t *testing.T) {
 	for d, want := range map[time.Duration]string{
 		-time.Second: "0s", 400 * time.Millisecond: "0s", 12 * time.Second: "12s", 250 * time.Second: "4m10s",
