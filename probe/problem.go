@@ -62,11 +62,11 @@ func (r Result) Problem() string {
 	return bound(what, MaxErrText)
 }
 
-// ShortProblem turns a check's last probe error as the agent records it
-// (Status.LastError: "TARGET: CLASS: DETAIL" (e.g. "127.0.0.1:8080: refused: dial tcp 127.0.0.1:8080:
-// connect: connection refused"), into a phrase that names the target once:
-// "127.0.0.1:8080 connection refused". A text of another shape is returned
-// as it is.
+// ShortProblem turns a check's last probe error as the agent records it,
+// "TARGET: CLASS: DETAIL" (e.g. "127.0.0.1:8080: refused: dial tcp
+// 127.0.0.1:8080: connect: connection refused"), into a phrase that names
+// the target once: "127.0.0.1:8080 connection refused". A text of another
+// shape is returned as it is.
 func ShortProblem(s string) string {
 	target, rest, ok := strings.Cut(s, ": ")
 	if !ok {
