@@ -1,0 +1,349 @@
+package sched
+
+import (
+	"context"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// runScheduler serves s until the test ends.
+func runScheduler(t testing.TB, s *Scheduler) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); s.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+// recorder collects the names of the entries that ran, in order.
+type recorder struct {
+	mu   sync.Mutex
+	ran  []string
+	when map[string]time.Time
+	dues map[string]time.Time
+	all  chan struct{}
+	want int
+}
+
+func newRecorder(want int) *recorder {
+	return &recorder{when: map[string]time.Time{}, dues: map[string]time.Time{}, all: make(chan struct{}), want: want}
+}
+
+func (r *recorder) entry(name string) *Entry {
+	return NewEntry(func(due time.Time) {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		r.ran = append(r.ran, name)
+		r.when[name], r.dues[name] = time.Now(), due
+		if len(r.ran) == r.want {
+			close(r.all)
+		}
+	})
+}
+
+func (r *recorder) wait(t *testing.T) []string {
+	t.Helper()
+	select {
+	case <-r.all:
+	case <-time.After(5 * time.Second):
+		t.Fatalf("only %q ran", r.ran)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.ran)
+}
+
+func TestScheduler(t *testing.T) {
+	type op struct {
+		name   string
+		at     time.Duration // from the start
+		cancel bool          // cancel the entry instead of scheduling it
+	}
+	tests := []struct {
+		name      string
+		beforeRun bool // schedule everything before the loop runs
+		ops       []op
+		wantRan   []string
+	}{
+		{"in order of time", false, []op{{"c", 30 * time.Millisecond, false}, {"a", 10 * time.Millisecond, false}, {"b", 20 * time.Millisecond, false}}, []string{"a", "b", "c"}},
+		{"past entries at once, oldest first", true, []op{{"b", -time.Millisecond, false}, {"a", -time.Second, false}}, []string{"a", "b"}},
+		{"rescheduled entry moves", false, []op{{"a", 10 * time.Millisecond, false}, {"b", 20 * time.Millisecond, false}, {"a", 30 * time.Millisecond, false}}, []string{"b", "a"}},
+		{"cancelled entry never runs", false, []op{{"a", 10 * time.Millisecond, false}, {"b", 20 * time.Millisecond, false}, {"a", 0, true}}, []string{"b"}},
+		{"earlier entry wakes a sleeping loop", false, []op{{"late", 400 * time.Millisecond, false}, {"early", 5 * time.Millisecond, false}}, []string{"early", "late"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := New(0)
+			if !tt.beforeRun {
+				runScheduler(t, s)
+			}
+			rec := newRecorder(len(tt.wantRan))
+			entries := map[string]*Entry{}
+			start := time.Now()
+			for _, o := range tt.ops {
+				e := entries[o.name]
+				if e == nil {
+					e = rec.entry(o.name)
+					entries[o.name] = e
+				}
+				if o.cancel {
+					if !s.Cancel(e) {
+						t.Fatalf("Cancel(%s) = false, want true", o.name)
+					}
+					continue
+				}
+				s.Schedule(e, start.Add(o.at))
+				// Let the loop go to sleep between schedules, so that the
+				// kick of an earlier entry is what wakes it.
+				time.Sleep(time.Millisecond)
+			}
+			if tt.beforeRun {
+				runScheduler(t, s)
+			}
+			got := rec.wait(t)
+			time.Sleep(50 * time.Millisecond) // nothing else runs
+			rec.mu.Lock()
+			got = slices.Clone(rec.ran)
+			rec.mu.Unlock()
+			if !slices.Equal(got, tt.wantRan) {
+				t.Errorf("ran %q, want %q", got, tt.wantRan)
+			}
+			for name, at := range rec.when {
+				if due := rec.dues[name]; at.Before(due.Add(-2 * DefaultCoalesce)) {
+					t.Errorf("%s ran %s before it was due", name, due.Sub(at))
+				}
+			}
+			if n := s.Len(); n != 0 {
+				t.Errorf("%d entries left", n)
+			}
+		})
+	}
+}
+
+// TestSchedulerCoalesces: entries due within the coalescing window start
+// in one wake-up of the loop.
+func TestSchedulerCoalesces(t *testing.T) {
+	s := New(20 * time.Millisecond)
+	const n = 100
+	rec := newRecorder(n)
+	start := time.Now().Add(100 * time.Millisecond)
+	for i := range n {
+		// Spread over 10 ms: all within one window.
+		s.Schedule(rec.entry("e"), start.Add(time.Duration(i)*100*time.Microsecond))
+	}
+	runScheduler(t, s)
+	rec.wait(t)
+	wakeUps, started := s.Stats()
+	if started != n {
+		t.Errorf("started %d, want %d", started, n)
+	}
+	// The first round, the sleep until start, and at most a couple more.
+	if wakeUps > 4 {
+		t.Errorf("%d wake-ups for %d entries due within one window; want at most 4", wakeUps, n)
+	}
+}
+
+// TestSchedulerCallbackReschedules: a callback may schedule its own entry
+// again, as a check arms its next probe.
+func TestSchedulerCallbackReschedules(t *testing.T) {
+	s := New(0)
+	var n atomic.Int32
+	done := make(chan struct{})
+	var e *Entry
+	e = NewEntry(func(time.Time) {
+		if n.Add(1) == 5 {
+			close(done)
+			return
+		}
+		s.Schedule(e, time.Now().Add(5*time.Millisecond))
+	})
+	s.Schedule(e, time.Now())
+	runScheduler(t, s)
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatalf("ran %d times, want 5", n.Load())
+	}
+	if s.Scheduled(e) {
+		t.Error("entry still scheduled after its last run")
+	}
+}
+
+// TestSchedulerHeartbeat: the loop comes round at least every second with
+// nothing scheduled, so a watchdog can tell it from a wedged one.
+func TestSchedulerHeartbeat(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits over a second")
+	}
+	s := New(0)
+	if !s.LastLoop().IsZero() {
+		t.Fatal("LastLoop before Run is not zero")
+	}
+	runScheduler(t, s)
+	time.Sleep(1500 * time.Millisecond)
+	if age := time.Since(s.LastLoop()); age > 1100*time.Millisecond {
+		t.Errorf("last loop %s ago with nothing scheduled; want within a second", age)
+	}
+}
+
+func TestPool(t *testing.T) {
+	tests := []struct {
+		name       string
+		size       int
+		tasks      int
+		hang       int           // tasks among them that block for hold
+		hold       time.Duration // how long a hanging task blocks
+		wantMaxIn  int           // most tasks running at once that are not hanging; 0: no bound checked
+		wantWithin time.Duration
+	}{
+		{"runs every task", 2, 100, 0, 0, 2, 2 * time.Second},
+		{"one worker serialises", 1, 20, 0, 0, 1, 2 * time.Second},
+		// 40 tasks that hang for 300 ms on 2 workers: without giving the
+		// slots of stalled workers up, the quick ones would wait 6 s. (A
+		// quick task that the race detector slows past the stall time
+		// gives its slot up too: hence 4, not 2.)
+		{"hung tasks do not delay the others", 2, 200, 40, 300 * time.Millisecond, 4, time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := NewPool(tt.size, 5*time.Millisecond, 0)
+			var running, maxRunning, done atomic.Int32
+			var wg sync.WaitGroup
+			start := time.Now()
+			var quickDone atomic.Int64
+			for i := range tt.tasks {
+				wg.Add(1)
+				hang := i%(max(1, tt.tasks/max(1, tt.hang))) == 0 && tt.hang > 0
+				p.Submit(func() {
+					defer wg.Done()
+					defer done.Add(1)
+					if hang {
+						time.Sleep(tt.hold)
+						return
+					}
+					n := running.Add(1)
+					for {
+						m := maxRunning.Load()
+						if n <= m || maxRunning.CompareAndSwap(m, n) {
+							break
+						}
+					}
+					time.Sleep(100 * time.Microsecond) // a quick probe
+					running.Add(-1)
+					quickDone.Store(int64(time.Since(start)))
+				})
+			}
+			wg.Wait()
+			p.Close()
+			if n := done.Load(); int(n) != tt.tasks {
+				t.Errorf("%d tasks ran, want %d", n, tt.tasks)
+			}
+			if tt.wantMaxIn > 0 && int(maxRunning.Load()) > tt.wantMaxIn {
+				t.Errorf("%d quick tasks ran at once on %d workers", maxRunning.Load(), tt.size)
+			}
+			if d := time.Duration(quickDone.Load()); d > tt.wantWithin {
+				t.Errorf("the quick tasks took %s, want within %s", d, tt.wantWithin)
+			}
+			if n := p.Workers(); n != 0 {
+				t.Errorf("%d workers left after Close", n)
+			}
+		})
+	}
+}
+
+// TestPoolCloseRunsQueued: Close runs what is queued before it returns,
+// and Submit after Close drops the task.
+func TestPoolCloseRunsQueued(t *testing.T) {
+	p := NewPool(1, 0, 0)
+	block := make(chan struct{})
+	p.Submit(func() { <-block })
+	var ran atomic.Int32
+	for range 10 {
+		p.Submit(func() { ran.Add(1) })
+	}
+	closed := make(chan struct{})
+	go func() { p.Close(); close(closed) }()
+	time.Sleep(10 * time.Millisecond)
+	close(block)
+	<-closed
+	if n := ran.Load(); n != 10 {
+		t.Errorf("%d queued tasks ran at Close, want 10", n)
+	}
+	if p.Submit(func() { t.Error("task ran after Close") }) {
+		t.Error("Submit after Close = true")
+	}
+}
+
+// TestPoolWedged: a pool whose tasks wait while nothing starts is wedged;
+// a busy pool that keeps starting tasks is not.
+func TestPoolWedged(t *testing.T) {
+	p := NewPool(1, time.Hour, 1) // one worker that may never be replaced
+	defer p.Close()
+	if p.Wedged(time.Now(), 0) {
+		t.Fatal("idle pool reads wedged")
+	}
+	block := make(chan struct{})
+	p.Submit(func() { <-block })
+	p.Submit(func() {})
+	time.Sleep(20 * time.Millisecond)
+	if !p.Wedged(time.Now(), 10*time.Millisecond) {
+		t.Error("pool with a task waiting behind a blocked worker for 20 ms does not read wedged at 10 ms")
+	}
+	if p.Wedged(time.Now(), time.Second) {
+		t.Error("pool reads wedged at a limit of 1 s after 20 ms")
+	}
+	close(block)
+}
+
+func TestDefaultWorkers(t *testing.T) {
+	for _, tt := range []struct{ cpus, want int }{{1, 4}, {2, 8}, {8, 32}, {64, 64}} {
+		if got := DefaultWorkers(tt.cpus); got != tt.want {
+			t.Errorf("DefaultWorkers(%d) = %d, want %d", tt.cpus, got, tt.want)
+		}
+	}
+}
+
+// BenchmarkScheduler measures a round of n checks, each rescheduling
+// itself an interval later, through the Scheduler and a Pool: the cost of
+// the engine per probe round with the probe itself left out.
+func BenchmarkScheduler(b *testing.B) {
+	for _, n := range []int{1000, 10000} {
+		b.Run(strconv.Itoa(n), func(b *testing.B) {
+			s := New(0)
+			p := NewPool(DefaultWorkers(2), 0, 0)
+			defer p.Close()
+			var left atomic.Int64
+			left.Store(int64(b.N))
+			done := make(chan struct{})
+			entries := make([]*Entry, n)
+			for i := range entries {
+				var e *Entry
+				e = NewEntry(func(time.Time) {
+					p.Submit(func() {
+						switch v := left.Add(-1); {
+						case v == 0:
+							close(done)
+						case v > 0:
+							s.Schedule(e, time.Now().Add(time.Duration(n)*time.Microsecond))
+						}
+					})
+				})
+				entries[i] = e
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i, e := range entries {
+				s.Schedule(e, time.Now().Add(time.Duration(i)*time.Microsecond))
+			}
+			runScheduler(b, s)
+			<-done
+			b.StopTimer()
+			wakeUps, started := s.Stats()
+			b.ReportMetric(float64(started)/float64(max(1, wakeUps)), "entries/wake-up")
+		})
+	}
+}
