@@ -11,14 +11,18 @@ import (
 // is refused before the decoder sees it.
 const (
 	// MaxFileSize is the largest configuration file medic reads, in bytes
-	// (1 MiB; a file with a thousand checks is about 300 KB).
-	MaxFileSize = 1 << 20
+	// (4 MiB; a file with a thousand checks is about 160 KB to 300 KB, so
+	// ten thousand checks fit).
+	MaxFileSize = 4 << 20
 	// MaxDepth is the deepest nesting of tables and arrays a file may
 	// have: the pieces of a [table.header], plus those of a dotted key
 	// (a.b.c = 1 nests two tables), plus each open [ or { of a value.
 	// medic's own keys nest at most 4 deep.
 	MaxDepth = 32
 )
+
+// MaxWorkers is the largest [agent] workers.
+const MaxWorkers = 1024
 
 // Lower bounds of the durations that set how often medic wakes up: below
 // them a check would keep a CPU busy (interval = "2ns" took 116 %).
@@ -51,7 +55,7 @@ func prescan(data []byte, file string) *Error {
 				line++
 			}
 		}
-		return &Error{File: file, Line: line, Msg: fmt.Sprintf("file too large: more than %d bytes (1 MiB), the most medic reads", MaxFileSize)}
+		return &Error{File: file, Line: line, Msg: fmt.Sprintf("file too large: more than %d bytes (4 MiB), the most medic reads", MaxFileSize)}
 	}
 	s := scanner{data: data, line: 1}
 	if err := s.scan(); err != "" {

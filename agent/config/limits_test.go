@@ -109,10 +109,10 @@ func TestHostileNesting(t *testing.T) {
 	}
 }
 
-// TestHostileSize loads a 2 MB file (valid TOML, one long comment): it is
-// refused without being read whole.
+// TestHostileSize loads a file twice the limit (valid TOML, one long
+// comment): it is refused without being read whole.
 func TestHostileSize(t *testing.T) {
-	data := append([]byte("[agent]\nbus = \"user\"\n# "), bytes.Repeat([]byte("x"), 2<<20)...)
+	data := append([]byte("[agent]\nbus = \"user\"\n# "), bytes.Repeat([]byte("x"), 2*MaxFileSize)...)
 	path := filepath.Join(t.TempDir(), "medic.toml")
 	if err := os.WriteFile(path, data, 0o600); err != nil {
 		t.Fatal(err)
