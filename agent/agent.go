@@ -1,6 +1,21 @@
 // Package agent runs medic: it turns the configuration into one runner per
 // check, drives each check's policy state machine, carries out remedies
 // through package remedy and hands escalation events to the notifiers.
+//
+// The engine: one Scheduler (package sched: a timer heap, one goroutine,
+// one timer) wakes at most every few milliseconds and hands the probe
+// rounds then due to a fixed Pool of workers ([agent] workers); each
+// round's results go back to its check's runner, which only decides: it
+// feeds the check's policy Machine (package policy) and acts on the
+// decision. A runner has no goroutine and no timer of its own; its events
+// are handled one at a time, and remedies, incident messages and the
+// evidence of a diagnosis run on goroutines started when needed (the
+// responders).
+//
+//	scheduler ─► workers (probes) ─► runner ─► policy ─► runner acts
+//	                                   ▲                   ├─► responder: remedy (systemd over D-Bus)
+//	unit events, nginx lines, ─────────┘                   └─► responder: diagnosis, incident ─► outbox ─► notifiers
+//	triggers, pause/resume, wake-ups
 package agent
 
 import (
@@ -22,6 +37,7 @@ import (
 
 	"github.com/medic-watchdog/medic/agent/config"
 	"github.com/medic-watchdog/medic/agent/policy"
+	"github.com/medic-watchdog/medic/agent/sched"
 	"github.com/medic-watchdog/medic/diagnose"
 	"github.com/medic-watchdog/medic/history"
 	"github.com/medic-watchdog/medic/logging"
@@ -123,7 +139,11 @@ type Agent struct {
 	reloadErr error
 	reloads   chan reloadRequest
 	runCtx    context.Context
-	wg        sync.WaitGroup
+
+	// sched holds every runner's next probe round and wake-up; pool runs
+	// the probe rounds (see package sched). pool is made by Run.
+	sched *sched.Scheduler
+	pool  *sched.Pool
 }
 
 // maxConcurrentDiagnoses bounds the diagnoses gathering evidence at once.
@@ -228,6 +248,7 @@ func New(cfg *config.Config, log *zap.Logger, rem Remedier, ob Outbox, opts ...O
 		diagSlots:   make(chan struct{}, maxConcurrentDiagnoses),
 		observer:    nopObserver{},
 		reloads:     make(chan reloadRequest),
+		sched:       sched.New(sched.DefaultCoalesce),
 	}
 	a.cfg.Store(cfg)
 	for _, o := range opts {
@@ -273,13 +294,22 @@ func (a *Agent) buildRunners(checks []config.Check, keep map[string]*runner) ([]
 	return out, errors.Join(errs...)
 }
 
-// Run starts one runner per check and blocks until ctx is done. It then
-// waits for in-flight probes and remedies to end (they see ctx cancelled),
-// so no goroutine outlives Run. While it runs, Reload swaps the
-// configuration, and the watchdog (WithWatchdog) is pinged.
+// Run starts the scheduler, the pool of probe workers and every check's
+// runner, and blocks until ctx is done. It then waits for in-flight probes
+// and remedies to end (they see ctx cancelled), so no goroutine outlives
+// Run. While it runs, Reload swaps the configuration, and the watchdog
+// (WithWatchdog) is pinged.
 func (a *Agent) Run(ctx context.Context) error {
 	cfg := a.config()
-	a.log.Info("medic started", zap.Int("checks", len(a.runners)), zap.String("bus", cfg.Agent.Bus))
+	workers := cfg.Agent.Workers
+	if workers <= 0 {
+		workers = sched.AutoWorkers()
+	}
+	a.log.Info("medic started", zap.Int("checks", len(a.runners)), zap.String("bus", cfg.Agent.Bus), zap.Int("workers", workers))
+	a.pool = sched.NewPool(workers, sched.DefaultStall, 0)
+	schedCtx, stopSched := context.WithCancel(context.Background())
+	schedDone := make(chan struct{})
+	go func() { defer close(schedDone); a.sched.Run(schedCtx) }()
 	a.mu.Lock()
 	a.runCtx = ctx
 	for _, r := range a.runners {
@@ -316,7 +346,18 @@ func (a *Agent) Run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
-			a.wg.Wait()
+			a.mu.Lock()
+			runners := slices.Clone(a.runners)
+			a.mu.Unlock()
+			for _, r := range runners {
+				r.halt()
+			}
+			for _, r := range runners {
+				r.wait()
+			}
+			a.pool.Close()
+			stopSched()
+			<-schedDone
 			a.log.Info("medic stopped", zap.NamedError("cause", context.Cause(ctx)))
 			return nil
 		case req := <-a.reloads:
@@ -332,8 +373,8 @@ func (a *Agent) Run(ctx context.Context) error {
 		case <-status.C:
 			report()
 		case <-watchdog:
-			if stuck := a.stuck(); stuck != "" {
-				a.log.Error("not pinging the watchdog: a check's loop is stuck", zap.String("check", stuck))
+			if what, check := a.stuck(); what != "" {
+				a.log.Error("not pinging the watchdog: "+what, zap.String("check", check))
 				continue
 			}
 			a.ping()
@@ -484,28 +525,35 @@ func upstreamsOf(c config.Check) []string {
 	return out
 }
 
-// start runs r in its own goroutine with its own cancel; a.mu is held.
-func (a *Agent) start(r *runner) {
-	ctx, cancel := context.WithCancel(a.runCtx)
-	r.cancel, r.done = cancel, make(chan struct{})
-	r.heartbeat.Store(a.now().UnixNano())
-	a.wg.Go(func() {
-		defer close(r.done)
-		r.run(ctx)
-	})
-}
+// start makes r live under Run's context: its first probe round is
+// scheduled. a.mu is held.
+func (a *Agent) start(r *runner) { r.start(a.runCtx) }
 
-// stuck names a check whose loop has not come round in time, or "".
-func (a *Agent) stuck() string {
+// wedgedAfter is how long the Scheduler's loop may not come round, and how
+// long the Pool may start no task while tasks wait, before the watchdog
+// is no longer pinged.
+const wedgedAfter = 10 * time.Second
+
+// stuck says what keeps the engine from making progress, or "": the
+// Scheduler's loop that has not come round, the Pool that starts nothing
+// while probe rounds wait, or a check (named) whose rounds have not started
+// or whose handler has not returned in time.
+func (a *Agent) stuck() (what, check string) {
+	if last := a.sched.LastLoop(); !last.IsZero() && time.Since(last) > wedgedAfter {
+		return "the scheduler is stuck", ""
+	}
+	if a.pool != nil && a.pool.Wedged(time.Now(), wedgedAfter) {
+		return "the probe workers are stuck", ""
+	}
 	now := a.now()
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for _, r := range a.runners {
 		if r.stale(now) {
-			return r.check.Name
+			return "a check's loop is stuck", r.check.Name
 		}
 	}
-	return ""
+	return "", ""
 }
 
 // StatusLine summarises the checks in one line, e.g. "12 checks, 1
@@ -609,14 +657,18 @@ func (a *Agent) reload(cfg *config.Config) error {
 		return err
 	}
 
+	// The agent's lock is held only to read the runners and to swap them:
+	// status, unit events, nginx triggers and metrics keep flowing while
+	// the new runners are built and the old ones stop.
 	a.mu.Lock()
-	keep := make(map[string]*runner, len(a.runners))
-	for _, r := range a.runners {
+	prev := slices.Clone(a.runners)
+	a.mu.Unlock()
+	keep := make(map[string]*runner, len(prev))
+	for _, r := range prev {
 		keep[r.check.Name] = r
 	}
 	runners, err := a.buildRunners(cfg.Checks, keep)
 	if err != nil {
-		a.mu.Unlock()
 		a.ReloadFailed(err)
 		return err
 	}
@@ -627,7 +679,6 @@ func (a *Agent) reload(cfg *config.Config) error {
 	if a.prepareNotifiers != nil {
 		apply, err := a.prepareNotifiers(cfg)
 		if err != nil {
-			a.mu.Unlock()
 			err = fmt.Errorf("reload notifiers: %w", err)
 			a.ReloadFailed(err)
 			return err
@@ -641,14 +692,19 @@ func (a *Agent) reload(cfg *config.Config) error {
 		}
 	}
 	// Stop the runners of removed and changed checks before their
-	// successors start, so that no check ever has two runners.
+	// successors start, so that no check ever has two runners. They stop
+	// on their own (what they have in flight sees their context
+	// cancelled); nothing waits for them under the lock.
 	stopped, changed, started := 0, 0, 0
-	for _, r := range a.runners {
-		if kept[r] {
-			continue
+	var gone []*runner
+	for _, r := range prev {
+		if !kept[r] {
+			r.halt()
+			gone = append(gone, r)
 		}
-		r.cancel()
-		<-r.done
+	}
+	for _, r := range gone {
+		r.wait()
 		if slices.ContainsFunc(runners, func(n *runner) bool { return n.check.Name == r.check.Name }) {
 			changed++
 		} else {
@@ -657,6 +713,7 @@ func (a *Agent) reload(cfg *config.Config) error {
 		}
 	}
 	applyNotifiers()
+	a.mu.Lock()
 	for _, r := range runners {
 		if !kept[r] {
 			a.start(r)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/medic-watchdog/medic/agent/config"
 	"github.com/medic-watchdog/medic/agent/policy"
+	"github.com/medic-watchdog/medic/agent/sched"
 	"github.com/medic-watchdog/medic/diagnose"
 	"github.com/medic-watchdog/medic/logging"
 	"github.com/medic-watchdog/medic/notify"
@@ -21,36 +22,45 @@ import (
 )
 
 // jobResult is the outcome of one remedy, handed from the remedy goroutine
-// back to the runner's loop.
+// back to the runner.
 type jobResult struct {
 	outcome remedy.Outcome
 	err     error
 }
 
-// runner drives one check: it owns the schedule, runs the probes, feeds the
-// policy Machine and carries out its decisions. Everything but the remedy
-// runs in the runner's own goroutine (see run); the Machine is never shared.
-// The model is kubelet's prober worker (pkg/kubelet/prober/worker.go).
+// runner decides for one check: it feeds the check's policy Machine with
+// the check's events and carries out its decisions. It has no goroutine
+// and no timer of its own. The agent's Scheduler (package sched) holds two
+// entries per runner, the next probe round and the Machine's next wake-up;
+// a probe round runs on a worker of the agent's Pool and hands its results
+// back. Every event of a runner (probe results, unit events, triggers,
+// operator control, wake-ups, remedy results) goes through its mailbox
+// (deliver) and is handled serially, never two at once: the Machine and
+// the fields below marked "serial" are never shared. Remedies, and events
+// whose handling may wait on systemd or gather evidence, run on goroutines
+// started when needed (the responders); a probe round that passed while
+// the check is quiet is handled at once on its worker.
+// The model is kubelet's prober worker (pkg/kubelet/prober/worker.go), with
+// its timers folded into one heap.
 type runner struct {
 	check  config.Check
 	probes []probe.Prober
-	agent  *Agent
-	log    *zap.Logger
+	// probeNames are the probes' metric names, "INDEX-TYPE", made once.
+	probeNames []string
+	agent      *Agent
+	log        *zap.Logger
 
-	m       *policy.Machine
-	trigger chan string    // reasons to probe now; buffered, 1
-	jobDone chan jobResult // buffered, 1: at most one remedy is in flight
-	ctl     chan func(now time.Time) policy.Decision
-	units   chan remedy.UnitEvent // the unit's state changes; buffered
+	m *policy.Machine // serial
 	// stoppedByOperator is set while the unit stays stopped by a stop job
-	// medic did not issue; remediation is paused meanwhile.
+	// medic did not issue; remediation is paused meanwhile. Serial.
 	stoppedByOperator bool
 	// lastJobDone is when medic's last restart job finished: unit events
-	// from before it belong to that restart.
+	// from before it belong to that restart. Serial.
 	lastJobDone time.Time
 	// operatorJob is set while a job medic did not queue (an operator's
 	// start, restart or reload) changes the unit: failed probes are not
 	// counted until the unit is active again and its grace period passed.
+	// Serial.
 	operatorJob bool
 	// unitDown is set while systemd's latest word on the unit is that it
 	// is down (downState) with no job: a probe that passes meanwhile
@@ -61,42 +71,100 @@ type runner struct {
 	// on, so that one death is acted on once.
 	lastDeath time.Time
 	// deathState is the unit's state read when systemd reported it dead;
-	// the incident's diagnosis starts from it.
+	// the incident's diagnosis starts from it. Serial.
 	deathState *remedy.UnitState
 	// refused is the latest restart the manager refused for lack of
-	// authorization, until a restart is carried out again.
+	// authorization, until a restart is carried out again. Serial.
 	refused *remedy.AuthorizationError
-	// heartbeat is when the loop last came round (unix nanoseconds), for
-	// the watchdog.
+	// heartbeat is when the runner last made progress (a probe round
+	// started, an event was handled; unix nanoseconds), for the watchdog.
 	heartbeat atomic.Int64
-	// cancel stops this runner alone (config reload); done is closed when
-	// its loop returned.
+
+	// ctx is the runner's own, from start until stop; cancel ends it.
+	// Both are set by start, under box; read ctx with runContext.
+	ctx    context.Context
 	cancel context.CancelFunc
-	done   chan struct{}
+	// probeAt is the next probe round in the agent's Scheduler, wakeAt the
+	// Machine's next wake-up (Decision.WakeAt).
+	probeAt, wakeAt *sched.Entry
+	// inFlight is set from the moment a probe round is handed to the Pool
+	// until its results are handled: one round at a time.
+	inFlight atomic.Bool
+	// pending is a round asked for (a trigger, a unit event) while one was
+	// in flight; it starts when that one ends. Serial.
+	pending *round
+	// quiet is set while the check is healthy, its last round passed and
+	// no incident is open: a round that passes then changes nothing but
+	// counters and is handled on its worker.
+	quiet atomic.Bool
+	// slow is set while the last round took slowRound or longer: the next
+	// runs outside the Pool's slots.
+	slow atomic.Bool
+	// failLogAt is when the last "probe failed" line was written,
+	// failLogQuiet how many were left out since (rate limit). Serial.
+	failLogAt    time.Time
+	failLogQuiet int
+	// freshDiag is the diagnosis gathered for the transition being
+	// applied: the firing message of the same event carries it instead of
+	// gathering the evidence again. Serial.
+	freshDiag *diagnose.Diagnosis
+
+	// box guards the mailbox: queued events, whether one is being handled
+	// (busy), whether the runner stopped, the unit events waiting and the
+	// trigger waiting.
+	box      sync.Mutex
+	queue    []func()
+	busy     bool
+	stopped  bool
+	units    []remedy.UnitEvent // the unit's state changes; at most maxUnitEvents
+	trigger  string             // a trigger waiting to be handled; later ones merge into it
+	active   sync.WaitGroup     // rounds, handlers and remedies in flight
+	handling atomic.Int64       // unix nanoseconds the current handler started; 0 idle
 
 	// lastOK is the result of the previous probe round; lastFailure the
-	// latest failed probe.
+	// latest failed probe. Serial.
 	lastOK      bool
 	lastFailure probe.Result
 	lastSpec    probe.Spec // the probe that failed last
-	// incidents turns transitions into incidents and messages.
+	// incidents turns transitions into incidents and messages. Serial.
 	incidents tracker
 
 	mu     sync.Mutex // guards status
 	status Status
 }
 
+// round is a probe round asked for out of schedule.
+type round struct {
+	// scheduled is set for a round of the schedule, due when it should
+	// have started: its lateness is observed.
+	scheduled bool
+	due       time.Time
+	// unitDown makes the round fail even if every probe passes, with
+	// unitState as the reason (a unit systemd reports failed or inactive).
+	unitDown  bool
+	unitState string
+	// announce, when set, logs why the round runs now; called when it
+	// starts.
+	announce func()
+}
+
+// slowRound is how long a round may take before the check's next round
+// runs outside the Pool's slots. A probe of a target that answers takes a
+// millisecond or so; one that waits this long is most likely waiting for
+// its timeout.
+const slowRound = 20 * time.Millisecond
+
+// maxUnitEvents bounds the unit events waiting for a runner; when it is
+// behind, the oldest is dropped (the newest state is what counts).
+const maxUnitEvents = 4
+
 func newRunner(a *Agent, c config.Check, probes []probe.Prober) *runner {
 	r := &runner{
-		check:   c,
-		probes:  probes,
-		agent:   a,
-		log:     a.log.With(zap.String("check", c.Name), zap.String("unit", c.Unit)),
-		trigger: make(chan string, 1),
-		jobDone: make(chan jobResult, 1),
-		ctl:     make(chan func(time.Time) policy.Decision),
-		units:   make(chan remedy.UnitEvent, 4),
-		lastOK:  true,
+		check:  c,
+		probes: probes,
+		agent:  a,
+		log:    a.log.With(zap.String("check", c.Name), zap.String("unit", c.Unit)),
+		lastOK: true,
 		incidents: tracker{
 			check:   c,
 			host:    a.host,
@@ -104,6 +172,13 @@ func newRunner(a *Agent, c config.Check, probes []probe.Prober) *runner {
 			record:  a.recordIncident,
 		},
 	}
+	for i := range probes {
+		r.probeNames = append(r.probeNames, fmt.Sprintf("%d-%s", i, c.Probes[i].Type))
+	}
+	r.probeAt = sched.NewEntry(r.scheduled)
+	r.wakeAt = sched.NewEntry(func(time.Time) {
+		r.deliver(func() { r.act(r.m.Tick(r.agent.now())) }, false)
+	})
 	params := policy.Params{
 		Failures:      c.Failures,
 		Successes:     c.Successes,
@@ -120,135 +195,340 @@ func newRunner(a *Agent, c config.Check, probes []probe.Prober) *runner {
 	r.m = policy.New(params, now)
 	r.status = Status{Check: c.Name, Unit: c.Unit, State: string(policy.Healthy)}
 	r.restore(params, now)
+	r.quiet.Store(r.isQuiet())
 	return r
 }
 
-// Trigger asks the runner to probe now, e.g. because the unit changed state.
-// It never blocks; triggers that arrive while one is pending are merged.
+// start makes the runner live under parent: its first probe round is
+// scheduled within the start spread.
+func (r *runner) start(parent context.Context) {
+	ctx, cancel := context.WithCancel(parent)
+	r.box.Lock()
+	r.ctx, r.cancel = ctx, cancel
+	r.box.Unlock()
+	r.heartbeat.Store(r.agent.now().UnixNano())
+	r.agent.sched.Schedule(r.probeAt, time.Now().Add(r.startDelay()))
+}
+
+// halt ends the runner: nothing is handled after it, its scheduled rounds
+// and wake-ups are taken out, and what is in flight sees its context
+// cancelled. wait waits for that to end.
+func (r *runner) halt() {
+	r.box.Lock()
+	r.stopped = true
+	r.queue, r.units, r.trigger = nil, nil, ""
+	cancel := r.cancel
+	r.box.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+	r.agent.sched.Cancel(r.probeAt)
+	r.agent.sched.Cancel(r.wakeAt)
+}
+
+// wait returns once the rounds, handlers and remedies of a halted runner
+// have returned.
+func (r *runner) wait() { r.active.Wait() }
+
+// begin counts one more thing in flight for the runner; false once it
+// stopped.
+func (r *runner) begin() bool {
+	r.box.Lock()
+	defer r.box.Unlock()
+	if r.stopped {
+		return false
+	}
+	r.active.Add(1)
+	return true
+}
+
+// deliver hands f to the runner's mailbox; every f runs alone, in the
+// order delivered. When the runner is idle, f runs now on this goroutine
+// if inline is set, else on a goroutine started for it (a responder),
+// which handles what arrives meanwhile and ends. It reports false, and f
+// never runs, once the runner stopped.
+func (r *runner) deliver(f func(), inline bool) bool {
+	r.box.Lock()
+	if r.stopped {
+		r.box.Unlock()
+		return false
+	}
+	r.queue = append(r.queue, f)
+	if r.busy {
+		r.box.Unlock()
+		return true
+	}
+	r.busy = true
+	r.active.Add(1)
+	r.box.Unlock()
+	if inline {
+		r.drain(true)
+	} else {
+		go r.drain(false)
+	}
+	return true
+}
+
+// drain handles the mailbox until it is empty. Inline (on a worker of the
+// Pool), it handles one event and leaves the rest to a responder.
+func (r *runner) drain(inline bool) {
+	defer r.active.Done()
+	for n := 0; ; n++ {
+		r.box.Lock()
+		if len(r.queue) == 0 || r.stopped {
+			r.queue = nil
+			r.busy = false
+			r.box.Unlock()
+			return
+		}
+		if inline && n > 0 {
+			r.active.Add(1)
+			r.box.Unlock()
+			go r.drain(false)
+			return
+		}
+		f := r.queue[0]
+		r.queue[0] = nil
+		r.queue = r.queue[1:]
+		r.box.Unlock()
+		now := r.agent.now().UnixNano()
+		r.handling.Store(now)
+		r.heartbeat.Store(now)
+		f()
+		r.handling.Store(0)
+		r.quiet.Store(r.isQuiet())
+	}
+}
+
+// isQuiet reports whether a passing probe round would change nothing but
+// counters: the check is healthy, passed its last round, has no incident
+// open and no operator's job or stop in the way. Serial.
+func (r *runner) isQuiet() bool {
+	return r.m.State() == policy.Healthy && r.lastOK && r.incidents.open == nil && !r.operatorJob && !r.stoppedByOperator && !r.unitDown
+}
+
+// Trigger asks the runner to probe now, e.g. because nginx logged an error
+// for its upstream. It never blocks; triggers that arrive while one waits
+// to be handled merge into it.
 func (r *runner) Trigger(reason string) {
-	select {
-	case r.trigger <- reason:
-	default:
+	r.box.Lock()
+	if r.stopped || r.trigger != "" {
+		r.box.Unlock()
+		return
 	}
-}
-
-// run is the runner's loop. It returns when ctx is done, after the remedy
-// it may have started has returned.
-func (r *runner) run(ctx context.Context) {
-	var remedies sync.WaitGroup
-	defer remedies.Wait()
-
-	// due is when the armed probe timer should fire: lateness is measured
-	// against it (on the monotonic clock).
-	first := r.startDelay()
-	due := time.Now().Add(first)
-	probeTimer := time.NewTimer(first)
-	defer probeTimer.Stop()
-	arm := func(d time.Duration) {
-		due = time.Now().Add(d)
-		probeTimer.Reset(d)
-	}
-	wakeTimer := time.NewTimer(time.Hour)
-	wakeTimer.Stop()
-	defer wakeTimer.Stop()
-
-	apply := func(d policy.Decision) {
-		// The unit's state is the diagnosis' first evidence: read it before
-		// the restart changes it, then restart at once, then diagnose.
-		var before *remedy.UnitState
-		if opensIncident(d) {
-			before = r.deathState
-			if before == nil {
-				before = r.unitNow()
-			}
-		}
-		r.deathState = nil
-		if d.Restart {
-			remedies.Add(1)
-			go func() {
-				defer remedies.Done()
-				r.jobDone <- r.remedy(ctx)
-			}()
-		}
-		r.apply(d, before)
-		if len(d.Transitions) > 0 || d.Restart {
-			r.persist()
-		}
-		wakeTimer.Stop()
-		if !d.WakeAt.IsZero() {
-			wakeTimer.Reset(max(0, d.WakeAt.Sub(r.agent.now())))
-		}
-	}
-
-	for {
-		r.heartbeat.Store(r.agent.now().UnixNano())
-		select {
-		case <-ctx.Done():
+	r.trigger = reason
+	r.box.Unlock()
+	r.deliver(func() {
+		r.box.Lock()
+		reason := r.trigger
+		r.trigger = ""
+		r.box.Unlock()
+		if reason == "" {
 			return
-		case <-probeTimer.C:
-			r.agent.observer.ObserveLateness(max(0, time.Since(due)))
-			apply(r.doProbe(ctx))
-			arm(r.nextDelay())
-		case reason := <-r.trigger:
+		}
+		r.probeNow(round{announce: func() {
 			r.log.Info(fmt.Sprintf("%s: probing now: %s", r.check.Name, reason), zap.String(logging.EventField, "probing now"), zap.String("trigger", reason))
-			apply(r.doProbe(ctx))
-			arm(r.nextDelay())
-		case f := <-r.ctl:
-			apply(f(r.agent.now()))
-		case ev := <-r.units:
-			if probeNow, d := r.handleUnit(ev); probeNow {
-				apply(d)
-				apply(r.doProbeAfterEvent(ctx, ev))
-				arm(r.nextDelay())
-			} else {
-				apply(d)
-			}
-		case <-wakeTimer.C:
-			apply(r.m.Tick(r.agent.now()))
-		case res := <-r.jobDone:
-			r.logOutcome(res)
-			now := r.agent.now()
-			r.lastJobDone = now
-			var refused *remedy.AuthorizationError
-			if errors.As(res.err, &refused) {
-				// Not a restart: nothing is charged, the incident
-				// escalates with the cause, and medic tries again later.
-				r.refused = refused
-				r.incidents.refused(now, refused)
-				apply(r.m.JobRefused(now, "restart refused: "+refused.Error()))
-				r.setBudget(now)
-				r.persist()
-				arm(r.nextDelay())
-				continue
-			}
-			r.refused = nil
-			r.incidents.job(now, r.m.Attempt(), res.outcome, res.err)
-			if res.outcome.ResetFailed {
-				r.m.ChargeRestart(now)
-			}
-			apply(r.m.JobDone(now, res.outcome.JobResult, res.err))
-			r.setBudget(now)
-			r.persist() // the restart count of the incident, even without a transition
-			// Start verifying at once rather than an interval later.
-			arm(0)
-		}
+		}})
+	}, false)
+}
+
+// scheduled runs on the Scheduler's goroutine when the round of the
+// schedule is due: it hands the round to the Pool unless one is in flight.
+func (r *runner) scheduled(due time.Time) {
+	if !r.inFlight.CompareAndSwap(false, true) {
+		return
+	}
+	r.submit(round{scheduled: true, due: due})
+}
+
+// submit hands round rd to the Pool; inFlight is set.
+func (r *runner) submit(rd round) {
+	if !r.begin() {
+		r.inFlight.Store(false)
+		return
+	}
+	task := func() {
+		defer r.active.Done()
+		r.probeRound(rd)
+	}
+	// A check whose last round waited long (its target did not answer)
+	// probes on a goroutine of its own: it would only hold a worker until
+	// the Pool noticed it stalled, and delay the rounds queued behind it.
+	var ok bool
+	if r.slow.Load() {
+		ok = r.agent.pool.Go(task)
+	} else {
+		ok = r.agent.pool.Submit(task)
+	}
+	if !ok { // the agent is stopping
+		r.active.Done()
+		r.inFlight.Store(false)
 	}
 }
 
-// unitEvent hands ev to the runner's loop without blocking; when the
-// loop is behind, the oldest pending event is dropped (the newest state is
-// what counts).
-func (r *runner) unitEvent(ev remedy.UnitEvent) {
-	for {
-		select {
-		case r.units <- ev:
-			return
-		default:
-			select {
-			case <-r.units:
-			default:
-			}
+// probeNow starts a round at once, or right after the round in flight.
+// Serial.
+func (r *runner) probeNow(rd round) {
+	if r.inFlight.CompareAndSwap(false, true) {
+		r.agent.sched.Cancel(r.probeAt)
+		r.submit(rd)
+		return
+	}
+	if r.pending == nil || rd.unitDown {
+		r.pending = &rd
+	}
+}
+
+// arm schedules the next round of the schedule in d, unless a round is in
+// flight (its end arms the next). Serial.
+func (r *runner) arm(d time.Duration) {
+	if r.inFlight.Load() {
+		return
+	}
+	r.agent.sched.Schedule(r.probeAt, time.Now().Add(d))
+}
+
+// probeRound runs on a worker of the Pool: it runs the check's probes, each
+// with its timeout counted from now (a round that waited for a worker ran
+// late, it did not fail), and hands the results to the runner.
+func (r *runner) probeRound(rd round) {
+	if rd.scheduled {
+		r.agent.observer.ObserveLateness(max(0, time.Since(rd.due)))
+	}
+	r.heartbeat.Store(r.agent.now().UnixNano())
+	if rd.announce != nil {
+		rd.announce()
+	}
+	ctx := r.runContext()
+	results := r.runProbes(ctx)
+	inline := r.quiet.Load() && !rd.unitDown
+	slow := false
+	for _, res := range results {
+		inline = inline && res.OK
+		slow = slow || res.Duration >= slowRound
+	}
+	r.slow.Store(slow)
+	handled := r.deliver(func() {
+		r.inFlight.Store(false)
+		if ctx.Err() != nil {
+			return // stopping: a cancelled probe is no evidence
 		}
+		unitDown, unitState := rd.unitDown, rd.unitState
+		// When the probes pass while systemd's latest word is that the
+		// unit is down (events are tracked even while medic's own restart
+		// runs: the unit may fail right after its start job), the unit is
+		// read again, briefly: a unit still down fails the round, since
+		// another process answers on its port. Not while verifying a
+		// restart: a death then comes as systemd's signal, and the
+		// restart's own state changes are not a verdict.
+		if unitState == "" && r.check.Unit != "" && !r.stoppedByOperator && r.unitDown && r.m.State() != policy.Verifying {
+			unitDown, unitState = true, "unit down"
+		}
+		r.act(r.decide(results, unitDown, unitState))
+		if p := r.pending; p != nil {
+			r.pending = nil
+			r.probeNow(*p)
+			return
+		}
+		r.arm(r.nextDelay())
+	}, inline)
+	if !handled {
+		r.inFlight.Store(false)
+	}
+}
+
+// act carries out the Machine's decision d: it starts the remedy, logs the
+// transitions, updates the status, raises escalation events, saves the
+// state and schedules the Machine's next wake-up. Serial.
+func (r *runner) act(d policy.Decision) {
+	// The unit's state is the diagnosis' first evidence: read it before
+	// the restart changes it, then restart at once, then diagnose.
+	var before *remedy.UnitState
+	if opensIncident(d) {
+		before = r.deathState
+		if before == nil {
+			before = r.unitNow()
+		}
+	}
+	r.deathState = nil
+	if d.Restart && r.begin() {
+		ctx := r.runContext()
+		go func() {
+			defer r.active.Done()
+			res := r.remedy(ctx)
+			r.deliver(func() { r.jobDone(res) }, true)
+		}()
+	}
+	r.apply(d, before)
+	if len(d.Transitions) > 0 || d.Restart {
+		r.persist()
+	}
+	r.agent.sched.Cancel(r.wakeAt)
+	if !d.WakeAt.IsZero() {
+		r.agent.sched.Schedule(r.wakeAt, time.Now().Add(max(0, d.WakeAt.Sub(r.agent.now()))))
+	}
+}
+
+// jobDone handles the result of the remedy. Serial.
+func (r *runner) jobDone(res jobResult) {
+	r.logOutcome(res)
+	now := r.agent.now()
+	r.lastJobDone = now
+	var refused *remedy.AuthorizationError
+	if errors.As(res.err, &refused) {
+		// Not a restart: nothing is charged, the incident escalates with
+		// the cause, and medic tries again later.
+		r.refused = refused
+		r.incidents.refused(now, refused)
+		r.act(r.m.JobRefused(now, "restart refused: "+refused.Error()))
+		r.setBudget(now)
+		r.persist()
+		r.arm(r.nextDelay())
+		return
+	}
+	r.refused = nil
+	r.incidents.job(now, r.m.Attempt(), res.outcome, res.err)
+	if res.outcome.ResetFailed {
+		r.m.ChargeRestart(now)
+	}
+	r.act(r.m.JobDone(now, res.outcome.JobResult, res.err))
+	r.setBudget(now)
+	r.persist() // the restart count of the incident, even without a transition
+	// Start verifying at once rather than an interval later.
+	r.probeNow(round{})
+}
+
+// unitEvent hands ev to the runner without blocking; when the runner is
+// behind, the oldest pending event is dropped (the newest state is what
+// counts).
+func (r *runner) unitEvent(ev remedy.UnitEvent) {
+	r.box.Lock()
+	if r.stopped {
+		r.box.Unlock()
+		return
+	}
+	if len(r.units) == maxUnitEvents {
+		r.units = append(r.units[:0], r.units[1:]...)
+	}
+	r.units = append(r.units, ev)
+	r.box.Unlock()
+	r.deliver(r.nextUnitEvent, false)
+}
+
+// nextUnitEvent handles the oldest unit event waiting. Serial.
+func (r *runner) nextUnitEvent() {
+	r.box.Lock()
+	if len(r.units) == 0 {
+		r.box.Unlock()
+		return
+	}
+	ev := r.units[0]
+	r.units = append(r.units[:0], r.units[1:]...)
+	r.box.Unlock()
+	probeNow, d := r.handleUnit(ev)
+	r.act(d)
+	if probeNow {
+		r.probeNow(r.roundAfterEvent(ev))
 	}
 }
 
@@ -374,46 +654,52 @@ func downState(active, sub string) bool {
 // when the unit is never started again: long enough for any maintenance.
 const operatorStopHold = 100 * 365 * 24 * time.Hour
 
-// doProbeAfterEvent probes now because of ev; a unit that is failed or
-// inactive makes the round count as failed even if the port answers (then
-// something else holds it).
-func (r *runner) doProbeAfterEvent(ctx context.Context, ev remedy.UnitEvent) policy.Decision {
+// roundAfterEvent is the round to probe now because of ev; a unit that is
+// failed or inactive makes the round count as failed even if the port
+// answers (then something else holds it).
+func (r *runner) roundAfterEvent(ev remedy.UnitEvent) round {
 	reason := fmt.Sprintf("unit %s/%s", ev.ActiveState, ev.SubState)
 	if ev.Result != "" {
 		reason += ", result " + ev.Result
 	}
-	r.log.Info(fmt.Sprintf("%s: probing now: %s is %s", r.check.Name, r.check.Unit, reason), zap.String(logging.EventField, "probing now"),
-		zap.String("trigger", "unit "+ev.ActiveState), zap.String("unit_state", reason))
-	return r.doProbeWith(ctx, ev.Down(), reason)
+	return round{unitDown: ev.Down(), unitState: reason, announce: func() {
+		r.log.Info(fmt.Sprintf("%s: probing now: %s is %s", r.check.Name, r.check.Unit, reason), zap.String(logging.EventField, "probing now"),
+			zap.String("trigger", "unit "+ev.ActiveState), zap.String("unit_state", reason))
+	}}
 }
 
-// control runs f inside the runner's loop, which owns the Machine, and
-// waits until it ran or ctx ends. It reports whether f ran.
+// control runs f in the runner's turn, which owns the Machine, acts on its
+// decision, and waits until it ran or ctx ends. It reports whether f ran.
 func (r *runner) control(ctx context.Context, f func(now time.Time) policy.Decision) bool {
 	done := make(chan struct{})
-	wrapped := func(now time.Time) policy.Decision {
+	if !r.deliver(func() {
 		defer close(done)
-		return f(now)
-	}
-	select {
-	case r.ctl <- wrapped:
-	case <-ctx.Done():
+		r.act(f(r.agent.now()))
+	}, false) {
 		return false
 	}
+	stopped := r.runContext().Done()
 	select {
 	case <-done:
 		return true
 	case <-ctx.Done():
 		return false
+	case <-stopped:
+		return false
 	}
 }
 
-// stale reports whether the loop has not come round for longer than a probe
-// round can take: the longest wait between probes plus the probe timeout,
-// with room for jitter and scheduling.
+// stale reports whether the runner has made no progress (no probe round
+// started, no event handled) for longer than a probe round can take: the
+// longest wait between probes plus the probe timeout, with room for
+// jitter and scheduling; or whether one handler has run that long. A
+// wedged Scheduler or Pool shows here first.
 func (r *runner) stale(now time.Time) bool {
-	last := time.Unix(0, r.heartbeat.Load())
 	limit := max(r.check.Interval.Duration, r.check.RetryInterval.Duration)*3/2 + r.check.Timeout.Duration + 5*time.Second
+	if h := r.handling.Load(); h != 0 && now.Sub(time.Unix(0, h)) > limit {
+		return true
+	}
+	last := time.Unix(0, r.heartbeat.Load())
 	return now.Sub(last) > limit
 }
 
@@ -453,52 +739,51 @@ func (r *runner) nextDelay() time.Duration {
 	return iv
 }
 
-// doProbe runs every probe of the check at once, each bounded by the check's
-// timeout, and feeds the combined result to the Machine: the check fails
-// when any probe fails. A panicking probe counts as a failed probe.
-//
-// When the probes pass while systemd's latest word is that the unit is
-// down (events are tracked even while medic's own restart runs: the unit
-// may fail right after its start job), the unit is read again, briefly: a
-// unit still down fails the round, since another process answers on its
-// port.
-func (r *runner) doProbe(ctx context.Context) policy.Decision {
-	// Not while verifying a restart: a death then comes as systemd's
-	// signal, and the restart's own state changes are not a verdict.
-	if r.check.Unit != "" && !r.stoppedByOperator && r.unitDown && r.m.State() != policy.Verifying {
-		return r.doProbeWith(ctx, true, "unit down")
-	}
-	return r.doProbeWith(ctx, false, "")
-}
-
-// doProbeWith is doProbe; when unitDown, the round fails even if every
-// probe passed, with unitState as the reason.
-func (r *runner) doProbeWith(ctx context.Context, unitDown bool, unitState string) policy.Decision {
+// runProbes runs every probe of the check, each bounded by the check's
+// timeout from the moment it starts; several probes run at once. A
+// panicking probe counts as a failed probe.
+func (r *runner) runProbes(ctx context.Context) []probe.Result {
 	results := make([]probe.Result, len(r.probes))
-	var wg sync.WaitGroup
-	for i, p := range r.probes {
-		wg.Go(func() {
-			defer func() {
-				if v := recover(); v != nil {
-					results[i] = probe.Result{Class: probe.ClassOther, Err: fmt.Errorf("probe panicked: %v", v)}
-				}
-			}()
-			results[i] = p.Probe(ctx, r.check.Timeout.Duration)
-		})
+	one := func(i int) {
+		defer func() {
+			if v := recover(); v != nil {
+				results[i] = probe.Result{Class: probe.ClassOther, Err: fmt.Errorf("probe panicked: %v", v)}
+			}
+		}()
+		results[i] = r.probes[i].Probe(ctx, r.check.Timeout.Duration)
 	}
-	wg.Wait()
-	now := r.agent.now()
-	var latency time.Duration
-	for i, res := range results {
-		latency = max(latency, res.Duration)
-		if ctx.Err() == nil {
-			r.agent.observer.ObserveProbe(r.check.Name, fmt.Sprintf("%d-%s", i, r.check.Probes[i].Type), res.OK, res.Duration)
+	if len(r.probes) == 1 {
+		one(0)
+	} else {
+		var wg sync.WaitGroup
+		for i := range r.probes {
+			wg.Go(func() { one(i) })
+		}
+		wg.Wait()
+	}
+	if ctx.Err() == nil {
+		for i, res := range results {
+			r.agent.observer.ObserveProbe(r.check.Name, r.probeNames[i], res.OK, res.Duration)
 		}
 	}
-	if ctx.Err() != nil {
-		return policy.Decision{} // shutting down: a cancelled probe is no evidence
-	}
+	return results
+}
 
+// failLogEvery is the least time between two "probe failed" lines of one
+// check after the first of a run of failures: an overloaded host that
+// fails probes must not spend what is left of it writing about them.
+const failLogEvery = 10 * time.Second
+
+// decide feeds the results of a probe round to the Machine: the check
+// fails when any probe fails; when unitDown, the round fails even if
+// every probe passed and the unit, read again, is still down, with
+// unitState as the reason. Serial.
+func (r *runner) decide(results []probe.Result, unitDown bool, unitState string) policy.Decision {
+	now := r.agent.now()
+	var latency time.Duration
+	for _, res := range results {
+		latency = max(latency, res.Duration)
+	}
 	ok, failed, spec := true, probe.Result{}, probe.Spec{}
 	for i, res := range results {
 		if !res.OK {
@@ -527,18 +812,13 @@ func (r *runner) doProbeWith(ctx context.Context, unitDown bool, unitState strin
 			r.unitDown = false
 		}
 	}
+	wasOK := r.lastOK
 	r.lastOK = ok
 	reason := ""
 	if !ok {
 		r.lastFailure, r.lastSpec = failed, spec
 		reason = describe(failed)
-		lvl := r.log.Debug
-		if r.m.State() == policy.Healthy && !r.m.InGrace(now) && !r.operatorJob {
-			lvl = r.log.Info
-		}
-		lvl(fmt.Sprintf("%s: probe failed: %s", r.check.Name, failed.Problem()), zap.String(logging.EventField, "probe failed"),
-			zap.String("target", failed.Target), zap.String("class", string(failed.Class)),
-			zap.Duration("duration", failed.Duration), zap.NamedError("cause", failed.Err))
+		r.logFailure(now, failed, wasOK)
 	}
 	if !ok && r.check.Unit != "" && !r.m.JobInFlight() && (r.m.AtThreshold(now) || r.operatorJob) {
 		// A failure that would open an incident: is the unit between
@@ -573,6 +853,28 @@ func (r *runner) doProbeWith(ctx context.Context, unitDown bool, unitState strin
 	})
 	r.send(r.incidents.tick(now, r.m.State()))
 	return d
+}
+
+// logFailure writes the "probe failed" line of a failed round: the first
+// of a run of failures always, then at most one every failLogEvery, with
+// the number left out. Serial.
+func (r *runner) logFailure(now time.Time, failed probe.Result, first bool) {
+	if !first && now.Sub(r.failLogAt) < failLogEvery {
+		r.failLogQuiet++
+		return
+	}
+	lvl := r.log.Debug
+	if r.m.State() == policy.Healthy && !r.m.InGrace(now) && !r.operatorJob {
+		lvl = r.log.Info
+	}
+	fields := []zap.Field{zap.String(logging.EventField, "probe failed"),
+		zap.String("target", failed.Target), zap.String("class", string(failed.Class)),
+		zap.Duration("duration", failed.Duration), zap.NamedError("cause", failed.Err)}
+	if r.failLogQuiet > 0 {
+		fields = append(fields, zap.Int("left_out", r.failLogQuiet))
+	}
+	r.failLogAt, r.failLogQuiet = now, 0
+	lvl(fmt.Sprintf("%s: probe failed: %s", r.check.Name, failed.Problem()), fields...)
 }
 
 // describe renders a failed result as "127.0.0.1:8080: refused: dial tcp ...".
@@ -677,6 +979,7 @@ func (r *runner) apply(d policy.Decision, before *remedy.UnitState) {
 			r.logDiagnosis(dg)
 			r.incidents.diagnosed(dg)
 			r.setStatus(func(s *Status) { s.Diagnosis = dg })
+			r.freshDiag = dg // the firing message of this event carries it
 		}
 		if t.To == policy.Healthy {
 			r.setStatus(func(s *Status) {
@@ -687,6 +990,7 @@ func (r *runner) apply(d policy.Decision, before *remedy.UnitState) {
 			})
 		}
 		r.send(msgs)
+		r.freshDiag = nil
 	}
 	incident := ""
 	if r.incidents.open != nil {
@@ -784,7 +1088,7 @@ func (r *runner) diagnose() *diagnose.Diagnosis { return r.diagnoseWith(nil) }
 // diagnoseWith is diagnose with the unit's state read earlier (nil: read
 // it now).
 func (r *runner) diagnoseWith(unit *remedy.UnitState) *diagnose.Diagnosis {
-	ctx, cancel := context.WithTimeout(context.Background(), stateTimeout)
+	ctx, cancel := context.WithTimeout(r.runContext(), stateTimeout)
 	defer cancel()
 	// A bounded number of diagnoses run at once: when a shared dependency
 	// fails, thousands of checks fail together, and gathering evidence for
@@ -839,9 +1143,20 @@ const jobCheckTimeout = 250 * time.Millisecond
 
 // unitWithin reads the unit's state, bounded by d; nil when it cannot.
 func (r *runner) unitWithin(d time.Duration) *remedy.UnitState {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
+	ctx, cancel := context.WithTimeout(r.runContext(), d)
 	defer cancel()
 	return r.unitState(ctx)
+}
+
+// runContext is the runner's context, under which evidence is gathered: a
+// runner that stops stops gathering. Before start, the background.
+func (r *runner) runContext() context.Context {
+	r.box.Lock()
+	defer r.box.Unlock()
+	if r.ctx == nil {
+		return context.Background()
+	}
+	return r.ctx
 }
 
 // unitNow reads the unit's state, bounded by stateTimeout.
@@ -882,7 +1197,7 @@ func (r *runner) complete(m *notify.Message) {
 			m.Incident.Paused += ": " + p.Reason
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), stateTimeout)
+	ctx, cancel := context.WithTimeout(r.runContext(), stateTimeout)
 	defer cancel()
 	if s := r.unitState(ctx); s != nil {
 		m.Incident.UnitState = notify.UnitState{
@@ -893,9 +1208,15 @@ func (r *runner) complete(m *notify.Message) {
 	}
 	m.Incident.Journal = r.journal(ctx)
 	if m.Kind == notify.Firing || m.Kind == notify.Reminder {
-		dg := r.diagnose()
-		if prev := r.snapshot().Diagnosis; prev == nil || prev.Primary.Cause != dg.Primary.Cause {
-			r.logDiagnosis(dg)
+		// The evidence is gathered once per event: a message raised by
+		// the transition that just diagnosed the failure carries that
+		// diagnosis.
+		dg := r.freshDiag
+		if dg == nil {
+			dg = r.diagnose()
+			if prev := r.snapshot().Diagnosis; prev == nil || prev.Primary.Cause != dg.Primary.Cause {
+				r.logDiagnosis(dg)
+			}
 		}
 		r.incidents.diagnosed(dg)
 		m.Incident.Diagnosis, m.Incident.Cause = dg, string(dg.Primary.Cause)

@@ -86,6 +86,12 @@ type Agent struct {
 	// MaxConcurrentRemedies caps how many restarts medic runs at once
 	// across all checks (4, at least 1).
 	MaxConcurrentRemedies int `toml:"max_concurrent_remedies"`
+	// Workers is the number of probe workers: the probe rounds that are
+	// due run on this many workers at once (a round waiting on a target
+	// that does not answer gives its worker up after a few milliseconds).
+	// 0 (default) means sixteen per CPU, at least 16 and at most 256; else
+	// 1 to 1024.
+	Workers int `toml:"workers"`
 	// UnitEvents makes medic follow the configured units' state changes
 	// over D-Bus signals, so that a unit that dies is probed (and healed)
 	// at once instead of at the next interval (true). false leaves

@@ -87,6 +87,9 @@ func TestLoadInvalid(t *testing.T) {
 		{"invalid-jitter.toml", []string{
 			`testdata/invalid-jitter.toml:2: agent.jitter: jitter 0.75 out of range: want a fraction of the interval from 0 to 0.5`,
 		}},
+		{"invalid-workers.toml", []string{
+			`testdata/invalid-workers.toml:2: agent.workers: must be 0 (sixteen per CPU) to 1024, got 2000`,
+		}},
 		{"invalid-bus.toml", []string{
 			`testdata/invalid-bus.toml:2: agent.bus: invalid bus "session": want "system" or "user"`,
 		}},
@@ -285,7 +288,7 @@ func TestExample(t *testing.T) {
 	// The example with nothing but what is not a default decodes to the
 	// same config: the written defaults are the real ones.
 	var kept []string
-	defaultLine := regexp.MustCompile(`^\s*(bus|interval|timeout|jitter|state_dir|status_socket|metrics_listen|http_listen|max_concurrent_remedies|retry_interval|failures|successes|grace|action|job_timeout|verify_timeout|max_restarts|window|backoff|backoff_max|retry_after|repeat_interval|notify_on_recovery|port|tls|format|method|digest) =`)
+	defaultLine := regexp.MustCompile(`^\s*(bus|interval|timeout|jitter|state_dir|status_socket|metrics_listen|http_listen|max_concurrent_remedies|workers|retry_interval|failures|successes|grace|action|job_timeout|verify_timeout|max_restarts|window|backoff|backoff_max|retry_after|repeat_interval|notify_on_recovery|port|tls|format|method|digest) =`)
 	src, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)

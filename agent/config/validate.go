@@ -133,6 +133,9 @@ func (v *validator) agent(key string, a *Agent) {
 	if a.MaxConcurrentRemedies < 1 {
 		v.errorf(key+".max_concurrent_remedies", "must be at least 1, got %d", a.MaxConcurrentRemedies)
 	}
+	if a.Workers < 0 || a.Workers > MaxWorkers {
+		v.errorf(key+".workers", "must be 0 (sixteen per CPU) to %d, got %d", MaxWorkers, a.Workers)
+	}
 }
 
 // refusedUnitNames are single units medic never acts on that no class of

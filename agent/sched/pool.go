@@ -16,12 +16,14 @@ const DefaultStall = 10 * time.Millisecond
 // when NewPool is given 0.
 const DefaultMaxWorkers = 16384
 
-// DefaultWorkers is the pool size for n CPUs: four workers per CPU, at
-// least 4 and at most 64. A probe of a loopback target uses a CPU for
-// about a hundred microseconds and waits on the kernel for the rest, so a
-// few workers per CPU keep the CPUs busy without queueing probes behind
-// each other.
-func DefaultWorkers(n int) int { return min(64, max(4, 4*n)) }
+// DefaultWorkers is the pool size for n CPUs: sixteen workers per CPU, at
+// least 16 and at most 256. A probe of a loopback target uses a CPU for
+// about a hundred microseconds but takes about a millisecond from connect
+// to close (the connection completes in the kernel, then the network
+// poller wakes the prober), so 10,000 probes a second need ten or more in
+// flight; sixteen per CPU keep the CPUs busy while few enough run at once
+// that a probe never waits long for a CPU.
+func DefaultWorkers(n int) int { return min(256, max(16, 16*n)) }
 
 // AutoWorkers is DefaultWorkers of this machine's CPUs.
 func AutoWorkers() int { return DefaultWorkers(runtime.NumCPU()) }
@@ -42,21 +44,21 @@ type Pool struct {
 	stall      time.Duration
 	maxWorkers int
 
-	mu       sync.Mutex
-	cond     *sync.Cond
-	queue    []func()
-	head     int
-	idle     int
-	workers  []*worker // the slots: never more than size
-	total    int       // worker goroutines, stalled ones included
-	closed   bool
-	lastScan time.Time
-	spill    *time.Timer
-	armed    bool
+	mu      sync.Mutex
+	cond    *sync.Cond
+	queue   []func()
+	head    int
+	idle    int
+	workers []*worker // the slots: never more than size
+	total   int       // worker goroutines, stalled ones included
+	closed  bool
+	spill   *time.Timer
+	armed   bool
 
 	progress  atomic.Int64 // unix nanoseconds of the last task start
 	stalled   atomic.Int64 // workers that gave their slot up, in all
 	completed atomic.Int64
+	lane      atomic.Int64 // tasks running on goroutines of their own
 	wg        sync.WaitGroup
 }
 
@@ -116,10 +118,7 @@ func (p *Pool) Submit(fn func()) bool {
 		p.cond.Signal()
 		return true
 	}
-	now := time.Now()
-	if now.Sub(p.lastScan) >= p.stall/2 {
-		p.scanLocked(now)
-	}
+	p.scanLocked(time.Now())
 	if !p.armed {
 		p.armed = true
 		if p.spill == nil {
@@ -150,7 +149,6 @@ func (p *Pool) onSpill() {
 // scanLocked gives the slot of every worker whose task has run longer
 // than the stall time to a new worker; p.mu is held.
 func (p *Pool) scanLocked(now time.Time) {
-	p.lastScan = now
 	limit := now.Add(-p.stall).UnixNano()
 	for i, w := range p.workers {
 		if p.total >= p.maxWorkers {
@@ -211,6 +209,34 @@ func (p *Pool) work(w *worker) {
 		}
 	}
 }
+
+// Go runs fn at once on a goroutine of its own, outside the workers'
+// slots: for a task known to wait long (a probe of a target that did not
+// answer last time), which would only hold a slot until it stalled. It
+// reports false, and drops fn, once the Pool is closed.
+func (p *Pool) Go(fn func()) bool {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return false
+	}
+	p.total++
+	p.wg.Add(1)
+	p.mu.Unlock()
+	p.lane.Add(1)
+	go func() {
+		defer p.wg.Done()
+		fn()
+		p.lane.Add(-1)
+		p.mu.Lock()
+		p.total--
+		p.mu.Unlock()
+	}()
+	return true
+}
+
+// Lane is the number of tasks running on goroutines of their own (Go).
+func (p *Pool) Lane() int { return int(p.lane.Load()) }
 
 // Close stops taking tasks, lets the workers run what is queued, and
 // waits for every worker, stalled ones included, to end.

@@ -148,11 +148,11 @@ func (s *Scheduler) Run(ctx context.Context) {
 		s.loops.Store(now.UnixNano())
 		s.wakeUps.Add(1)
 		batch, next := s.due(now)
+		s.started.Add(int64(len(batch)))
 		for i, e := range batch {
 			e.fn(e.at)
 			batch[i] = nil
 		}
-		s.started.Add(int64(len(batch)))
 		s.mu.Lock()
 		s.batch = batch[:0]
 		// Entries scheduled by the callbacks above count too.
