@@ -97,8 +97,9 @@ type runner struct {
 	// no incident is open: a round that passes then changes nothing but
 	// counters and is handled on its worker.
 	quiet atomic.Bool
-	// slow is set while the last round took slowRound or longer: the next
-	// runs outside the Pool's slots.
+	// slow is set while the last round failed after slowRound or longer
+	// (a target that does not answer, waited for until the timeout): the
+	// next round runs outside the Pool's slots.
 	slow atomic.Bool
 	// failLogAt is when the last "probe failed" line was written,
 	// failLogQuiet how many were left out since (rate limit). Serial.
@@ -148,10 +149,11 @@ type round struct {
 	announce func()
 }
 
-// slowRound is how long a round may take before the check's next round
-// runs outside the Pool's slots. A probe of a target that answers takes a
-// millisecond or so; one that waits this long is most likely waiting for
-// its timeout.
+// slowRound is how long a failed round may take before the check's next
+// round runs outside the Pool's slots. A probe of a target that answers,
+// or refuses, takes a millisecond or so; one that fails after this long
+// most likely waited for its timeout. A round that passes, however slowly,
+// stays in the Pool: a CPU-starved host must not lift the Pool's bound.
 const slowRound = 20 * time.Millisecond
 
 // maxUnitEvents bounds the unit events waiting for a runner; when it is
@@ -405,7 +407,7 @@ func (r *runner) probeRound(rd round) {
 	slow := false
 	for _, res := range results {
 		inline = inline && res.OK
-		slow = slow || res.Duration >= slowRound
+		slow = slow || (!res.OK && res.Duration >= slowRound)
 	}
 	r.slow.Store(slow)
 	handled := r.deliver(func() {
