@@ -115,6 +115,9 @@ func (p *Pool) Submit(fn func()) bool {
 	}
 	p.queue = append(p.queue, fn)
 	if p.idle > 0 {
+		// The worker woken is no longer idle from now on: the next
+		// Submit must not count on it.
+		p.idle--
 		p.cond.Signal()
 		return true
 	}
@@ -173,9 +176,8 @@ func (p *Pool) work(w *worker) {
 	p.mu.Lock()
 	for {
 		for p.head == len(p.queue) && !p.closed {
-			p.idle++
+			p.idle++ // Submit takes it off when it wakes this worker
 			p.cond.Wait()
-			p.idle--
 		}
 		if p.head == len(p.queue) { // closed and drained
 			p.total--
@@ -243,6 +245,7 @@ func (p *Pool) Lane() int { return int(p.lane.Load()) }
 func (p *Pool) Close() {
 	p.mu.Lock()
 	p.closed = true
+	p.idle = 0
 	if p.spill != nil {
 		p.spill.Stop()
 	}

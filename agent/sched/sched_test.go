@@ -69,10 +69,10 @@ func TestScheduler(t *testing.T) {
 		ops       []op
 		wantRan   []string
 	}{
-		{"in order of time", false, []op{{"c", 30 * time.Millisecond, false}, {"a", 10 * time.Millisecond, false}, {"b", 20 * time.Millisecond, false}}, []string{"a", "b", "c"}},
+		{"in order of time", false, []op{{"c", 300 * time.Millisecond, false}, {"a", 100 * time.Millisecond, false}, {"b", 200 * time.Millisecond, false}}, []string{"a", "b", "c"}},
 		{"past entries at once, oldest first", true, []op{{"b", -time.Millisecond, false}, {"a", -time.Second, false}}, []string{"a", "b"}},
-		{"rescheduled entry moves", false, []op{{"a", 10 * time.Millisecond, false}, {"b", 20 * time.Millisecond, false}, {"a", 30 * time.Millisecond, false}}, []string{"b", "a"}},
-		{"cancelled entry never runs", false, []op{{"a", 10 * time.Millisecond, false}, {"b", 20 * time.Millisecond, false}, {"a", 0, true}}, []string{"b"}},
+		{"rescheduled entry moves", false, []op{{"a", 100 * time.Millisecond, false}, {"b", 200 * time.Millisecond, false}, {"a", 300 * time.Millisecond, false}}, []string{"b", "a"}},
+		{"cancelled entry never runs", false, []op{{"a", 100 * time.Millisecond, false}, {"b", 200 * time.Millisecond, false}, {"a", 0, true}}, []string{"b"}},
 		{"earlier entry wakes a sleeping loop", false, []op{{"late", 400 * time.Millisecond, false}, {"early", 5 * time.Millisecond, false}}, []string{"early", "late"}},
 	}
 	for _, tt := range tests {
