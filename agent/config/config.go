@@ -89,8 +89,8 @@ type Agent struct {
 	// Workers is the number of probe workers: the probe rounds that are
 	// due run on this many workers at once (a round waiting on a target
 	// that does not answer gives its worker up after a few milliseconds).
-	// 0 (default) means sixteen per CPU, at least 16 and at most 256; else
-	// 1 to 1024.
+	// 0 (default) means 64 per CPU, at least 64 and at most 1024; else 1
+	// to 1024.
 	Workers int `toml:"workers"`
 	// UnitEvents makes medic follow the configured units' state changes
 	// over D-Bus signals, so that a unit that dies is probed (and healed)

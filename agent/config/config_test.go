@@ -88,7 +88,7 @@ func TestLoadInvalid(t *testing.T) {
 			`testdata/invalid-jitter.toml:2: agent.jitter: jitter 0.75 out of range: want a fraction of the interval from 0 to 0.5`,
 		}},
 		{"invalid-workers.toml", []string{
-			`testdata/invalid-workers.toml:2: agent.workers: must be 0 (sixteen per CPU) to 1024, got 2000`,
+			`testdata/invalid-workers.toml:2: agent.workers: must be 0 (64 per CPU) to 1024, got 2000`,
 		}},
 		{"invalid-bus.toml", []string{
 			`testdata/invalid-bus.toml:2: agent.bus: invalid bus "session": want "system" or "user"`,

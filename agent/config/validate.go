@@ -134,7 +134,7 @@ func (v *validator) agent(key string, a *Agent) {
 		v.errorf(key+".max_concurrent_remedies", "must be at least 1, got %d", a.MaxConcurrentRemedies)
 	}
 	if a.Workers < 0 || a.Workers > MaxWorkers {
-		v.errorf(key+".workers", "must be 0 (sixteen per CPU) to %d, got %d", MaxWorkers, a.Workers)
+		v.errorf(key+".workers", "must be 0 (64 per CPU) to %d, got %d", MaxWorkers, a.Workers)
 	}
 }
 

@@ -301,7 +301,7 @@ func TestPoolWedged(t *testing.T) {
 }
 
 func TestDefaultWorkers(t *testing.T) {
-	for _, tt := range []struct{ cpus, want int }{{1, 16}, {2, 32}, {8, 128}, {64, 256}} {
+	for _, tt := range []struct{ cpus, want int }{{1, 64}, {2, 128}, {8, 512}, {64, 1024}} {
 		if got := DefaultWorkers(tt.cpus); got != tt.want {
 			t.Errorf("DefaultWorkers(%d) = %d, want %d", tt.cpus, got, tt.want)
 		}
