@@ -22,8 +22,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -41,6 +39,7 @@ import (
 	"github.com/medic-watchdog/medic/diagnose"
 	"github.com/medic-watchdog/medic/history"
 	"github.com/medic-watchdog/medic/logging"
+	"github.com/medic-watchdog/medic/metrics"
 	"github.com/medic-watchdog/medic/nginx"
 	"github.com/medic-watchdog/medic/notify"
 	"github.com/medic-watchdog/medic/probe"
@@ -151,8 +150,10 @@ const maxConcurrentDiagnoses = 2
 
 // Observer receives events for metrics; *metrics.Metrics implements it.
 type Observer interface {
-	// ObserveProbe records one probe: probe is "INDEX-TYPE", e.g. "0-tcp".
-	ObserveProbe(check, probe string, ok bool, d time.Duration)
+	// ForCheck returns the handles that record check's probes (probes are
+	// their names, "INDEX-TYPE", e.g. "0-tcp"), made once per runner so
+	// that a probe costs no label lookup; nil records nothing.
+	ForCheck(check string, probes []string) *metrics.CheckObserver
 	// ObserveRemedy records one remedy with its job result, or "error".
 	ObserveRemedy(check, unit, action, result string)
 	// ObserveReload records a configuration reload.
@@ -173,7 +174,7 @@ type Observer interface {
 
 type nopObserver struct{}
 
-func (nopObserver) ObserveProbe(string, string, bool, time.Duration) {}
+func (nopObserver) ForCheck(string, []string) *metrics.CheckObserver { return nil }
 func (nopObserver) ObserveRemedy(string, string, string, string)     {}
 func (nopObserver) ObserveReload(bool, time.Time)                    {}
 func (nopObserver) ForgetCheck(string)                               {}
@@ -503,22 +504,7 @@ func indexUpstreams(runners []*runner) map[string][]*runner {
 func upstreamsOf(c config.Check) []string {
 	var out []string
 	for _, p := range c.Probes {
-		var target string
-		switch p.Type {
-		case "tcp":
-			target, _ = nginx.NormalizeAddr(p.Address)
-		case "unix":
-			target = "unix:" + p.Path
-		case "http":
-			if u, err := url.Parse(p.URL); err == nil {
-				port := u.Port()
-				if port == "" {
-					port = map[string]string{"http": "80", "https": "443"}[u.Scheme]
-				}
-				target, _ = nginx.NormalizeAddr(net.JoinHostPort(u.Hostname(), port))
-			}
-		}
-		if target != "" {
+		if target := nginx.EndpointAddr(p.Spec().Endpoint()); target != "" {
 			out = append(out, target)
 		}
 	}
@@ -651,6 +637,7 @@ func (a *Agent) reload(cfg *config.Config) error {
 	// Keep what cannot change at run time.
 	cfg.Agent.Bus, cfg.Agent.StateDir = old.Agent.Bus, old.Agent.StateDir
 	cfg.Agent.StatusSocket, cfg.Agent.MetricsListen = old.Agent.StatusSocket, old.Agent.MetricsListen
+	cfg.Agent.HTTPListen = old.Agent.HTTPListen
 	if a.prepareNotifiers == nil && !reflect.DeepEqual(old.Notifiers, cfg.Notifiers) {
 		err := errors.New("reload notifiers: the [[notifier]] tables changed and this medic cannot swap notifiers; restart it")
 		a.ReloadFailed(err)
@@ -751,6 +738,9 @@ func restartOnly(old, cfg *config.Config) []string {
 	}
 	if old.Agent.MetricsListen != cfg.Agent.MetricsListen {
 		out = append(out, "agent.metrics_listen")
+	}
+	if old.Agent.HTTPListen != cfg.Agent.HTTPListen {
+		out = append(out, "agent.http_listen")
 	}
 	return out
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/medic-watchdog/medic/agent/sched"
 	"github.com/medic-watchdog/medic/diagnose"
 	"github.com/medic-watchdog/medic/logging"
+	"github.com/medic-watchdog/medic/metrics"
 	"github.com/medic-watchdog/medic/notify"
 	"github.com/medic-watchdog/medic/probe"
 	"github.com/medic-watchdog/medic/remedy"
@@ -47,8 +48,10 @@ type runner struct {
 	probes []probe.Prober
 	// probeNames are the probes' metric names, "INDEX-TYPE", made once.
 	probeNames []string
-	agent      *Agent
-	log        *zap.Logger
+	// obs records the probes' metrics (nil: none).
+	obs   *metrics.CheckObserver
+	agent *Agent
+	log   *zap.Logger
 
 	m *policy.Machine // serial
 	// stoppedByOperator is set while the unit stays stopped by a stop job
@@ -177,6 +180,7 @@ func newRunner(a *Agent, c config.Check, probes []probe.Prober) *runner {
 	for i := range probes {
 		r.probeNames = append(r.probeNames, fmt.Sprintf("%d-%s", i, c.Probes[i].Type))
 	}
+	r.obs = a.observer.ForCheck(c.Name, r.probeNames)
 	r.probeAt = sched.NewEntry(r.scheduled)
 	r.wakeAt = sched.NewEntry(func(time.Time) {
 		r.deliver(func() { r.act(r.m.Tick(r.agent.now())) }, false)
@@ -765,7 +769,7 @@ func (r *runner) runProbes(ctx context.Context) []probe.Result {
 	}
 	if ctx.Err() == nil {
 		for i, res := range results {
-			r.agent.observer.ObserveProbe(r.check.Name, r.probeNames[i], res.OK, res.Duration)
+			r.obs.ObserveProbe(i, res.OK, res.Duration)
 		}
 	}
 	return results

@@ -17,6 +17,7 @@ import (
 
 	"github.com/medic-watchdog/medic/agent"
 	"github.com/medic-watchdog/medic/agent/config"
+	medicmetrics "github.com/medic-watchdog/medic/metrics"
 )
 
 // Scale of TestScaleHangingProbes. Under the race detector, which makes
@@ -70,13 +71,13 @@ func (l *lateness) sorted() []time.Duration {
 // nopObserver implements agent.Observer doing nothing.
 type nopObserver struct{}
 
-func (nopObserver) ObserveProbe(string, string, bool, time.Duration) {}
-func (nopObserver) ObserveRemedy(string, string, string, string)     {}
-func (nopObserver) ObserveReload(bool, time.Time)                    {}
-func (nopObserver) ForgetCheck(string)                               {}
-func (nopObserver) ObserveUpstreamError(string, int)                 {}
-func (nopObserver) ObserveLateness(time.Duration)                    {}
-func (nopObserver) ObserveIncident(string, string, time.Duration)    {}
+func (nopObserver) ForCheck(string, []string) *medicmetrics.CheckObserver { return nil }
+func (nopObserver) ObserveRemedy(string, string, string, string)          {}
+func (nopObserver) ObserveReload(bool, time.Time)                         {}
+func (nopObserver) ForgetCheck(string)                                    {}
+func (nopObserver) ObserveUpstreamError(string, int)                      {}
+func (nopObserver) ObserveLateness(time.Duration)                         {}
+func (nopObserver) ObserveIncident(string, string, time.Duration)         {}
 
 var _ agent.Observer = (*lateness)(nil)
 
