@@ -800,15 +800,17 @@ func (r *runner) decide(results []probe.Result, unitDown bool, unitState string)
 	if ok && unitDown && len(results) > 0 {
 		// Bounded like the job question below: a manager that does not
 		// answer must not hold the probes up.
-		if s := r.unitWithin(jobCheckTimeout); s != nil && downState(s.ActiveState, s.SubState) && s.Job == 0 {
-			if (remedy.UnitEvent{ActiveState: s.ActiveState, SubState: s.SubState, Result: s.Result}).Died() &&
+		// A unit that cannot be read in time is taken at systemd's last
+		// word, which said it is down.
+		if s := r.unitWithin(jobCheckTimeout); s == nil || (downState(s.ActiveState, s.SubState) && s.Job == 0) {
+			if s != nil && (remedy.UnitEvent{ActiveState: s.ActiveState, SubState: s.SubState, Result: s.Result}).Died() &&
 				!r.m.JobInFlight() && !s.StateChangeTimestamp.Equal(r.lastDeath) {
 				// A death whose signal medic missed (it came while
 				// medic's own restart ran): acted on once, as the
 				// signal would have been; later rounds fail.
 				return r.died(s, 0)
 			}
-			if unitState == "unit down" {
+			if unitState == "unit down" && s != nil {
 				unitState = fmt.Sprintf("unit %s/%s, result %s", s.ActiveState, s.SubState, s.Result)
 			}
 			ok, spec = false, r.check.Probes[0].Spec()
