@@ -36,6 +36,9 @@ type Report struct {
 	// ReloadError is why the last reload failed (the running configuration
 	// stayed); "" once a reload succeeded.
 	ReloadError string `json:"reload_error,omitempty"`
+	// BusError is why the systemd bus cannot be reached while it cannot
+	// (remediation waits for it; medic keeps redialing); "" while it can.
+	BusError string `json:"bus_error,omitempty"`
 }
 
 // StatusPath is the HTTP path of the report on the status socket.

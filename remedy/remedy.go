@@ -284,6 +284,18 @@ func (r *Remediator) Connected() bool {
 	return r.conn != nil && r.conn.Connected()
 }
 
+// BusError is why the bus cannot be reached: the last dial's error while no
+// connection is up, nil while one is or before the first dial failed. It
+// does not dial.
+func (r *Remediator) BusError() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.conn != nil && r.conn.Connected() {
+		return nil
+	}
+	return r.lastErr
+}
+
 // Close closes the bus connection, if any. The Remediator stays usable and
 // dials again on the next call.
 func (r *Remediator) Close() {

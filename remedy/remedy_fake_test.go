@@ -478,3 +478,21 @@ func TestRefusedRestartIsNotAuthorized(t *testing.T) {
 		t.Errorf("NoSuchUnit: err = %v, want an error that is not ErrNotAuthorized", err)
 	}
 }
+
+// TestBusError: nil before any dial, the dial's error while the bus cannot
+// be reached (for medic status), without dialing again itself.
+func TestBusError(t *testing.T) {
+	t.Setenv("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent/medic/bus")
+	r := New(t.Context(), Dial("user"), []string{"app.service"}, nil)
+	defer r.Close()
+	if err := r.BusError(); err != nil {
+		t.Fatalf("BusError before any dial = %v, want nil", err)
+	}
+	if err := r.Connect(t.Context()); err == nil {
+		t.Fatal("Connect to a bus that does not exist succeeded")
+	}
+	err := r.BusError()
+	if err == nil || !strings.Contains(err.Error(), "/nonexistent/medic/bus") {
+		t.Errorf("BusError after a failed dial = %v, want the dial's error naming the bus", err)
+	}
+}

@@ -133,6 +133,8 @@ type daemon struct {
 	outbox  *outbox.Outbox
 	host    string
 	started time.Time
+	// rem reaches systemd; its BusError goes into the report.
+	rem *remedy.Remediator
 	// reloadMu makes reloads from SIGHUP, the file watcher and the socket
 	// run one at a time; lastReload is the SHA-256 of the file the last
 	// reload read, and lastLoadFailed whether that file did not load
@@ -229,7 +231,7 @@ func runDaemon(ctx context.Context, file string, cfg *config.Config, log *zap.Lo
 		return err
 	}
 	m.ObserveReload(true, time.Now())
-	d := &daemon{file: file, log: log, agent: a, outbox: ob, host: host, started: time.Now()}
+	d := &daemon{file: file, log: log, agent: a, outbox: ob, host: host, started: time.Now(), rem: rem}
 	if data, err := os.ReadFile(file); file != "" && err == nil {
 		d.lastReload = sha256.Sum256(data) // what the running configuration was read from
 	}
@@ -380,7 +382,16 @@ func (l *notifierLoops) sync(ns []notify.Notifier) {
 // Report implements agent.Controller.
 func (d *daemon) Report() agent.Report {
 	return agent.Report{Version: version, Host: d.host, Started: d.started, Checks: d.agent.Statuses(),
-		Outbox: d.outbox.Stats(), ReloadError: errString(d.agent.ReloadError())}
+		Outbox: d.outbox.Stats(), ReloadError: errString(d.agent.ReloadError()), BusError: errString(d.busError())}
+}
+
+// busError is why systemd's bus cannot be reached now, when medic needs it
+// (a check remediates); nil otherwise.
+func (d *daemon) busError() error {
+	if d.rem == nil || len(d.rem.AllowedUnits()) == 0 {
+		return nil
+	}
+	return d.rem.BusError()
 }
 
 // Reload implements agent.Controller: it loads the file again, validates

@@ -132,6 +132,9 @@ func printStatusWith(out io.Writer, r *agent.Report, opts statusOptions) bool {
 	if r.ReloadError != "" {
 		fmt.Fprintf(out, "\nthe last reload failed, the running configuration stays:\n%s\n", termsafe.EscapeLines(r.ReloadError))
 	}
+	if r.BusError != "" {
+		fmt.Fprintf(out, "\nsystemd's bus cannot be reached; remediation waits for it (medic keeps redialing):\n%s\n", termsafe.EscapeLines(r.BusError))
+	}
 	for _, c := range r.Checks {
 		if p := c.Paused; p != nil {
 			fmt.Fprintf(out, "\n%s: remediation paused until %s", esc(c.Check), p.Until.Local().Format(time.RFC3339))

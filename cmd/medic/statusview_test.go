@@ -251,3 +251,24 @@ func TestStatusOnTerminal(t *testing.T) {
 		t.Errorf("COLUMNS=80 ignored:\n%s", out)
 	}
 }
+
+// TestStatusSaysBusUnreachable: a report whose bus cannot be reached says
+// so under the table, escaped, so that `medic status` tells why nothing is
+// restarted.
+func TestStatusSaysBusUnreachable(t *testing.T) {
+	r := fixedReport(time.Now())
+	r.BusError = "connect to systemd system bus: dial unix /run/dbus/system_bus_socket: connect: no such file or directory\x1b[2J"
+	var b strings.Builder
+	printStatus(&b, r)
+	out := b.String()
+	if !strings.Contains(out, "systemd's bus cannot be reached; remediation waits for it") ||
+		!strings.Contains(out, "/run/dbus/system_bus_socket: connect: no such file or directory") || strings.Contains(out, "\x1b[2J") {
+		t.Errorf("status output:\n%q", out)
+	}
+	r.BusError = ""
+	b.Reset()
+	printStatus(&b, r)
+	if strings.Contains(b.String(), "bus cannot be reached") {
+		t.Errorf("a reachable bus is reported unreachable:\n%s", b.String())
+	}
+}
