@@ -191,11 +191,15 @@ func TestHostileTextEscaped(t *testing.T) {
 		return func() agent.Report {
 			r := report()
 			r.ReloadError = "reload: " + hostile
+			r.BusError = "connect to systemd system bus: " + hostile
 			r.Checks[0].Paused = &agent.Pause{Until: now.Add(time.Hour), Reason: "deploy " + hostile}
 			return r
 		}
 	}(src.Report)
 	_, page := get(t, Handler(src, nil), "GET", "/")
+	if !strings.Contains(page, `id="bus-error"`) || !strings.Contains(page, "connect to systemd system bus: ") {
+		t.Errorf("page lacks the unreachable bus banner")
+	}
 	for _, raw := range []string{"<script", `"'><img`, "<img", "\u202e", "\x1b"} {
 		if strings.Contains(page, raw) {
 			t.Errorf("page contains %q unescaped", raw)

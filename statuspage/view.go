@@ -25,6 +25,7 @@ type view struct {
 	Zone          string
 	Refresh       int
 	ReloadError   string
+	BusError      string
 
 	Checks  []checkRow
 	Failing int // checks not healthy
@@ -114,7 +115,7 @@ func build(src Sources, now time.Time) view {
 	v := view{
 		Host: clean(r.Host), Version: clean(r.Version), Started: stamp(r.Started), Uptime: compact(now.Sub(r.Started)),
 		Now: stamp(now), Zone: now.Local().Format("MST -0700"), Refresh: RefreshSeconds,
-		ReloadError: clean(r.ReloadError), HistoryDays: int(HistoryWindow / (24 * time.Hour)),
+		ReloadError: clean(r.ReloadError), BusError: clean(r.BusError), HistoryDays: int(HistoryWindow / (24 * time.Hour)),
 	}
 	for _, c := range r.Checks {
 		row := rowOf(c, r.Started, now)
