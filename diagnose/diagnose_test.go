@@ -175,7 +175,7 @@ func TestDiagnoseNameDoesNotResolve(t *testing.T) {
 func TestDiagnoseLocalhostMixup(t *testing.T) {
 	ln, err := net.Listen("tcp6", "[::1]:0")
 	if err != nil {
-		t.Skipf("no IPv6 loopback: %v", err)
+		systemdtest.Missing(t, "no IPv6 loopback: %v", err)
 	}
 	defer ln.Close()
 	port := ln.Addr().(*net.TCPAddr).Port

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/medic-watchdog/medic/internal/systemdtest"
 )
 
 func TestOOMParseMemoryEvents(t *testing.T) {
@@ -107,7 +109,7 @@ func TestOOMKillsFiles(t *testing.T) {
 func TestOOMKillsThisProcess(t *testing.T) {
 	cg := ownCgroup(t, "memory")
 	if cg == "" {
-		t.Skip("no memory cgroup in /proc/self/cgroup")
+		systemdtest.Missing(t, "no memory cgroup in /proc/self/cgroup")
 	}
 	n, src, err := OOMKills(cg)
 	if err != nil {

@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/medic-watchdog/medic/internal/systemdtest"
+
 	"golang.org/x/sys/unix"
 
 	"github.com/medic-watchdog/medic/probe"
@@ -36,7 +38,7 @@ func ownV2Cgroup(t *testing.T) string {
 			return cg
 		}
 	}
-	t.Skip("this process is in no cgroup v2 hierarchy")
+	systemdtest.Missing(t, "this process is in no cgroup v2 hierarchy")
 	return ""
 }
 
@@ -56,7 +58,7 @@ func ownCgroupID(t *testing.T) uint64 {
 		}
 		return st.Ino
 	}
-	t.Skip("no cgroup2 hierarchy mounted")
+	systemdtest.Missing(t, "no cgroup2 hierarchy mounted")
 	return 0
 }
 

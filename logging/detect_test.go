@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/medic-watchdog/medic/internal/systemdtest"
+
 	"go.uber.org/zap"
 )
 
@@ -91,7 +93,7 @@ func TestAutoUsesNativeProtocolOnJournalStream(t *testing.T) {
 func TestAutoOnTerminalIsConsole(t *testing.T) {
 	tty, err := os.OpenFile("/dev/ptmx", os.O_RDWR, 0)
 	if err != nil {
-		t.Skipf("skipping: no pseudo-terminal: %v", err)
+		systemdtest.Missing(t, "no pseudo-terminal: %v", err)
 	}
 	defer tty.Close()
 	t.Setenv("JOURNAL_STREAM", "")

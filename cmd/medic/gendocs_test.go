@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/medic-watchdog/medic/internal/systemdtest"
+
 	"github.com/spf13/cobra"
 )
 
@@ -220,7 +222,7 @@ func TestManPageMedic(t *testing.T) {
 
 	groff, err := exec.LookPath("groff")
 	if err != nil {
-		t.Skip("groff not installed: medic.8 is not rendered")
+		systemdtest.Missing(t, "groff is not installed: medic.8 is not rendered")
 	}
 	cmd := exec.Command(groff, "-man", "-Tutf8", "-ww", "-P", "-cbou", path)
 	cmd.Env = append(os.Environ(), "LC_ALL=C.UTF-8")

@@ -13,6 +13,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/medic-watchdog/medic/internal/systemdtest"
+
 	"golang.org/x/sys/unix"
 
 	"github.com/medic-watchdog/medic/agent"
@@ -158,7 +160,7 @@ func openPTY(t *testing.T, cols int) (term *os.File, read func() string) {
 	t.Helper()
 	ptmx, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
 	if err != nil {
-		t.Skipf("no pseudo-terminals here: %v", err)
+		systemdtest.Missing(t, "no pseudo-terminals here: %v", err)
 	}
 	t.Cleanup(func() { ptmx.Close() })
 	if err := unix.IoctlSetPointerInt(int(ptmx.Fd()), unix.TIOCSPTLCK, 0); err != nil {

@@ -8,6 +8,8 @@ import (
 	"runtime/debug"
 	"strings"
 	"testing"
+
+	"github.com/medic-watchdog/medic/internal/systemdtest"
 )
 
 func TestVersionCommand(t *testing.T) {
@@ -89,7 +91,7 @@ func TestVersionBuilt(t *testing.T) {
 		return bin, string(b)
 	}
 	if err := exec.Command("git", "rev-parse", "--git-dir").Run(); err != nil {
-		t.Skipf("not a git checkout (%v): no revision to check", err)
+		systemdtest.Missing(t, "not a git checkout (%v): no revision to check", err)
 	}
 
 	bin, out := build("medic-release", "-ldflags", "-X main.version=9.8.7")
@@ -104,7 +106,7 @@ func TestVersionBuilt(t *testing.T) {
 	if m == nil {
 		// go build records no VCS information in a git worktree whose
 		// .git is a file, or without git on PATH.
-		t.Skipf("go build recorded no revision:\n%s", info)
+		systemdtest.Missing(t, "go build recorded no revision:\n%s", info)
 	}
 	rev := string(m[1])
 	if !regexp.MustCompile(`^[0-9a-f]{40}$`).MatchString(rev) {

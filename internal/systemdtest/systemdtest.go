@@ -42,6 +42,20 @@ func Unavailable(t testing.TB, reason string) {
 	t.Skipf("skipping: needs a systemd user manager: %s (set %s=1 to fail instead)", reason, RequireEnv)
 }
 
+// Missing skips the test because what it needs is missing (a program, a
+// pseudo-terminal, IPv6 loopback, a cgroup hierarchy), or fails it when
+// MEDIC_REQUIRE_SYSTEMD=1: CI installs and provides all of them, so a skip
+// there would hide a test that never ran.
+func Missing(t testing.TB, format string, args ...any) {
+	t.Helper()
+	what := fmt.Sprintf(format, args...)
+	if os.Getenv(RequireEnv) == "1" {
+		t.Fatalf("%s=1 but %s", RequireEnv, what)
+		return
+	}
+	t.Skipf("skipping: %s (set %s=1 to fail instead)", what, RequireEnv)
+}
+
 // Start returns a systemd user manager for the test: one already running
 // for the user (usermanager.Detect) or, failing that, a private one booted
 // with usermanager.Boot, torn down by t.Cleanup. When neither can be had it
