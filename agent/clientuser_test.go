@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -24,32 +23,7 @@ func TestClientUserCannotConnect(t *testing.T) {
 		systemdtest.Unavailable(t, "needs root to probe on behalf of another user")
 	}
 	m := systemdtest.Start(t)
-	dir, err := os.MkdirTemp("", "medic-client-user-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(dir, "app.sock")
-	ln, err := net.Listen("unix", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			_ = c.Close()
-		}
-	}()
-	if err := os.Chmod(path, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	path := systemdtest.UnixSocket(t, 0o600)
 	if c, err := net.Dial("unix", path); err != nil {
 		t.Fatalf("root cannot connect to %s: %v", path, err)
 	} else {

@@ -3,7 +3,6 @@ package diagnose_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"testing"
@@ -21,23 +20,7 @@ func TestDiagnoseClientCannotConnect(t *testing.T) {
 	if os.Geteuid() != 0 {
 		systemdtest.Unavailable(t, "needs root to probe on behalf of another user")
 	}
-	dir, err := os.MkdirTemp("", "medic-diag-client-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(dir, "app.sock")
-	ln, err := net.Listen("unix", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	if err := os.Chmod(path, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	path := systemdtest.UnixSocket(t, 0o600)
 	spec := probe.Spec{Type: "unix", Path: path, ClientUser: "nobody"}
 	p, err := probe.New(spec)
 	if err != nil {

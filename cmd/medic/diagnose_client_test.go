@@ -2,9 +2,7 @@ package main
 
 import (
 	"errors"
-	"net"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -19,23 +17,7 @@ func TestDiagnoseClientUser(t *testing.T) {
 	if os.Geteuid() != 0 {
 		systemdtest.Unavailable(t, "needs root to probe on behalf of another user")
 	}
-	dir, err := os.MkdirTemp("", "medic-cmd-client-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(dir, "app.sock")
-	ln, err := net.Listen("unix", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = ln.Close() })
-	if err := os.Chmod(path, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	path := systemdtest.UnixSocket(t, 0o600)
 
 	out, _, err := execute("diagnose", "--client-user", "nobody", "unix:"+path)
 	var ec exitCode

@@ -56,6 +56,42 @@ func Missing(t testing.TB, format string, args ...any) {
 	t.Skipf("skipping: %s (set %s=1 to fail instead)", what, RequireEnv)
 }
 
+// UnixSocket listens on a unix socket of the given mode, in a directory of
+// its own that every user may search (0755; t.TempDir is 0700, which would
+// deny other users before the socket's mode is looked at), accepts and
+// closes every connection, and returns its path. Listener and directory are
+// removed when the test ends.
+func UnixSocket(t testing.TB, mode os.FileMode) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "medic-sock-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "app.sock")
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			_ = c.Close()
+		}
+	}()
+	if err := os.Chmod(path, mode); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 // Start returns a systemd user manager for the test: one already running
 // for the user (usermanager.Detect) or, failing that, a private one booted
 // with usermanager.Boot, torn down by t.Cleanup. When neither can be had it
