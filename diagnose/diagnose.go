@@ -138,7 +138,32 @@ type run struct {
 	kernelOOM *OOMReport // the kernel's OOM report of the unit's last main process
 	holders   []holder   // processes outside the unit holding its address while it is down
 
+	ownerCache map[string]ownerAnswer // listenerOwner's answers, by socketKey
+
 	wire *wireCheck // the second look at an HTTP probe's port
+}
+
+// ownerAnswer is ListenerOwner's answer for one socket.
+type ownerAnswer struct {
+	pid        int
+	comm, unit string
+	err        error
+}
+
+// listenerOwner is ListenerOwner, asked once per socket and diagnosis: the
+// port's owners, the port conflict and a stalled backend all ask about the
+// same listeners, and each question may scan every process's fds.
+func (d *run) listenerOwner(s Socket) (pid int, comm, unit string, err error) {
+	key := socketKey(s)
+	if o, ok := d.ownerCache[key]; ok {
+		return o.pid, o.comm, o.unit, o.err
+	}
+	pid, comm, unit, err = ListenerOwner(s)
+	if d.ownerCache == nil {
+		d.ownerCache = map[string]ownerAnswer{}
+	}
+	d.ownerCache[key] = ownerAnswer{pid, comm, unit, err}
+	return pid, comm, unit, err
 }
 
 func (d *run) unavailable(format string, args ...any) {
@@ -182,7 +207,7 @@ func (d *run) gather(ctx context.Context) {
 	}
 	if d.tcp && len(d.probed) > 0 {
 		for _, s := range PortOwners(d.probed[0].Port(), d.listeners) {
-			_, comm, unit, err := ListenerOwner(s)
+			_, comm, unit, err := d.listenerOwner(s)
 			switch {
 			case err != nil:
 				d.owners = append(d.owners, fmt.Sprintf("%s held by uid %d", s, s.UID))

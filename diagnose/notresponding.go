@@ -335,7 +335,7 @@ func (d *run) gatherStall(ctx context.Context) {
 			d.unavailable("processes of %s: %v", u.Name, err)
 		}
 	} else if owner.Inode != 0 {
-		if pid, _, _, err := ListenerOwner(owner); err == nil && pid > 0 {
+		if pid, _, _, err := d.listenerOwner(owner); err == nil && pid > 0 {
 			pids, s.mainPID = []int{pid}, pid
 		} else if err != nil {
 			d.unavailable("process holding %s: %v", s.addr, err)

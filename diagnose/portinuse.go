@@ -74,7 +74,7 @@ func (d *run) gatherPortInUse() {
 		if unitCgroup != 0 && s.CgroupID == unitCgroup {
 			continue // a process left in the unit's own cgroup
 		}
-		pid, comm, unit, err := ListenerOwner(s)
+		pid, comm, unit, err := d.listenerOwner(s)
 		if err == nil && (unit == u.Name || (activated && comm == "systemd")) {
 			continue
 		}
