@@ -51,7 +51,9 @@ type runner struct {
 	// obs records the probes' metrics (nil: none).
 	obs   *metrics.CheckObserver
 	agent *Agent
-	log   *zap.Logger
+	// logp is the check's logger, made at its first line (logger): most
+	// checks never log, and a zap logger with fields costs a kilobyte.
+	logp atomic.Pointer[zap.Logger]
 
 	m *policy.Machine // serial
 	// stoppedByOperator is set while the unit stays stopped by a stop job
@@ -100,6 +102,9 @@ type runner struct {
 	// no incident is open: a round that passes then changes nothing but
 	// counters and is handled on its worker.
 	quiet atomic.Bool
+	// starter is the check's one probe when it can start without blocking
+	// (probe.StarterOf): its rounds need no worker of the Pool.
+	starter probe.Starter
 	// slow is set while the last round failed after slowRound or longer
 	// (a target that does not answer, waited for until the timeout): the
 	// next round runs outside the Pool's slots.
@@ -168,7 +173,6 @@ func newRunner(a *Agent, c config.Check, probes []probe.Prober) *runner {
 		check:  c,
 		probes: probes,
 		agent:  a,
-		log:    a.log.With(zap.String("check", c.Name), zap.String("unit", c.Unit)),
 		lastOK: true,
 		incidents: tracker{
 			check:   c,
@@ -181,6 +185,9 @@ func newRunner(a *Agent, c config.Check, probes []probe.Prober) *runner {
 		r.probeNames = append(r.probeNames, fmt.Sprintf("%d-%s", i, c.Probes[i].Type))
 	}
 	r.obs = a.observer.ForCheck(c.Name, r.probeNames)
+	if len(probes) == 1 {
+		r.starter = probe.StarterOf(probes[0])
+	}
 	r.probeAt = sched.NewEntry(r.scheduled)
 	r.wakeAt = sched.NewEntry(func(time.Time) {
 		r.deliver(func() { r.act(r.m.Tick(r.agent.now())) }, false)
@@ -203,6 +210,16 @@ func newRunner(a *Agent, c config.Check, probes []probe.Prober) *runner {
 	r.restore(params, now)
 	r.quiet.Store(r.isQuiet())
 	return r
+}
+
+// logger is the check's logger: the agent's with the check and unit
+// fields, made on first use.
+func (r *runner) logger() *zap.Logger {
+	if l := r.logp.Load(); l != nil {
+		return l
+	}
+	r.logp.CompareAndSwap(nil, r.agent.log.With(zap.String("check", r.check.Name), zap.String("unit", r.check.Unit)))
+	return r.logp.Load()
 }
 
 // start makes the runner live under parent: its first probe round is
@@ -287,7 +304,11 @@ func (r *runner) drain(inline bool) {
 			r.box.Unlock()
 			return
 		}
-		if inline && n > 0 {
+		// Inline, only a quiet check's round is handled here: the check
+		// may have stopped being quiet since the caller looked (a handler
+		// ran meanwhile), and the handler of a check that is not quiet
+		// may wait on systemd.
+		if inline && (n > 0 || !r.quiet.Load()) {
 			r.active.Add(1)
 			r.box.Unlock()
 			go r.drain(false)
@@ -333,7 +354,7 @@ func (r *runner) Trigger(reason string) {
 			return
 		}
 		r.probeNow(round{announce: func() {
-			r.log.Info(fmt.Sprintf("%s: probing now: %s", r.check.Name, reason), zap.String(logging.EventField, "probing now"), zap.String("trigger", reason))
+			r.logger().Info(fmt.Sprintf("%s: probing now: %s", r.check.Name, reason), zap.String(logging.EventField, "probing now"), zap.String("trigger", reason))
 		}})
 	}, false)
 }
@@ -351,6 +372,10 @@ func (r *runner) scheduled(due time.Time) {
 func (r *runner) submit(rd round) {
 	if !r.begin() {
 		r.inFlight.Store(false)
+		return
+	}
+	if r.starter != nil {
+		r.startRound(rd)
 		return
 	}
 	task := func() {
@@ -398,6 +423,29 @@ func (r *runner) arm(d time.Duration) {
 // with its timeout counted from now (a round that waited for a worker ran
 // late, it did not fail), and hands the results to the runner.
 func (r *runner) probeRound(rd round) {
+	ctx := r.beginRound(rd)
+	r.roundDone(rd, ctx, r.runProbes(ctx))
+}
+
+// startRound runs round rd of a check whose one probe is a Starter (a TCP
+// connect to an IP address): the probe starts on this goroutine (the
+// Scheduler's, or the runner's handler) without blocking it, and its
+// result is handled where it arrives, as probeRound's are. No worker,
+// goroutine or timer waits on the target meanwhile.
+func (r *runner) startRound(rd round) {
+	ctx := r.beginRound(rd)
+	r.starter.Start(ctx, r.check.Timeout.Duration, func(res probe.Result) {
+		defer r.active.Done()
+		if ctx.Err() == nil {
+			r.obs.ObserveProbe(0, res.OK, res.Duration)
+		}
+		r.roundDone(rd, ctx, []probe.Result{res})
+	})
+}
+
+// beginRound notes that round rd starts now (its lateness, the runner's
+// heartbeat, why it runs) and returns the context its probes run under.
+func (r *runner) beginRound(rd round) context.Context {
 	if rd.scheduled {
 		r.agent.observer.ObserveLateness(max(0, time.Since(rd.due)))
 	}
@@ -405,8 +453,13 @@ func (r *runner) probeRound(rd round) {
 	if rd.announce != nil {
 		rd.announce()
 	}
-	ctx := r.runContext()
-	results := r.runProbes(ctx)
+	return r.runContext()
+}
+
+// roundDone hands the results of round rd, run under ctx, to the runner:
+// on this goroutine when they change nothing but counters (a quiet check
+// passed), else to a responder.
+func (r *runner) roundDone(rd round, ctx context.Context, results []probe.Result) {
 	inline := r.quiet.Load() && !rd.unitDown
 	slow := false
 	for _, res := range results {
@@ -562,7 +615,7 @@ func (r *runner) handleUnit(ev remedy.UnitEvent) (bool, policy.Decision) {
 	case ev.StopJob && !r.check.RestartStopped:
 		if !r.stoppedByOperator {
 			r.stoppedByOperator = true
-			r.log.Warn(r.check.Name+": unit "+r.check.Unit+" stopped by an operator; medic leaves it alone until it is started again or medic resume",
+			r.logger().Warn(r.check.Name+": unit "+r.check.Unit+" stopped by an operator; medic leaves it alone until it is started again or medic resume",
 				zap.String("active_state", ev.ActiveState))
 			r.setStatus(func(s *Status) {
 				s.Paused = &Pause{Until: now.Add(operatorStopHold), Reason: "stopped by the operator (systemctl stop)"}
@@ -572,7 +625,7 @@ func (r *runner) handleUnit(ev remedy.UnitEvent) (bool, policy.Decision) {
 	case ev.ActiveState == "active" && ev.Job == "" && r.stoppedByOperator:
 		r.stoppedByOperator = false
 		r.operatorJob = false
-		r.log.Info(r.check.Name + ": unit " + r.check.Unit + " started again after an operator's stop; remediation resumes")
+		r.logger().Info(r.check.Name + ": unit " + r.check.Unit + " started again after an operator's stop; remediation resumes")
 		r.setStatus(func(s *Status) { s.Paused = nil })
 		// Lift the pause without acting: the unit runs again, and the
 		// probe that follows sees whether it answers.
@@ -586,7 +639,7 @@ func (r *runner) handleUnit(ev remedy.UnitEvent) (bool, policy.Decision) {
 		// An operator's start, restart or reload (medic's own jobs
 		// returned above): the unit is between states on purpose.
 		if !r.operatorJob {
-			r.log.Info(fmt.Sprintf("%s: %s job on %s by someone else; failed probes are not counted until it is active again", r.check.Name, ev.Job, r.check.Unit),
+			r.logger().Info(fmt.Sprintf("%s: %s job on %s by someone else; failed probes are not counted until it is active again", r.check.Name, ev.Job, r.check.Unit),
 				zap.String("job", ev.Job), zap.String("active_state", ev.ActiveState), zap.String("sub_state", ev.SubState))
 		}
 		r.operatorJob = true
@@ -639,7 +692,7 @@ func (r *runner) died(s *remedy.UnitState, reportedAfter time.Duration) policy.D
 	if len(r.check.Probes) > 0 {
 		r.lastSpec = r.check.Probes[0].Spec()
 	}
-	r.log.Info(fmt.Sprintf("%s: systemd reports %s dead: %s", r.check.Name, r.check.Unit, reason),
+	r.logger().Info(fmt.Sprintf("%s: systemd reports %s dead: %s", r.check.Name, r.check.Unit, reason),
 		zap.String(logging.EventField, "unit died"), zap.String("active_state", s.ActiveState), zap.String("sub_state", s.SubState), zap.String("result", s.Result),
 		zap.Duration("reported_after", reportedAfter))
 	d := r.m.UnitDied(now, reason)
@@ -669,7 +722,7 @@ func (r *runner) roundAfterEvent(ev remedy.UnitEvent) round {
 		reason += ", result " + ev.Result
 	}
 	return round{unitDown: ev.Down(), unitState: reason, announce: func() {
-		r.log.Info(fmt.Sprintf("%s: probing now: %s is %s", r.check.Name, r.check.Unit, reason), zap.String(logging.EventField, "probing now"),
+		r.logger().Info(fmt.Sprintf("%s: probing now: %s is %s", r.check.Name, r.check.Unit, reason), zap.String(logging.EventField, "probing now"),
 			zap.String("trigger", "unit "+ev.ActiveState), zap.String("unit_state", reason))
 	}}
 }
@@ -837,7 +890,7 @@ func (r *runner) decide(results []probe.Result, unitDown bool, unitState string)
 		// must not hold the probes up.
 		if s := r.unitWithin(jobCheckTimeout); s != nil && s.Between() {
 			if !r.operatorJob {
-				r.log.Info(fmt.Sprintf("%s: %s is %s/%s with a job under way; failed probes are not counted until it is settled",
+				r.logger().Info(fmt.Sprintf("%s: %s is %s/%s with a job under way; failed probes are not counted until it is settled",
 					r.check.Name, r.check.Unit, s.ActiveState, s.SubState), zap.String("target", failed.Target))
 			}
 			r.operatorJob = true
@@ -871,9 +924,9 @@ func (r *runner) logFailure(now time.Time, failed probe.Result, first bool) {
 		r.failLogQuiet++
 		return
 	}
-	lvl := r.log.Debug
+	lvl := r.logger().Debug
 	if r.m.State() == policy.Healthy && !r.m.InGrace(now) && !r.operatorJob {
-		lvl = r.log.Info
+		lvl = r.logger().Info
 	}
 	fields := []zap.Field{zap.String(logging.EventField, "probe failed"),
 		zap.String("target", failed.Target), zap.String("class", string(failed.Class)),
@@ -909,9 +962,9 @@ func (r *runner) remedy(ctx context.Context) jobResult {
 
 func (r *runner) logOutcome(res jobResult) {
 	if res.err != nil {
-		lvl := r.log.Error
+		lvl := r.logger().Error
 		if errors.Is(res.err, context.Canceled) {
-			lvl = r.log.Info
+			lvl = r.logger().Info
 		}
 		lvl(fmt.Sprintf("%s: %s of %s not carried out: %v", r.check.Name, r.check.Remedy.Action, r.check.Unit, res.err),
 			zap.String(logging.EventField, "remedy not carried out"), zap.String(logging.Field, logging.RestartFailed),
@@ -929,7 +982,7 @@ func (r *runner) logOutcome(res jobResult) {
 		msgID = logging.RestartFailed
 	}
 	if o.ResetFailed {
-		r.log.Warn(r.check.Name+": systemd refused the restart of "+r.check.Unit+" (start-limit-hit): reset the unit's failed state and retried once; both count against the restart budget",
+		r.logger().Warn(r.check.Name+": systemd refused the restart of "+r.check.Unit+" (start-limit-hit): reset the unit's failed state and retried once; both count against the restart budget",
 			zap.Int("attempts", o.Attempts))
 	}
 	summary := fmt.Sprintf("%s: %s of %s: job %s in %s; unit now %s/%s", r.check.Name, r.check.Remedy.Action, r.check.Unit,
@@ -943,7 +996,7 @@ func (r *runner) logOutcome(res jobResult) {
 	if o.After.Result != "" && o.After.Result != "success" {
 		summary += ", result " + o.After.Result
 	}
-	r.log.Info(summary,
+	r.logger().Info(summary,
 		zap.String(logging.EventField, "remedy finished"),
 		zap.String(logging.Field, msgID),
 		zap.String("action", r.check.Remedy.Action),
@@ -1009,7 +1062,7 @@ func (r *runner) apply(d policy.Decision, before *remedy.UnitState) {
 
 // logDiagnosis writes the one log line of a diagnosis.
 func (r *runner) logDiagnosis(dg *diagnose.Diagnosis) {
-	r.log.Warn(diagnosisLine(r.check.Name, dg), zap.String(logging.EventField, "diagnosis"),
+	r.logger().Warn(diagnosisLine(r.check.Name, dg), zap.String(logging.EventField, "diagnosis"),
 		zap.String("cause", string(dg.Primary.Cause)), zap.String("finding", dg.Primary.Summary),
 		zap.String("hint", dg.Primary.Hint), zap.Strings("unavailable", dg.Unavailable))
 }
@@ -1034,7 +1087,7 @@ func (r *runner) logTransition(t policy.Transition) {
 		fields = append(fields, zap.String(logging.Field, logging.GaveUp))
 	}
 	line := fmt.Sprintf("%s: %s → %s: %s", r.check.Name, t.From, t.To, t.Reason)
-	r.log.Info(line, append(fields,
+	r.logger().Info(line, append(fields,
 		zap.String(logging.EventField, "state change"),
 		zap.String("from", string(t.From)),
 		zap.String("to", string(t.To)),
@@ -1053,7 +1106,7 @@ func (r *runner) send(msgs []*notify.Message) {
 		if m.Kind == notify.Resolved || m.Kind == notify.Recovered {
 			id = logging.IncidentResolved
 		}
-		r.log.Warn(fmt.Sprintf("%s: incident %s: %s", r.check.Name, m.Kind, m.Subject()), zap.String(logging.EventField, "incident "+string(m.Kind)),
+		r.logger().Warn(fmt.Sprintf("%s: incident %s: %s", r.check.Name, m.Kind, m.Subject()), zap.String(logging.EventField, "incident "+string(m.Kind)),
 			zap.String(logging.Field, id), zap.String("incident", m.Incident.ID), zap.String("incident_event", string(m.Event)),
 			zap.String(notify.IDField, m.ID), zap.String("subject", m.Subject()), zap.Strings("notify", r.check.Escalate.Notify))
 		r.agent.enqueue(r.check, m)
@@ -1072,7 +1125,7 @@ func (r *runner) unitState(ctx context.Context) *remedy.UnitState {
 	}
 	s, err := r.agent.remedier.State(ctx, r.check.Unit)
 	if err != nil {
-		r.log.Warn(fmt.Sprintf("%s: cannot read the state of %s: %v", r.check.Name, r.check.Unit, err), zap.Error(err))
+		r.logger().Warn(fmt.Sprintf("%s: cannot read the state of %s: %v", r.check.Name, r.check.Unit, err), zap.Error(err))
 		return nil
 	}
 	return &s
@@ -1085,7 +1138,7 @@ func (r *runner) journal(ctx context.Context) []string {
 	}
 	lines, err := r.agent.journal(ctx, r.check.Unit, r.agent.config().Agent.JournalLines)
 	if err != nil {
-		r.log.Debug("cannot read the unit's journal", zap.Error(err))
+		r.logger().Debug("cannot read the unit's journal", zap.Error(err))
 	}
 	return lines
 }

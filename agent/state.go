@@ -72,7 +72,7 @@ func (r *runner) persist() {
 		err = safefile.WriteFile(statePath(r.agent.config().Agent.StateDir, r.check.Name), b, 0o600)
 	}
 	if err != nil {
-		r.log.Warn("cannot save the check's state; a restart of medic would start it afresh", zap.Error(err))
+		r.logger().Warn("cannot save the check's state; a restart of medic would start it afresh", zap.Error(err))
 	}
 }
 
@@ -104,7 +104,7 @@ func (r *runner) restore(p policy.Params, now time.Time) {
 		if errors.Is(err, safefile.ErrNotRegular) {
 			what = "saved state of the check is not a regular file; not read, moved aside, the check starts afresh"
 		}
-		r.log.Error(what, zap.String("file", path), zap.String("moved_to", bad), zap.Error(err))
+		r.logger().Error(what, zap.String("file", path), zap.String("moved_to", bad), zap.Error(err))
 		r.status.StateNote = fmt.Sprintf("saved state unreadable (%v); moved to %s; started afresh", err, bad)
 		return
 	}
@@ -124,7 +124,7 @@ func (r *runner) restore(p policy.Params, now time.Time) {
 	if r.incidents.open != nil {
 		r.status.Incident = r.incidents.open.ID
 	}
-	r.log.Info("check continues from its saved state", zap.String("state", string(r.m.State())),
+	r.logger().Info("check continues from its saved state", zap.String("state", string(r.m.State())),
 		zap.Int("restarts_in_window", r.m.RestartsInWindow(now)), zap.String("incident", r.status.Incident),
 		zap.Time("saved", st.Saved))
 }

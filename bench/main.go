@@ -52,6 +52,7 @@ type options struct {
 	ScaleWarmup   time.Duration `json:"scale_warmup_ns"`
 	ScaleDuration time.Duration `json:"scale_duration_ns"`
 	ScaleJitter   float64       `json:"scale_jitter"`
+	PProf         string        `json:"pprof,omitempty"`
 	Quick         bool          `json:"quick"`
 	MedicBin      string        `json:"medic_bin"`
 	BackendBin    string        `json:"backend_bin"`
@@ -83,6 +84,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.DurationVar(&o.ScaleWarmup, "scale-warmup", 10*time.Second, "warm-up before measuring a scale run")
 	fs.DurationVar(&o.ScaleDuration, "scale-duration", 30*time.Second, "measuring time of a scale run")
 	fs.Float64Var(&o.ScaleJitter, "scale-jitter", 0, "medic's [agent] jitter in the scale runs; above 0 the lateness includes the jitter (up to ± jitter/2 of the interval)")
+	fs.StringVar(&o.PProf, "pprof", "", "run medic's scale runs with --pprof ADDR (a loopback host:port) to take profiles while they run, e.g. go tool pprof http://ADDR/debug/pprof/profile?seconds=15")
 	fs.BoolVar(&o.Quick, "quick", false, "smoke run: 5 trials, 1 cron trial at a 10 s period, scale 1000 for 10 s (explicit flags win)")
 	fs.StringVar(&o.MedicBin, "medic", "./medic", "medic binary")
 	fs.StringVar(&o.BackendBin, "backend", "./medic-test-backend", "medic-test-backend binary")

@@ -79,12 +79,12 @@ func runScale(ctx context.Context, o *options, res *results) error {
 	var runs []run
 	if !o.skipped("scale-medic") {
 		for _, k := range o.Scale {
-			runs = append(runs, run{medicScale{bin: o.MedicBin, jitter: o.ScaleJitter}, k})
+			runs = append(runs, run{medicScale{bin: o.MedicBin, jitter: o.ScaleJitter, pprof: o.PProf}, k})
 		}
 	}
 	if !o.skipped("scale-hang") {
 		for _, k := range o.HangScale {
-			runs = append(runs, run{&medicHang{medicScale: medicScale{bin: o.MedicBin, jitter: o.ScaleJitter}}, k})
+			runs = append(runs, run{&medicHang{medicScale: medicScale{bin: o.MedicBin, jitter: o.ScaleJitter, pprof: o.PProf}}, k})
 		}
 	}
 	if !o.skipped("scale-monit") {
@@ -310,6 +310,16 @@ func (ls *listeners) accepted(from, to time.Time) int {
 type medicScale struct {
 	bin    string
 	jitter float64
+	pprof  string // medic's --pprof address; empty: none
+}
+
+// args is medic's command line for the config file conf.
+func (m medicScale) args(conf string) []string {
+	args := []string{"run", "-c", conf, "--log-format", "json"}
+	if m.pprof != "" {
+		args = append(args, "--pprof", m.pprof)
+	}
+	return args
 }
 
 func (medicScale) name() string { return "medic" }
@@ -331,7 +341,7 @@ func (m medicScale) start(dir string, ports []int) (*exec.Cmd, error) {
 	if err := os.MkdirAll(filepath.Join(dir, "state"), 0o700); err != nil {
 		return nil, err
 	}
-	return startChild(m.bin, []string{"run", "-c", conf, "--log-format", "json"}, os.Environ(), filepath.Join(dir, "medic.log"))
+	return startChild(m.bin, m.args(conf), os.Environ(), filepath.Join(dir, "medic.log"))
 }
 
 // failedProbes counts the "probe failed" lines (JSON, "event":"probe
@@ -429,7 +439,7 @@ func (m *medicHang) start(dir string, ports []int) (*exec.Cmd, error) {
 	if err := os.MkdirAll(filepath.Join(dir, "state"), 0o700); err != nil {
 		return nil, err
 	}
-	return startChild(m.bin, []string{"run", "-c", conf, "--log-format", "json"}, os.Environ(), filepath.Join(dir, "medic.log"))
+	return startChild(m.bin, m.args(conf), os.Environ(), filepath.Join(dir, "medic.log"))
 }
 
 // dropPort returns the port of the i-th full-queue socket.

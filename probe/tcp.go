@@ -26,6 +26,12 @@ import (
 type TCP struct {
 	address string
 	dialer  net.Dialer
+	// For an IP-literal address, parsed once: what connect(2) takes, the
+	// socket's family and the address error texts name. sa is nil for a
+	// host name, which the dialer resolves at each probe.
+	sa      *sockaddr
+	family  int
+	tcpAddr *net.TCPAddr
 }
 
 var _ Prober = (*TCP)(nil)
@@ -35,14 +41,25 @@ var _ Prober = (*TCP)(nil)
 // not check address; a malformed one makes every probe fail with ClassOther.
 // Use New with a Spec of type "tcp" to have address checked first.
 func NewTCP(address string) *TCP {
-	return &TCP{address: address, dialer: noKeepAlive()}
+	p := &TCP{address: address, dialer: noKeepAlive()}
+	p.sa, p.family, p.tcpAddr = sockaddrOf(address)
+	return p
 }
 
 // Probe dials the address once under ctx bounded by timeout (a timeout of zero
 // or less leaves ctx alone as the bound). When ctx's deadline comes no later
 // than timeout from now, ctx is used as it is, without a context of the
 // probe's own. The Result's Target is the address.
+//
+// An IP-literal address is connected to as Start does (a non-blocking
+// socket; no resolver, no context of its own); the caller waits for the
+// Result.
 func (p *TCP) Probe(ctx context.Context, timeout time.Duration) Result {
+	if p.sa != nil {
+		ch := make(chan Result, 1)
+		p.Start(ctx, timeout, func(r Result) { ch <- r })
+		return <-ch
+	}
 	start := time.Now()
 	ctx, cancel := withDeadline(ctx, start, timeout)
 	defer cancel()

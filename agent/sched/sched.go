@@ -22,6 +22,20 @@ import (
 // start together, so the Scheduler wakes at most about this often.
 const DefaultCoalesce = 2 * time.Millisecond
 
+// MaxCoalesce bounds the window CoalesceFor gives.
+const MaxCoalesce = 10 * time.Millisecond
+
+// CoalesceFor is the coalescing window for entries that recur every
+// interval at the shortest: 1 % of it, from 1 ms to MaxCoalesce. An entry
+// then starts at most 1 % of its interval early, and the Scheduler wakes
+// at most every 10 ms for checks at a 1 s interval: on a small machine
+// those wake-ups, not the probes, are what a thousand checks cost (the
+// bench, 1,000 TCP checks at 1 s on 2 CPUs: 86 µs of CPU per probe waking
+// every 2 ms, 69 µs every 10 ms).
+func CoalesceFor(interval time.Duration) time.Duration {
+	return min(MaxCoalesce, max(time.Millisecond, interval/100))
+}
+
 // maxSleep bounds how long the Scheduler's loop sleeps with nothing due,
 // so that its heartbeat (LastLoop) stays fresh for a watchdog.
 const maxSleep = time.Second
@@ -42,7 +56,7 @@ func NewEntry(fn func(due time.Time)) *Entry { return &Entry{fn: fn, index: -1} 
 // Scheduler runs Entries at their time, in batches. The zero value is not
 // usable; call New.
 type Scheduler struct {
-	coalesce time.Duration
+	coalesce atomic.Int64 // nanoseconds
 
 	mu      sync.Mutex
 	h       entryHeap
@@ -62,7 +76,18 @@ func New(coalesce time.Duration) *Scheduler {
 	if coalesce <= 0 {
 		coalesce = DefaultCoalesce
 	}
-	return &Scheduler{coalesce: coalesce, kick: make(chan struct{}, 1)}
+	s := &Scheduler{kick: make(chan struct{}, 1)}
+	s.coalesce.Store(int64(coalesce))
+	return s
+}
+
+// SetCoalesce changes the coalescing window (0: DefaultCoalesce) from the
+// loop's next round on.
+func (s *Scheduler) SetCoalesce(d time.Duration) {
+	if d <= 0 {
+		d = DefaultCoalesce
+	}
+	s.coalesce.Store(int64(d))
 }
 
 // Schedule (re)schedules e to run at at (on the monotonic clock: pass
@@ -184,7 +209,7 @@ func (s *Scheduler) Run(ctx context.Context) {
 func (s *Scheduler) due(now time.Time) ([]*Entry, time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	limit := now.Add(s.coalesce)
+	limit := now.Add(time.Duration(s.coalesce.Load()))
 	batch := s.batch[:0]
 	for len(s.h) > 0 && !s.h[0].at.After(limit) {
 		batch = append(batch, heap.Pop(&s.h).(*Entry))

@@ -348,3 +348,35 @@ func BenchmarkScheduler(b *testing.B) {
 		})
 	}
 }
+
+func TestCoalesceFor(t *testing.T) {
+	for _, tt := range []struct{ interval, want time.Duration }{
+		{time.Second, 10 * time.Millisecond},
+		{10 * time.Second, MaxCoalesce},
+		{500 * time.Millisecond, 5 * time.Millisecond},
+		{50 * time.Millisecond, time.Millisecond},
+		{0, time.Millisecond},
+	} {
+		if got := CoalesceFor(tt.interval); got != tt.want {
+			t.Errorf("CoalesceFor(%v) = %v, want %v", tt.interval, got, tt.want)
+		}
+	}
+}
+
+// TestSetCoalesce checks that a wider window starts an entry due later
+// together with one due now.
+func TestSetCoalesce(t *testing.T) {
+	s := New(time.Millisecond)
+	s.SetCoalesce(200 * time.Millisecond)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go s.Run(ctx)
+	ran := make(chan time.Time, 2)
+	now := time.Now()
+	s.Schedule(NewEntry(func(time.Time) { ran <- time.Now() }), now.Add(20*time.Millisecond))
+	s.Schedule(NewEntry(func(time.Time) { ran <- time.Now() }), now.Add(150*time.Millisecond))
+	a, b := <-ran, <-ran
+	if d := b.Sub(a); d > 50*time.Millisecond {
+		t.Errorf("entries 130ms apart started %v apart with a 200ms window, want together", d)
+	}
+}
