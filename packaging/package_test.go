@@ -121,12 +121,15 @@ func TestShippedConfig(t *testing.T) {
 }
 
 // buildPackages runs scripts/package with VERSION=version into a new
-// directory and returns the .deb and .rpm it made.
+// directory and returns the .deb and .rpm it made. GOFLAGS has
+// -buildvcs=false, as in some CI environments, which the script must
+// override (see TestPackage's "version").
 func buildPackages(t *testing.T, version string) (deb, rpm string) {
 	t.Helper()
 	dist := t.TempDir()
 	cmd := exec.Command("../scripts/package")
-	cmd.Env = append(os.Environ(), "VERSION="+version, "DIST="+dist, "SOURCE_DATE_EPOCH=1795248000")
+	goflags := strings.TrimSpace(os.Getenv("GOFLAGS") + " -buildvcs=false")
+	cmd.Env = append(os.Environ(), "VERSION="+version, "DIST="+dist, "SOURCE_DATE_EPOCH=1795248000", "GOFLAGS="+goflags)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("scripts/package: %v\n%s", err, out)
 	}
@@ -175,6 +178,31 @@ func TestPackage(t *testing.T) {
 		t.Skip("builds packages; not with -short")
 	}
 	deb, rpm := buildPackages(t, "0.0.0~test1")
+
+	// The packaged binary, built from a git checkout, names its revision
+	// in `medic version` although GOFLAGS said -buildvcs=false.
+	t.Run("version", func(t *testing.T) {
+		if err := exec.Command("git", "rev-parse", "--git-dir").Run(); err != nil {
+			unavailable(t, "not a git checkout (%v): no revision to check", err)
+		}
+		bin := filepath.Join(filepath.Dir(deb), "build", "medic")
+		info, err := exec.Command("go", "version", "-m", bin).CombinedOutput()
+		if err != nil {
+			t.Fatalf("go version -m: %v\n%s", err, info)
+		}
+		m := regexp.MustCompile(`(?m)^\s*build\s+vcs\.revision=([0-9a-f]{40})$`).FindSubmatch(info)
+		if m == nil {
+			t.Fatalf("the packaged binary has no vcs.revision:\n%s", info)
+		}
+		out, err := exec.Command(bin, "version").CombinedOutput()
+		if err != nil {
+			t.Fatalf("medic version: %v\n%s", err, out)
+		}
+		want := "\nrevision:  " + string(m[1]) + "\n"
+		if !strings.HasPrefix(string(out), "medic 0.0.0~test1\n") || !strings.Contains(string(out), want) {
+			t.Errorf("medic version of the packaged binary, want version 0.0.0~test1 and %q:\n%s", want, out)
+		}
+	})
 
 	t.Run("rpm", func(t *testing.T) {
 		b, err := os.ReadFile(rpm)
