@@ -13,7 +13,9 @@
 // and skipped, with a warning, by readers such as `medic incidents`.
 //
 // The history is bounded by count and age (Limits): each write removes the
-// records that ended longest ago beyond either bound.
+// records that ended longest ago beyond either bound. The temporary file of
+// a write that never finished (medic killed between safefile.WriteFile's
+// create and rename) is removed by the store once it is TempMaxAge old.
 package history
 
 import (
@@ -48,6 +50,13 @@ const Version = 1
 // treated as corrupt. A record holds at most 60 timeline entries and one
 // diagnosis, far below it.
 const MaxFile = 4 << 20
+
+// TempMaxAge is how old a temporary file of safefile.WriteFile
+// (safefile.TempPrefix) in the history must be before the store removes
+// it as the leftover of a write that never finished. A write in progress,
+// of this medic or of another process, takes far less, so its file is
+// never removed under it.
+const TempMaxAge = time.Minute
 
 // FileMode is the mode of record files: like the other state files, for
 // medic's user (and root) alone. The directory is made 0700.
@@ -155,12 +164,20 @@ type Limits struct {
 // bookkeeping of the bounds is serialised.
 type Store struct {
 	dir string
-	// warn reports a record file moved aside or a prune that failed.
+	// warn reports a record file moved aside, or a record or temporary
+	// file that could not be removed.
 	warn func(msg, file string, err error)
+
+	// wallNow is the clock of temporary files' ages (their mtimes are
+	// wall-clock times, whatever now Put is given).
+	wallNow func() time.Time
 
 	mu     sync.Mutex
 	loaded bool
 	ended  map[string]time.Time // ID → Ended() of the records on disk
+	// nextSweep is when the oldest temporary file left by sweepTemps is
+	// TempMaxAge old; zero when none was left.
+	nextSweep time.Time
 }
 
 // Open returns the Store of the history in dir (see Dir). Nothing is read
@@ -170,7 +187,7 @@ func Open(dir string, warn func(msg, file string, err error)) *Store {
 	if warn == nil {
 		warn = func(string, string, error) {}
 	}
-	return &Store{dir: dir, warn: warn}
+	return &Store{dir: dir, warn: warn, wallNow: time.Now}
 }
 
 // Put writes r (its Version and Recorded set here) as dir/ID.json,
@@ -200,6 +217,9 @@ func (s *Store) Put(r Record, l Limits, now time.Time) error {
 	}
 	s.ended[r.ID] = r.Ended()
 	s.prune(l, now)
+	if !s.nextSweep.IsZero() && !s.wallNow().Before(s.nextSweep) {
+		s.sweepTemps()
+	}
 	return nil
 }
 
@@ -218,6 +238,39 @@ func (s *Store) load() {
 	for _, c := range bad {
 		to := MoveAside(c.Path)
 		s.warn("incident record unreadable; moved aside to "+to, c.Path, c.Err)
+	}
+	s.sweepTemps()
+}
+
+// sweepTemps removes the temporary files in the history that are
+// TempMaxAge old or older, and sets s.nextSweep to when the oldest of
+// those left (younger: perhaps a write in progress) will be, or to zero
+// when none is left; s.mu is held.
+func (s *Store) sweepTemps() {
+	s.nextSweep = time.Time{}
+	entries, err := os.ReadDir(s.dir)
+	if err != nil {
+		return // the history cannot be listed (load warned): nothing to sweep
+	}
+	now := s.wallNow()
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), safefile.TempPrefix) || !e.Type().IsRegular() {
+			continue
+		}
+		fi, err := e.Info()
+		if err != nil {
+			continue // renamed or removed since ReadDir
+		}
+		if due := fi.ModTime().Add(TempMaxAge); now.Before(due) {
+			if s.nextSweep.IsZero() || due.Before(s.nextSweep) {
+				s.nextSweep = due
+			}
+			continue
+		}
+		path := filepath.Join(s.dir, e.Name())
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			s.warn("cannot remove the temporary file of an unfinished incident record", path, err)
+		}
 	}
 }
 

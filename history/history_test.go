@@ -245,6 +245,63 @@ func TestCorruptFile(t *testing.T) {
 	}
 }
 
+// TestStaleTempFiles: the temporary files of writes that never finished
+// are removed once they are TempMaxAge old, when the store loads and by a
+// later Put; a younger one (perhaps a write in progress) and the records
+// stay until then.
+func TestStaleTempFiles(t *testing.T) {
+	dir := t.TempDir()
+	good := rec("app", t0, time.Second)
+	writeRaw(t, dir, good)
+	old, fresh := filepath.Join(dir, ".tmp-111"), filepath.Join(dir, ".tmp-222")
+	for _, p := range []string{old, fresh} {
+		if err := os.WriteFile(p, []byte(`{"version":1,"id":"app-2026`), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wall := time.Now() // not before the files' mtimes
+	if err := os.Chtimes(old, wall.Add(-TempMaxAge-time.Second), wall.Add(-TempMaxAge-time.Second)); err != nil {
+		t.Fatal(err)
+	}
+
+	var warned []string
+	s := Open(dir, func(msg, file string, err error) { warned = append(warned, filepath.Base(file)+": "+msg) })
+	s.wallNow = func() time.Time { return wall }
+	if err := s.Put(rec("db", t0, time.Second), unbounded, t0.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(old); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the temporary file %s old is left: %v", TempMaxAge+time.Second, err)
+	}
+	if _, err := os.Lstat(fresh); err != nil {
+		t.Errorf("the fresh temporary file was removed: %v", err)
+	}
+	if recs, bad, err := List(dir); err != nil || len(bad) != 0 || len(recs) != 2 {
+		t.Errorf("List = %v, bad %v, err %v; want both records", ids(recs), bad, err)
+	}
+	if len(warned) != 0 {
+		t.Errorf("warnings %v", warned)
+	}
+
+	// Still young at the next Put; a TempMaxAge later it goes.
+	if err := s.Put(rec("db", t0.Add(time.Minute), time.Second), unbounded, t0.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(fresh); err != nil {
+		t.Errorf("the fresh temporary file was removed at the next Put: %v", err)
+	}
+	s.wallNow = func() time.Time { return wall.Add(TempMaxAge + time.Second) }
+	if err := s.Put(rec("db", t0.Add(2*time.Minute), time.Second), unbounded, t0.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(fresh); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the temporary file is left after it turned %s old: %v", TempMaxAge, err)
+	}
+	if n := names(t, dir); len(n) != 4 {
+		t.Errorf("files %v, want the 4 records", n)
+	}
+}
+
 // TestConcurrentWriters: goroutines writing (and rewriting) records of
 // their own checks at once, under a count bound, leave exactly the bound's
 // newest records, each whole.
