@@ -165,6 +165,7 @@ var packageFiles = []installed{
 	{"/usr/share/fish/vendor_completions.d/medic.fish", 0o644, "root", "root", "medic"},
 	{"/usr/share/doc/medic/examples/50-medic.rules", 0o644, "root", "root", `"my-app.service": ["reset-failed", "restart"]`},
 	{"/usr/share/doc/medic/examples/config.example.toml", 0o644, "root", "root", "[[check]]"},
+	{"/usr/share/doc/medic/examples/prometheus/medic-alerts.yml", 0o644, "root", "root", "alert: MedicDown"},
 }
 
 const enabledLink = "/etc/systemd/system/multi-user.target.wants/medic.service"
@@ -230,6 +231,32 @@ func TestPackage(t *testing.T) {
 		out, _ = exec.Command(rpmTool, "-qp", "--configfiles", rpm).CombinedOutput()
 		if strings.TrimSpace(string(out)) != "/etc/medic/medic.toml" {
 			t.Errorf("rpm config files: %q, want /etc/medic/medic.toml", out)
+		}
+	})
+
+	// The .deb's file list, read without installing it (no root needed).
+	t.Run("deb contents", func(t *testing.T) {
+		dpkgDeb, err := exec.LookPath("dpkg-deb")
+		if err != nil {
+			unavailable(t, "dpkg-deb not installed: not a Debian machine")
+		}
+		out, err := exec.Command(dpkgDeb, "-c", deb).CombinedOutput()
+		if err != nil {
+			t.Fatalf("dpkg-deb -c: %v\n%s", err, out)
+		}
+		// -rw-r--r-- root/root  5300 2026-11-30 07:19 ./usr/share/...
+		listed := map[string]string{}
+		for line := range strings.Lines(string(out)) {
+			f := strings.Fields(line)
+			if len(f) == 6 {
+				listed[strings.TrimPrefix(f[5], ".")] = f[0] + " " + f[1]
+			}
+		}
+		for _, f := range packageFiles {
+			want := fmt.Sprintf("%s %s/%s", f.mode, f.owner, f.grp)
+			if got, ok := listed[f.path]; !ok || got != want {
+				t.Errorf("the .deb lists %s as %q, want %q:\n%s", f.path, got, want, out)
+			}
 		}
 	})
 
