@@ -116,6 +116,27 @@ func (l *locator) line(key string) int {
 	return 0
 }
 
+// keep forgets the key paths for which want is false.
+func (l *locator) keep(want func(path string) bool) {
+	if l == nil {
+		return
+	}
+	var order []locEntry // a new array: the old one is as long as the file
+	for _, e := range l.order {
+		if want(e.path) {
+			order = append(order, e)
+		}
+	}
+	l.order = order
+	l.lines = make(map[string]int, len(order))
+	for _, e := range order {
+		if _, ok := l.lines[e.path]; !ok {
+			l.lines[e.path] = e.line
+		}
+	}
+	l.byPlain = nil
+}
+
 // find returns every recorded key path that, with its indexes removed, equals
 // plain (e.g. "check.probe.adress" matches "check[1].probe[0].adress").
 func (l *locator) find(plain string) []locEntry {

@@ -69,7 +69,8 @@ type worker struct {
 	detached bool         // guarded by Pool.mu
 }
 
-// NewPool starts a Pool of size workers (at least 1). stall is the time
+// NewPool returns a Pool of size workers (at least 1), started as tasks
+// arrive: a Pool whose tasks are few never starts them all. stall is the time
 // after which a running task gives its worker's slot up (0:
 // DefaultStall); maxWorkers bounds all workers (0: DefaultMaxWorkers).
 func NewPool(size int, stall time.Duration, maxWorkers int) *Pool {
@@ -83,11 +84,6 @@ func NewPool(size int, stall time.Duration, maxWorkers int) *Pool {
 	p := &Pool{size: size, stall: stall, maxWorkers: max(size, maxWorkers)}
 	p.cond = sync.NewCond(&p.mu)
 	p.progress.Store(time.Now().UnixNano())
-	p.mu.Lock()
-	for range size {
-		p.startLocked()
-	}
-	p.mu.Unlock()
 	return p
 }
 
@@ -121,6 +117,10 @@ func (p *Pool) Submit(fn func()) bool {
 		// Submit must not count on it.
 		p.idle--
 		p.cond.Signal()
+		return true
+	}
+	if len(p.workers) < p.size && p.total < p.maxWorkers {
+		p.startLocked()
 		return true
 	}
 	p.scanLocked(time.Now())

@@ -380,3 +380,40 @@ func TestSetCoalesce(t *testing.T) {
 		t.Errorf("entries 130ms apart started %v apart with a 200ms window, want together", d)
 	}
 }
+
+// TestPoolStartsWorkersAsNeeded checks that a Pool starts a worker only
+// when no idle one can take a task, up to its size.
+func TestPoolStartsWorkersAsNeeded(t *testing.T) {
+	p := NewPool(8, time.Hour, 0)
+	defer p.Close()
+	if n := p.Workers(); n != 0 {
+		t.Fatalf("a new Pool has %d workers, want 0 until tasks arrive", n)
+	}
+	for range 20 {
+		done := make(chan struct{})
+		p.Submit(func() { close(done) })
+		<-done
+		// Let the worker park again before the next task.
+		for deadline := time.Now().Add(time.Second); p.idleWorkers() == 0 && time.Now().Before(deadline); {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	if n := p.Workers(); n != 1 {
+		t.Errorf("20 tasks one after another started %d workers, want 1", n)
+	}
+	release := make(chan struct{})
+	for range 12 {
+		p.Submit(func() { <-release })
+	}
+	if n := p.Workers(); n != 8 {
+		t.Errorf("12 blocked tasks started %d workers, want the Pool's size 8", n)
+	}
+	close(release)
+}
+
+// idleWorkers is the number of workers waiting for a task.
+func (p *Pool) idleWorkers() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.idle
+}
