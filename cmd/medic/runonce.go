@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"path/filepath"
 	"sync"
 	"text/tabwriter"
 	"time"
@@ -15,6 +17,7 @@ import (
 	"github.com/medic-watchdog/medic/agent"
 	"github.com/medic-watchdog/medic/agent/config"
 	"github.com/medic-watchdog/medic/diagnose"
+	"github.com/medic-watchdog/medic/internal/safefile"
 	"github.com/medic-watchdog/medic/journal"
 	"github.com/medic-watchdog/medic/probe"
 	"github.com/medic-watchdog/medic/remedy"
@@ -36,6 +39,13 @@ const (
 	// onceVerifyEvery is the longest wait between two probes while a
 	// remedied check is verified.
 	onceVerifyEvery = 250 * time.Millisecond
+)
+
+// The pauses of `medic pause`, as the agent keeps them: a JSON object of
+// check name to agent.Pause in state_dir/paused.json (agent/pause.go).
+const (
+	pausesFile    = "paused.json"
+	maxPausesFile = 16 << 20
 )
 
 // onceCheck is what `medic run --once` found for one check.
@@ -65,8 +75,12 @@ type onceCheck struct {
 type onceRemedy struct {
 	// Action is the check's remedy action ("restart", "start"), or "none".
 	Action string `json:"action"`
-	// Skipped says why no remedy was tried (no unit, action none).
+	// Skipped says why no remedy was tried (no unit, action none, the
+	// check paused).
 	Skipped string `json:"skipped,omitempty"`
+	// PausedUntil is when the pause of the check (medic pause) ends, when
+	// it held the remedy back.
+	PausedUntil time.Time `json:"paused_until,omitzero"`
 	// JobResult is the systemd job's result ("done", "failed", ...).
 	JobResult string `json:"job_result,omitempty"`
 	// Error is why the remedy could not be carried out.
@@ -146,15 +160,24 @@ func runOnce(ctx context.Context, out, errOut io.Writer, file string, cfg *confi
 	wg.Wait()
 
 	if remediate {
+		pauses, err := readPauses(cfg.Agent.StateDir, time.Now())
+		if err != nil {
+			// As the agent does with a pauses file it cannot read.
+			fmt.Fprintf(errOut, "medic: run --once --remedy: cannot read the pauses, none are in force: %v\n", err)
+		}
 		remedySlots := make(chan struct{}, onceRemedySlots)
 		for _, oc := range checks {
 			if oc.OK {
 				continue
 			}
+			var pause *agent.Pause
+			if p, ok := pauses[oc.Check]; ok {
+				pause = &p
+			}
 			wg.Go(func() {
 				remedySlots <- struct{}{}
 				defer func() { <-remedySlots }()
-				oc.Remedy = remedyOnce(ctx, rem, oc)
+				oc.Remedy = remedyOnce(ctx, rem, oc, pause)
 			})
 		}
 		wg.Wait()
@@ -224,7 +247,7 @@ func diagnoseOnce(ctx context.Context, rem *remedy.Remediator, jr journal.Reader
 		if err != nil {
 			in.UnitName, in.UnitErr = unit, fmt.Errorf("read its state over the %s bus: %w", bus, err)
 		} else {
-			in.Unit = agent.DiagnoseUnit(&s)
+			in.Unit = &s
 			// Unreadable, the journal is only missing evidence.
 			in.Journal, _ = jr.Tail(sctx, unit, diagnoseJournalLines)
 		}
@@ -234,11 +257,35 @@ func diagnoseOnce(ctx context.Context, rem *remedy.Remediator, jr journal.Reader
 	return &dg
 }
 
+// readPauses reads the pauses in force at now from stateDir's pauses file,
+// without changing it: a file that cannot be read or parsed is the
+// agent's to move aside. No file is no pause.
+func readPauses(stateDir string, now time.Time) (map[string]agent.Pause, error) {
+	path := filepath.Join(stateDir, pausesFile)
+	b, err := safefile.ReadFile(path, maxPausesFile)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var all map[string]agent.Pause
+	if err := json.Unmarshal(b, &all); err != nil {
+		return nil, fmt.Errorf("parse %s: %w", path, err)
+	}
+	for c, p := range all {
+		if !now.Before(p.Until) {
+			delete(all, c)
+		}
+	}
+	return all, nil
+}
+
 // remedyOnce carries out the check's remedy action (restart or start) on
 // its unit, as the agent does, then probes until the probes pass
 // successes times in a row or verify_timeout has passed since the job was
-// done.
-func remedyOnce(ctx context.Context, rem *remedy.Remediator, oc *onceCheck) *onceRemedy {
+// done. A check paused with medic pause (pause not nil) is not remedied.
+func remedyOnce(ctx context.Context, rem *remedy.Remediator, oc *onceCheck, pause *agent.Pause) *onceRemedy {
 	c := oc.check
 	r := &onceRemedy{Action: c.Remedy.Action, Problem: oc.Problem, verifyTimeout: c.Remedy.VerifyTimeout.Duration}
 	switch {
@@ -247,6 +294,14 @@ func remedyOnce(ctx context.Context, rem *remedy.Remediator, oc *onceCheck) *onc
 		return r
 	case c.Remedy.Action == "none":
 		r.Skipped = "remedy action is none"
+		return r
+	case pause != nil:
+		r.PausedUntil = pause.Until
+		r.Skipped = "remediation paused until " + pause.Until.Local().Format(time.RFC3339)
+		if pause.Reason != "" {
+			r.Skipped += " (" + pause.Reason + ")"
+		}
+		r.Skipped += "; medic resume " + c.Name + " ends the pause"
 		return r
 	}
 	o, err := rem.Remedy(ctx, c.Unit, remedy.Action(c.Remedy.Action), c.Remedy.JobTimeout.Duration)

@@ -185,3 +185,128 @@ func TestRunOnceConfigError(t *testing.T) {
 		t.Errorf("run --once on a config without checks: %v, stdout %q, stderr %q", err, out, errOut)
 	}
 }
+
+// TestRunOncePaused: with --remedy, a failing check paused with medic
+// pause (state_dir/paused.json, as the agent writes it) is not remedied:
+// its unit stays stopped and the report says until when it is paused. A
+// check whose pause has ended is remedied, and the pauses file is left as
+// it was.
+func TestRunOncePaused(t *testing.T) {
+	m := systemdtest.Start(t)
+	bin := systemdtest.Backend(t)
+	heldAddr, endedAddr := systemdtest.FreePort(t), systemdtest.FreePort(t)
+	held := fmt.Sprintf("medic-once-held-%d.service", os.Getpid())
+	ended := fmt.Sprintf("medic-once-ended-%d.service", os.Getpid())
+	systemdtest.LinkUnit(t, m, held, systemdtest.BackendUnit(bin, heldAddr))
+	systemdtest.LinkUnit(t, m, ended, systemdtest.BackendUnit(bin, endedAddr))
+	for _, kv := range m.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+	t.Cleanup(func() { _, _ = m.Systemctl(t.Context(), "stop", held, ended) })
+
+	dir := t.TempDir()
+	state := filepath.Join(dir, "state")
+	if err := os.Mkdir(state, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	until := time.Now().Add(time.Hour).Truncate(time.Second)
+	pauses := fmt.Sprintf(`{
+  "held": {"until": %q, "reason": "deploy 4.2"},
+  "ended": {"until": %q, "reason": "last week"}
+}`, until.Format(time.RFC3339Nano), time.Now().Add(-time.Minute).Format(time.RFC3339Nano))
+	pausesPath := filepath.Join(state, "paused.json")
+	if err := os.WriteFile(pausesPath, []byte(pauses), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "medic.toml")
+	check := func(name, unit, addr string) string {
+		return fmt.Sprintf(`
+[[check]]
+name = %q
+unit = %q
+timeout = "1s"
+  [[check.probe]]
+  type = "tcp"
+  address = %q
+  [check.remedy]
+  verify_timeout = "10s"
+`, name, unit, addr)
+	}
+	text := fmt.Sprintf("[agent]\nbus = \"user\"\nstate_dir = %q\nstatus_socket = %q\n", state, filepath.Join(dir, "medic.sock")) +
+		check("held", held, heldAddr) + check("ended", ended, endedAddr)
+	if err := os.WriteFile(cfg, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	out, errOut, err := execute("run", "--once", "--remedy", "-c", cfg)
+	t.Logf("medic run --once --remedy:\n%s%s", out, errOut)
+	var ec exitCode
+	if !errors.As(err, &ec) || ec != 1 {
+		t.Errorf("err %v, want exit status 1: %s is paused and stays stopped", err, held)
+	}
+	for _, re := range []string{
+		`(?m)^held: not remedied: remediation paused until ` + regexp.QuoteMeta(until.Local().Format(time.RFC3339)) + ` \(deploy 4\.2\); medic resume held ends the pause$`,
+		`(?m)^ended: restart ` + regexp.QuoteMeta(ended) + `: job done; healed`,
+		`(?m)^2 of 2 checks failed; 1 healed, 1 still failing$`,
+	} {
+		if !regexp.MustCompile(re).MatchString(out) {
+			t.Errorf("output does not match %s", re)
+		}
+	}
+	if errOut != "" {
+		t.Errorf("stderr: %s", errOut)
+	}
+	if got := systemdtest.Prop(t, m, held, "ActiveState"); got != "inactive" {
+		t.Errorf("the paused check's unit %s is %s, want it left inactive", held, got)
+	}
+	if got := systemdtest.Prop(t, m, ended, "ActiveState"); got != "active" {
+		t.Errorf("the unit %s of the check whose pause ended is %s, want active", ended, got)
+	}
+	if b, err := os.ReadFile(pausesPath); err != nil || string(b) != pauses {
+		t.Errorf("the pauses file changed: %v\n%s", err, b)
+	}
+
+	out, _, _ = execute("run", "--once", "--remedy", "--json", "-c", cfg)
+	var rep struct {
+		Checks []struct {
+			Check  string `json:"check"`
+			Remedy *struct {
+				Skipped     string    `json:"skipped"`
+				PausedUntil time.Time `json:"paused_until"`
+			} `json:"remedy"`
+		} `json:"checks"`
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || len(rep.Checks) != 2 || rep.Checks[0].Remedy == nil ||
+		!rep.Checks[0].Remedy.PausedUntil.Equal(until) || !strings.Contains(rep.Checks[0].Remedy.Skipped, "paused") {
+		t.Errorf("--json: %v, %+v\n%s", err, rep, out)
+	}
+}
+
+// TestReadPauses: no file is no pause; a pause that has ended is not in
+// force; a file that does not parse is an error and is left where it is
+// (moving it aside is the agent's business).
+func TestReadPauses(t *testing.T) {
+	state := t.TempDir()
+	if p, err := readPauses(state, time.Now()); err != nil || len(p) != 0 {
+		t.Errorf("no file: %v, %v", p, err)
+	}
+	now := time.Now()
+	path := filepath.Join(state, pausesFile)
+	text := fmt.Sprintf(`{"a": {"until": %q}, "b": {"until": %q, "reason": "r"}}`, now.Format(time.RFC3339Nano), now.Add(time.Second).Format(time.RFC3339Nano))
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := readPauses(state, now); err != nil || len(p) != 1 || p["b"].Reason != "r" {
+		t.Errorf("pauses at their end and a second before it: %v, %v; want only b", p, err)
+	}
+	if err := os.WriteFile(path, []byte(`{"a": {"until": `), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := readPauses(state, now); err == nil || p != nil {
+		t.Errorf("a torn file: %v, %v; want an error", p, err)
+	}
+	if _, err := os.Stat(path); err != nil {
+		t.Errorf("the torn file was moved: %v", err)
+	}
+}
