@@ -45,13 +45,14 @@ import (
 	"github.com/medic-watchdog/medic/notify"
 	"github.com/medic-watchdog/medic/probe"
 	"github.com/medic-watchdog/medic/remedy"
+	"github.com/medic-watchdog/medic/unit"
 )
 
 // Remedier carries out remedies on units; *remedy.Remediator is the
 // implementation, which enforces that only configured units are touched.
 type Remedier interface {
 	Remedy(ctx context.Context, unit string, action remedy.Action, jobTimeout time.Duration) (remedy.Outcome, error)
-	State(ctx context.Context, unit string) (remedy.UnitState, error)
+	State(ctx context.Context, unit string) (unit.State, error)
 }
 
 // Outbox takes messages for delivery; *outbox.Outbox writes each to disk

@@ -20,6 +20,7 @@ import (
 	"github.com/medic-watchdog/medic/agent/sched"
 	"github.com/medic-watchdog/medic/notify"
 	"github.com/medic-watchdog/medic/remedy"
+	"github.com/medic-watchdog/medic/unit"
 )
 
 // noRemedy fails the test if the agent ever tries to act: the checks in
@@ -31,8 +32,8 @@ func (n noRemedy) Remedy(context.Context, string, remedy.Action, time.Duration) 
 	return remedy.Outcome{}, nil
 }
 
-func (n noRemedy) State(_ context.Context, unit string) (remedy.UnitState, error) {
-	return remedy.UnitState{Name: unit}, nil
+func (n noRemedy) State(_ context.Context, name string) (unit.State, error) {
+	return unit.State{Name: name}, nil
 }
 
 // memOutbox records the messages the agent queues, in order. The durable

@@ -15,6 +15,7 @@ import (
 	"github.com/medic-watchdog/medic/agent"
 	"github.com/medic-watchdog/medic/logging"
 	"github.com/medic-watchdog/medic/remedy"
+	"github.com/medic-watchdog/medic/unit"
 )
 
 // blockingRemedy is a Remedier whose restarts block, ignoring their
@@ -33,8 +34,8 @@ func (b *blockingRemedy) Remedy(context.Context, string, remedy.Action, time.Dur
 	return remedy.Outcome{JobResult: "done"}, nil
 }
 
-func (b *blockingRemedy) State(_ context.Context, unit string) (remedy.UnitState, error) {
-	return remedy.UnitState{Name: unit, ActiveState: "active", SubState: "running"}, nil
+func (b *blockingRemedy) State(_ context.Context, name string) (unit.State, error) {
+	return unit.State{Name: name, ActiveState: "active", SubState: "running"}, nil
 }
 
 // TestReloadDoesNotHoldTheLock reloads a check whose restart hangs (the old

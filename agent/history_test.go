@@ -8,6 +8,7 @@ import (
 	"github.com/medic-watchdog/medic/agent/policy"
 	"github.com/medic-watchdog/medic/history"
 	"github.com/medic-watchdog/medic/remedy"
+	"github.com/medic-watchdog/medic/unit"
 )
 
 // TestTrackerRecordsIncidents: the tracker hands the history one record
@@ -18,7 +19,7 @@ func TestTrackerRecordsIncidents(t *testing.T) {
 	var got []history.Record
 	k := newTracker(nil)
 	k.record = func(r history.Record) { got = append(got, r) }
-	done := remedy.Outcome{JobResult: "done", After: remedy.UnitState{ActiveState: "active", SubState: "running"}}
+	done := remedy.Outcome{JobResult: "done", After: unit.State{ActiveState: "active", SubState: "running"}}
 
 	k.transition(tr(policy.Healthy, policy.Failing, at(2), 2*time.Second, false), refused)
 	k.transition(tr(policy.Failing, policy.Restarting, at(2), 0, false), refused)

@@ -12,6 +12,7 @@ import (
 	"github.com/medic-watchdog/medic/notify"
 	"github.com/medic-watchdog/medic/probe"
 	"github.com/medic-watchdog/medic/remedy"
+	"github.com/medic-watchdog/medic/unit"
 )
 
 var t0 = time.Date(2026, 11, 21, 8, 0, 0, 0, time.UTC)
@@ -49,11 +50,11 @@ func TestTrackerEscalatesOnceRemindsAndResolves(t *testing.T) {
 	feed := func(m []*notify.Message) { got = append(got, m...) }
 	feed(k.transition(tr(policy.Healthy, policy.Failing, at(2), 2*time.Second, false), refused))
 	feed(k.transition(tr(policy.Failing, policy.Restarting, at(2), 2*time.Second, false), refused))
-	k.job(at(3), 1, remedy.Outcome{JobResult: "done", After: remedy.UnitState{ActiveState: "active", SubState: "running", MainPID: 42}}, nil)
+	k.job(at(3), 1, remedy.Outcome{JobResult: "done", After: unit.State{ActiveState: "active", SubState: "running", MainPID: 42}}, nil)
 	feed(k.transition(tr(policy.Restarting, policy.Verifying, at(3), 0, false), refused))
 	feed(k.tick(at(4), policy.Verifying))
 	feed(k.transition(tr(policy.Verifying, policy.Restarting, at(33), 0, true), refused)) // verify failed: firing
-	k.job(at(39), 2, remedy.Outcome{JobResult: "failed", After: remedy.UnitState{ActiveState: "failed", Result: "exit-code"}}, nil)
+	k.job(at(39), 2, remedy.Outcome{JobResult: "failed", After: unit.State{ActiveState: "failed", Result: "exit-code"}}, nil)
 	feed(k.transition(tr(policy.Restarting, policy.GaveUp, at(39), 0, true), refused)) // no second firing
 	feed(k.tick(at(100), policy.GaveUp))                                               // no reminder yet
 	feed(k.tick(at(33+3600), policy.GaveUp))                                           // reminder

@@ -19,6 +19,7 @@ import (
 	"github.com/medic-watchdog/medic/agent"
 	"github.com/medic-watchdog/medic/agent/config"
 	"github.com/medic-watchdog/medic/remedy"
+	"github.com/medic-watchdog/medic/unit"
 )
 
 func parse(t *testing.T, state, checks string) *config.Config {
@@ -190,8 +191,8 @@ func (c *countingRemedy) Remedy(context.Context, string, remedy.Action, time.Dur
 	return remedy.Outcome{JobResult: "failed"}, nil
 }
 
-func (c *countingRemedy) State(_ context.Context, unit string) (remedy.UnitState, error) {
-	return remedy.UnitState{Name: unit}, nil
+func (c *countingRemedy) State(_ context.Context, name string) (unit.State, error) {
+	return unit.State{Name: name}, nil
 }
 
 func (c *countingRemedy) count() int {

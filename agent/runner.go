@@ -20,6 +20,7 @@ import (
 	"github.com/medic-watchdog/medic/notify"
 	"github.com/medic-watchdog/medic/probe"
 	"github.com/medic-watchdog/medic/remedy"
+	"github.com/medic-watchdog/medic/unit"
 )
 
 // jobResult is the outcome of one remedy, handed from the remedy goroutine
@@ -77,7 +78,7 @@ type runner struct {
 	lastDeath time.Time
 	// deathState is the unit's state read when systemd reported it dead;
 	// the incident's diagnosis starts from it. Serial.
-	deathState *remedy.UnitState
+	deathState *unit.State
 	// refused is the latest restart the manager refused for lack of
 	// authorization, until a restart is carried out again. Serial.
 	refused *remedy.AuthorizationError
@@ -502,7 +503,7 @@ func (r *runner) roundDone(rd round, ctx context.Context, results []probe.Result
 func (r *runner) act(d policy.Decision) {
 	// The unit's state is the diagnosis' first evidence: read it before
 	// the restart changes it, then restart at once, then diagnose.
-	var before *remedy.UnitState
+	var before *unit.State
 	if opensIncident(d) {
 		before = r.deathState
 		if before == nil {
@@ -606,7 +607,7 @@ func (r *runner) nextUnitEvent() {
 func (r *runner) handleUnit(ev remedy.UnitEvent) (bool, policy.Decision) {
 	now := r.agent.now()
 	if ev.Job == "" && !ev.StopJob {
-		r.unitDown = downState(ev.ActiveState, ev.SubState) // whoever changed it: the latest state counts
+		r.unitDown = unit.IsDown(ev.ActiveState, ev.SubState) // whoever changed it: the latest state counts
 	}
 	if r.m.JobInFlight() || ev.At.Before(r.lastJobDone) {
 		return false, policy.Decision{} // medic's own restart passing through
@@ -679,7 +680,7 @@ func (r *runner) unitDied(ev remedy.UnitEvent) (bool, policy.Decision) {
 // died acts on a unit read as dead (s): the incident starts from s, and the
 // Machine fails at once. reportedAfter is how long systemd's word took to
 // arrive, for the log.
-func (r *runner) died(s *remedy.UnitState, reportedAfter time.Duration) policy.Decision {
+func (r *runner) died(s *unit.State, reportedAfter time.Duration) policy.Decision {
 	now := r.agent.now()
 	r.lastDeath = s.StateChangeTimestamp
 	reason := fmt.Sprintf("unit %s/%s, result %s", s.ActiveState, s.SubState, s.Result)
@@ -701,12 +702,6 @@ func (r *runner) died(s *remedy.UnitState, reportedAfter time.Duration) policy.D
 		st.Failures++
 	})
 	return d
-}
-
-// downState reports whether a unit in this state has no process serving:
-// failed, inactive, or waiting to restart itself (activating/auto-restart).
-func downState(active, sub string) bool {
-	return active == "failed" || active == "inactive" || (active == "activating" && sub == "auto-restart")
 }
 
 // operatorStopHold bounds how long an operator's stop pauses remediation
@@ -855,7 +850,7 @@ func (r *runner) decide(results []probe.Result, unitDown bool, unitState string)
 		// answer must not hold the probes up.
 		// A unit that cannot be read in time is taken at systemd's last
 		// word, which said it is down.
-		if s := r.unitWithin(jobCheckTimeout); s == nil || (downState(s.ActiveState, s.SubState) && s.Job == 0) {
+		if s := r.unitWithin(jobCheckTimeout); s == nil || (s.Down() && s.Job == 0) {
 			if s != nil && (remedy.UnitEvent{ActiveState: s.ActiveState, SubState: s.SubState, Result: s.Result}).Died() &&
 				!r.m.JobInFlight() && !s.StateChangeTimestamp.Equal(r.lastDeath) {
 				// A death whose signal medic missed (it came while
@@ -1021,7 +1016,7 @@ func (r *runner) logOutcome(res jobResult) {
 
 // apply logs the Decision's transitions, updates the status and raises
 // escalation events.
-func (r *runner) apply(d policy.Decision, before *remedy.UnitState) {
+func (r *runner) apply(d policy.Decision, before *unit.State) {
 	if len(d.Transitions) == 0 {
 		return
 	}
@@ -1119,7 +1114,7 @@ const stateTimeout = 3 * time.Second
 
 // unitState reads the check's unit; nil when there is none or it cannot be
 // read (logged).
-func (r *runner) unitState(ctx context.Context) *remedy.UnitState {
+func (r *runner) unitState(ctx context.Context) *unit.State {
 	if r.check.Unit == "" {
 		return nil
 	}
@@ -1148,7 +1143,7 @@ func (r *runner) diagnose() *diagnose.Diagnosis { return r.diagnoseWith(nil) }
 
 // diagnoseWith is diagnose with the unit's state read earlier (nil: read
 // it now).
-func (r *runner) diagnoseWith(unit *remedy.UnitState) *diagnose.Diagnosis {
+func (r *runner) diagnoseWith(unit *unit.State) *diagnose.Diagnosis {
 	ctx, cancel := context.WithTimeout(r.runContext(), stateTimeout)
 	defer cancel()
 	// A bounded number of diagnoses run at once: when a shared dependency
@@ -1166,7 +1161,7 @@ func (r *runner) diagnoseWith(unit *remedy.UnitState) *diagnose.Diagnosis {
 	}
 	in := diagnose.Input{Spec: r.lastSpec, Result: r.lastFailure, ClientUser: r.check.ClientUser, Journal: r.journal(ctx)}
 	if unit != nil {
-		in.Unit = DiagnoseUnit(unit)
+		in.Unit = unit
 	}
 	if r.refused != nil {
 		in.Refused = r.refused.Error()
@@ -1180,7 +1175,7 @@ func (r *runner) diagnoseWith(unit *remedy.UnitState) *diagnose.Diagnosis {
 // (activating, deactivating, reloading, or a job under way): evidence taken
 // mid-restart describes neither the old process nor the new one. It waits
 // at most settleTimeout, then takes the state as it is.
-func (r *runner) settledUnit(ctx context.Context) *remedy.UnitState {
+func (r *runner) settledUnit(ctx context.Context) *unit.State {
 	deadline := time.Now().Add(settleTimeout)
 	for {
 		s := r.unitState(ctx)
@@ -1203,7 +1198,7 @@ const settleTimeout = 1500 * time.Millisecond
 const jobCheckTimeout = 250 * time.Millisecond
 
 // unitWithin reads the unit's state, bounded by d; nil when it cannot.
-func (r *runner) unitWithin(d time.Duration) *remedy.UnitState {
+func (r *runner) unitWithin(d time.Duration) *unit.State {
 	ctx, cancel := context.WithTimeout(r.runContext(), d)
 	defer cancel()
 	return r.unitState(ctx)
@@ -1221,7 +1216,7 @@ func (r *runner) runContext() context.Context {
 }
 
 // unitNow reads the unit's state, bounded by stateTimeout.
-func (r *runner) unitNow() *remedy.UnitState { return r.unitWithin(stateTimeout) }
+func (r *runner) unitNow() *unit.State { return r.unitWithin(stateTimeout) }
 
 // opensIncident reports whether d holds the healthy → failing transition.
 func opensIncident(d policy.Decision) bool {
@@ -1231,18 +1226,6 @@ func opensIncident(d policy.Decision) bool {
 		}
 	}
 	return false
-}
-
-// DiagnoseUnit converts a unit state read by package remedy into what
-// package diagnose reads.
-func DiagnoseUnit(s *remedy.UnitState) *diagnose.Unit {
-	return &diagnose.Unit{
-		Name: s.Name, LoadState: s.LoadState, ActiveState: s.ActiveState, SubState: s.SubState, Result: s.Result,
-		ExecMainCode: s.ExecMainCode, ExecMainStatus: s.ExecMainStatus, NRestarts: s.NRestarts, MainPID: s.MainPID,
-		ExecMainPID: s.ExecMainPID, ControlGroup: s.ControlGroup, StateChangeTimestamp: s.StateChangeTimestamp, InactiveEnterTimestamp: s.InactiveEnterTimestamp,
-		ActiveEnterTimestamp: s.ActiveEnterTimestamp,
-		TriggeredBy:          s.TriggeredBy,
-	}
 }
 
 // complete fills in the unit's current state, its last journal lines and,

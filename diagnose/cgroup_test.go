@@ -17,6 +17,7 @@ import (
 
 	"github.com/medic-watchdog/medic/internal/systemdtest"
 	"github.com/medic-watchdog/medic/probe"
+	"github.com/medic-watchdog/medic/unit"
 )
 
 func TestCgroupOwnProcess(t *testing.T) {
@@ -452,7 +453,7 @@ func TestUnitGaps(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			d := &run{in: Input{Spec: tt.probe, Unit: &Unit{Name: "sockapp.service", TriggeredBy: tt.triggeredBy}}}
+			d := &run{in: Input{Spec: tt.probe, Unit: &unit.State{Name: "sockapp.service", TriggeredBy: tt.triggeredBy}}}
 			got := tt.scan.notes(d.unitGaps(tt.scan))
 			if !slices.Equal(got, tt.want) {
 				t.Errorf("notes\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(tt.want, "\n"))

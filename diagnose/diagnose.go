@@ -12,57 +12,8 @@ import (
 	"time"
 
 	"github.com/medic-watchdog/medic/probe"
+	"github.com/medic-watchdog/medic/unit"
 )
-
-// Unit is what diagnosis needs of a systemd unit's state, as read over
-// D-Bus (org.freedesktop.systemd1(5)).
-type Unit struct {
-	Name                  string
-	LoadState             string
-	ActiveState, SubState string
-	Result                string
-	ExecMainCode          int32 // CLD_EXITED 1, CLD_KILLED 2, CLD_DUMPED 3
-	ExecMainStatus        int32 // exit status or signal number
-	NRestarts, MainPID    uint32
-	// ExecMainPID is the PID of the main process last started, kept after
-	// it exited (org.freedesktop.systemd1.Service.ExecMainPID): the PID the
-	// kernel's OOM report names.
-	ExecMainPID  uint32
-	ControlGroup string
-	// TriggeredBy names the units that start this one (property
-	// TriggeredBy): the unit is socket-activated when a ".socket" unit is
-	// among them. nil means it was not read; an empty, non-nil slice that
-	// the unit has none.
-	TriggeredBy            []string
-	StateChangeTimestamp   time.Time
-	InactiveEnterTimestamp time.Time
-	// ActiveEnterTimestamp is when the unit last became active (zero when
-	// unknown): evidence from before it, such as an older OOM kill of the
-	// same cgroup, is not about this failure.
-	ActiveEnterTimestamp time.Time
-}
-
-// Active reports whether the unit is active or on its way up or down again.
-func (u *Unit) Active() bool {
-	return u.ActiveState == "active" || u.ActiveState == "reloading" || u.ActiveState == "activating"
-}
-
-// Up reports whether the unit is up: active, or reloading.
-func (u *Unit) Up() bool {
-	return u.ActiveState == "active" || u.ActiveState == "reloading"
-}
-
-// SocketActivated reports whether a .socket unit triggers u (TriggeredBy).
-func (u *Unit) SocketActivated() bool {
-	return slices.ContainsFunc(u.TriggeredBy, func(t string) bool { return strings.HasSuffix(t, ".socket") })
-}
-
-// Serving reports whether u is where it should be for its clients: up, or
-// inactive (not failed) and socket-activated, so that systemd holds its
-// listening socket and starts it on the first connection.
-func (u *Unit) Serving() bool {
-	return u.Up() || (u.ActiveState == "inactive" && u.SocketActivated())
-}
 
 // Input is what Diagnose looks at.
 type Input struct {
@@ -72,7 +23,7 @@ type Input struct {
 	Result probe.Result
 	// Unit is the check's unit; nil when the check names none or its
 	// state could not be read.
-	Unit *Unit
+	Unit *unit.State
 	// UnitName, when Unit is nil, names the unit whose state could not be
 	// read, and UnitErr says why (e.g. the bus is unreachable).
 	UnitName string
@@ -191,7 +142,7 @@ func (d *run) gather(ctx context.Context) {
 		d.unavailable("unix listeners: %v", snap.unixErr)
 	}
 
-	if u := in.Unit; u != nil && u.ControlGroup != "" && u.Active() {
+	if u := in.Unit; u != nil && u.ControlGroup != "" && u.Started() {
 		scan := unitListeners(u.ControlGroup, liveSources)
 		d.unitSockets = scan.listeners
 		notes := scan.notes(d.unitGaps(scan))
@@ -337,16 +288,16 @@ func (d *run) decide() {
 			ev["since"] = u.StateChangeTimestamp.UTC().Format(time.RFC3339)
 		}
 		switch {
-		case u.Result == "oom-kill" || (d.oom > 0 && !u.Active()) || d.kernelOOM != nil:
+		case u.Result == "oom-kill" || (d.oom > 0 && !u.Started()) || d.kernelOOM != nil:
 			ev["oom_kills"] = d.oom
 			add(Finding{Cause: OOMKilled, Evidence: withJournal(ev, in.Journal),
 				Summary: fmt.Sprintf("%s was killed by the kernel's OOM killer (%s/%s, result %s, oom_kill %d)", u.Name, u.ActiveState, u.SubState, u.Result, d.oom) + d.oomKernelEvidence(ev),
 				Hint:    "raise the unit's MemoryMax= or find the leak; the journal shows what it did last"})
-		case !u.Active() && slices.Contains(crashResults, u.Result):
+		case !u.Started() && slices.Contains(crashResults, u.Result):
 			add(Finding{Cause: Crashed, Evidence: withJournal(ev, in.Journal),
 				Summary: fmt.Sprintf("%s crashed: %s/%s, result %s, main process %s%s", u.Name, u.ActiveState, u.SubState, u.Result, MainExit(u.ExecMainCode, u.ExecMainStatus), since(u)),
 				Hint:    "read the unit's last journal lines (journalctl -u " + u.Name + "), fix the cause, then start it"})
-		case !u.Active():
+		case !u.Started():
 			add(Finding{Cause: NotRunning, Evidence: ev,
 				Summary: fmt.Sprintf("%s is not running: %s/%s, result %s%s", u.Name, u.ActiveState, u.SubState, u.Result, since(u)),
 				Hint:    "start the unit: systemctl start " + u.Name})
@@ -405,7 +356,7 @@ func (d *run) decide() {
 					Summary: fmt.Sprintf("nothing listens on %s", probed),
 					Hint:    d.startHint(probed)})
 			}
-			if u != nil && u.Active() {
+			if u != nil && u.Started() {
 				other := tcpOnly(d.unitSockets)
 				if len(other) > 0 {
 					add(Finding{Cause: WrongPort, Evidence: map[string]any{"unit": u.Name, "listening": socketStrings(other), "probed": probed.String(), "port_owners": d.owners},
@@ -419,7 +370,7 @@ func (d *run) decide() {
 			}
 		default:
 			// Something serves the probed address but the answer is wrong.
-			if len(d.owners) > 0 && u != nil && !ownedBy(d.owners, u.Name) && u.Active() && len(d.holders) == 0 {
+			if len(d.owners) > 0 && u != nil && !ownedBy(d.owners, u.Name) && u.Started() && len(d.holders) == 0 {
 				add(Finding{Cause: WrongPort, Evidence: map[string]any{"unit": u.Name, "port_owners": d.owners, "listening": socketStrings(tcpOnly(d.unitSockets))},
 					Summary: fmt.Sprintf("port %d is held by %s, not by %s", probed.Port(), strings.Join(d.owners, ", "), u.Name),
 					Hint:    "another program holds the port: stop it, or move one of the two to another port"})
@@ -482,7 +433,7 @@ func (d *run) socketFinding() *Finding {
 	}
 	ev["access"] = access
 	var summary string
-	if u := d.in.Unit; (!f.Exists || !f.Listening) && u != nil && u.Active() {
+	if u := d.in.Unit; (!f.Exists || !f.Listening) && u != nil && u.Started() {
 		if other := unixElsewhere(d.unitSockets, f.Path); len(other) > 0 {
 			ev["unit"], ev["unit_listening"] = u.Name, socketStrings(other)
 			return &Finding{Cause: WrongPort, Evidence: ev,
@@ -494,7 +445,7 @@ func (d *run) socketFinding() *Finding {
 	case !f.Exists:
 		// ENOENT: nothing created the socket; permissions are not the
 		// question.
-		if u := d.in.Unit; u != nil && u.Active() {
+		if u := d.in.Unit; u != nil && u.Started() {
 			return &Finding{Cause: WrongPort, Evidence: ev,
 				Summary: fmt.Sprintf("nothing created the socket %s although %s is %s/%s: it listens on another path, or has not created it yet", f.Path, u.Name, u.ActiveState, u.SubState),
 				Hint:    "check the socket path in the backend's configuration and in the upstream"}
@@ -538,7 +489,7 @@ func (d *run) checklist() {
 		switch {
 		case u.Up():
 			st = Pass
-		case u.Active() && !unitDown(u):
+		case u.Started() && !u.Down():
 			st = Unchecked // starting or stopping: neither up nor down yet
 		}
 		running = Item{Name: ItemRunning, Status: st, Evidence: ev}
@@ -629,7 +580,7 @@ func (d *run) checklist() {
 	d.dg.Checklist = items
 }
 
-func since(u *Unit) string {
+func since(u *unit.State) string {
 	if u.StateChangeTimestamp.IsZero() {
 		return ""
 	}

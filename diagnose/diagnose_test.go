@@ -22,26 +22,23 @@ import (
 	"github.com/medic-watchdog/medic/internal/usermanager"
 	"github.com/medic-watchdog/medic/probe"
 	"github.com/medic-watchdog/medic/remedy"
+	"github.com/medic-watchdog/medic/unit"
 )
 
-// unitOf reads unit's state from the real user manager over D-Bus, as medic
-// does, and converts it for diagnosis.
-func unitOf(t *testing.T, m *usermanager.Manager, unit string) *diagnose.Unit {
+// unitOf reads the state of unit name from the real user manager over
+// D-Bus, as medic does.
+func unitOf(t *testing.T, m *usermanager.Manager, name string) *unit.State {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	dial := func(ctx context.Context) (remedy.Systemd, error) { return m.Conn(ctx) }
 	rem := remedy.New(ctx, dial, nil, zap.NewNop())
 	defer rem.Close()
-	s, err := rem.State(ctx, unit)
+	s, err := rem.State(ctx, name)
 	if err != nil {
-		t.Fatalf("read %s: %v", unit, err)
+		t.Fatalf("read %s: %v", name, err)
 	}
-	return &diagnose.Unit{
-		Name: s.Name, LoadState: s.LoadState, ActiveState: s.ActiveState, SubState: s.SubState, Result: s.Result,
-		ExecMainCode: s.ExecMainCode, ExecMainStatus: s.ExecMainStatus, NRestarts: s.NRestarts, MainPID: s.MainPID,
-		ControlGroup: s.ControlGroup, StateChangeTimestamp: s.StateChangeTimestamp, InactiveEnterTimestamp: s.InactiveEnterTimestamp,
-	}
+	return &s
 }
 
 func probeOnce(t *testing.T, spec probe.Spec) probe.Result {
@@ -53,7 +50,7 @@ func probeOnce(t *testing.T, spec probe.Spec) probe.Result {
 	return p.Probe(context.Background(), 300*time.Millisecond)
 }
 
-func diagnoseNow(t *testing.T, spec probe.Spec, u *diagnose.Unit) diagnose.Diagnosis {
+func diagnoseNow(t *testing.T, spec probe.Spec, u *unit.State) diagnose.Diagnosis {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -212,7 +209,7 @@ func TestDiagnoseStaleSocket(t *testing.T) {
 // an OOM kill (Result=oom-kill) instead of reading it over D-Bus.
 func TestDiagnoseOOMKilledUnitState(t *testing.T) {
 	diagnose.ForgetSocketSnapshot()
-	u := &diagnose.Unit{Name: "my-app.service", ActiveState: "failed", SubState: "failed", Result: "oom-kill", ExecMainCode: 2, ExecMainStatus: 9}
+	u := &unit.State{Name: "my-app.service", ActiveState: "failed", SubState: "failed", Result: "oom-kill", ExecMainCode: 2, ExecMainStatus: 9}
 	dg := diagnose.Diagnose(context.Background(), diagnose.Input{
 		Spec:   probe.Spec{Type: "tcp", Address: "127.0.0.1:1"},
 		Result: probe.Result{Class: probe.ClassRefused, Target: "127.0.0.1:1", Err: errors.New("connection refused")},

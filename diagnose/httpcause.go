@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/medic-watchdog/medic/probe"
+	"github.com/medic-watchdog/medic/unit"
 )
 
 // The causes of an HTTP probe that reached a server which answered wrong.
@@ -226,7 +227,7 @@ func (d *run) httpFinding() *Finding {
 }
 
 // statusFinding names the cause of an unexpected HTTP status.
-func statusFinding(se *probe.StatusError, ev map[string]any, unit *Unit) *Finding {
+func statusFinding(se *probe.StatusError, ev map[string]any, unit *unit.State) *Finding {
 	answered := fmt.Sprintf("%s %s answered %s", se.Method, se.URL, se.Status)
 	f := &Finding{Cause: UnexpectedStatus, Evidence: ev, Summary: answered}
 	switch c := se.Code; {

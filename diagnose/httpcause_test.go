@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/medic-watchdog/medic/probe"
+	"github.com/medic-watchdog/medic/unit"
 )
 
 func TestStatusFinding(t *testing.T) {
@@ -29,7 +30,7 @@ func TestStatusFinding(t *testing.T) {
 		{204, "204 No Content", "", UnexpectedStatus, "answered 204", "expect_status"},
 	} {
 		se := &probe.StatusError{Method: "GET", URL: "http://127.0.0.1:8080/helth", Status: tc.status, Code: tc.code, Location: tc.location, Want: []probe.StatusRange{{Min: 200, Max: 200}}}
-		f := statusFinding(se, map[string]any{}, &Unit{Name: "app.service"})
+		f := statusFinding(se, map[string]any{}, &unit.State{Name: "app.service"})
 		if f.Cause != tc.wantCause || !strings.Contains(f.Summary, tc.wantSummary) || !strings.Contains(f.Hint, tc.wantHint) {
 			t.Errorf("%d: got %s / %q / %q; want %s / %q / %q", tc.code, f.Cause, f.Summary, f.Hint, tc.wantCause, tc.wantSummary, tc.wantHint)
 		}

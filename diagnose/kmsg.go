@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/medic-watchdog/medic/unit"
 	"golang.org/x/sys/unix"
 )
 
@@ -305,7 +306,7 @@ func readKmsg() ([]kernelLine, error) {
 // v1 or hybrid hosts and for a global OOM, systemd cannot tell.
 func (d *run) oomByKernel(ctx context.Context) {
 	u := d.in.Unit
-	if u == nil || u.Result == "oom-kill" || u.Active() || u.ExecMainStatus != int32(syscall.SIGKILL) ||
+	if u == nil || u.Result == "oom-kill" || u.Started() || u.ExecMainStatus != int32(syscall.SIGKILL) ||
 		(u.ExecMainCode != 2 && u.ExecMainCode != 3) {
 		return
 	}
@@ -327,7 +328,7 @@ const oomSlack = 2 * time.Second
 // oomOfThisRun reports whether an OOM kill at "at" may have ended u's last
 // run: after the unit last became active and not after it went down, when
 // those times are known.
-func oomOfThisRun(at time.Time, u *Unit) bool {
+func oomOfThisRun(at time.Time, u *unit.State) bool {
 	if at.IsZero() {
 		return true
 	}

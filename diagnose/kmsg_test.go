@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/medic-watchdog/medic/probe"
+	"github.com/medic-watchdog/medic/unit"
 )
 
 // Kernel lines as Linux 6.18 logs them for a kill in a v1 memory cgroup,
@@ -246,7 +247,7 @@ func TestKernelOOMReportReal(t *testing.T) {
 	}
 
 	// ControlGroup is left empty so that only the kernel's report can tell.
-	u := &Unit{Name: "oom.service", LoadState: "loaded", ActiveState: "failed", SubState: "failed", Result: "signal",
+	u := &unit.State{Name: "oom.service", LoadState: "loaded", ActiveState: "failed", SubState: "failed", Result: "signal",
 		ExecMainCode: 2, ExecMainStatus: 9, ExecMainPID: uint32(pid)}
 	dg := Diagnose(ctx, Input{Spec: probe.Spec{Type: "tcp", Address: "127.0.0.1:1"}, Unit: u,
 		Result: probe.Result{Class: probe.ClassRefused, Target: "127.0.0.1:1", Err: errors.New("connection refused")}})
@@ -261,11 +262,11 @@ func TestKernelOOMReportReal(t *testing.T) {
 func TestOOMOfThisRun(t *testing.T) {
 	start := time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)
 	died := start.Add(time.Hour)
-	run := &Unit{ActiveEnterTimestamp: start, InactiveEnterTimestamp: died, StateChangeTimestamp: died}
+	run := &unit.State{ActiveEnterTimestamp: start, InactiveEnterTimestamp: died, StateChangeTimestamp: died}
 	for _, tc := range []struct {
 		name string
 		at   time.Time
-		u    *Unit
+		u    *unit.State
 		want bool
 	}{
 		{"during the run", died.Add(-time.Second), run, true},
@@ -273,8 +274,8 @@ func TestOOMOfThisRun(t *testing.T) {
 		{"before the unit started: an older kill of the same cgroup", start.Add(-10 * time.Minute), run, false},
 		{"long after the death", died.Add(time.Minute), run, false},
 		{"no time in the report", time.Time{}, run, true},
-		{"no timestamps known", start, &Unit{}, true},
-		{"inactive timestamp from an earlier stop", died.Add(-time.Second), &Unit{ActiveEnterTimestamp: start, InactiveEnterTimestamp: start.Add(-time.Hour), StateChangeTimestamp: died}, true},
+		{"no timestamps known", start, &unit.State{}, true},
+		{"inactive timestamp from an earlier stop", died.Add(-time.Second), &unit.State{ActiveEnterTimestamp: start, InactiveEnterTimestamp: start.Add(-time.Hour), StateChangeTimestamp: died}, true},
 	} {
 		if got := oomOfThisRun(tc.at, tc.u); got != tc.want {
 			t.Errorf("%s: oomOfThisRun = %v, want %v", tc.name, got, tc.want)

@@ -328,7 +328,7 @@ func (d *run) gatherStall(ctx context.Context) {
 	}
 
 	var pids []int
-	if u := d.in.Unit; u != nil && u.ControlGroup != "" && u.Active() {
+	if u := d.in.Unit; u != nil && u.ControlGroup != "" && u.Started() {
 		s.mainPID = int(u.MainPID)
 		var err error
 		if pids, err = CgroupPIDs(u.ControlGroup); err != nil {
@@ -399,7 +399,7 @@ func (d *run) notResponding() *Finding {
 		ev["pressure_some_avg10"] = map[string]float64{"cpu": p.CPU, "memory": p.Memory, "io": p.IO}
 	}
 	who := "the backend"
-	if u != nil && u.Active() {
+	if u != nil && u.Started() {
 		who = u.Name + " is " + u.ActiveState + " and"
 	} else {
 		who += " is"

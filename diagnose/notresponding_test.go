@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/medic-watchdog/medic/probe"
+	"github.com/medic-watchdog/medic/unit"
 	"golang.org/x/sys/unix"
 )
 
@@ -184,7 +185,7 @@ func TestDiagnoseStoppedBackend(t *testing.T) {
 		t.Fatalf("probe of the stopped backend: %+v; want a timeout", res)
 	}
 	ForgetSocketSnapshot()
-	u := &Unit{Name: "backend.service", LoadState: "loaded", ActiveState: "active", SubState: "running", Result: "success",
+	u := &unit.State{Name: "backend.service", LoadState: "loaded", ActiveState: "active", SubState: "running", Result: "success",
 		MainPID: uint32(pid), ExecMainPID: uint32(pid), ControlGroup: cg}
 	dg := Diagnose(ctx, Input{Spec: spec, Result: res, Unit: u})
 	t.Logf("%s\n%s\n%v\n%v", dg.Primary.Summary, dg.Primary.Hint, dg.Primary.Evidence, dg.Unavailable)

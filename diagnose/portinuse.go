@@ -37,12 +37,6 @@ func (h holder) by() string {
 	}
 }
 
-// unitDown reports whether u is down or between automatic restarts: the
-// states in which a listener on its address cannot be its own.
-func unitDown(u *Unit) bool {
-	return u.ActiveState == "failed" || u.ActiveState == "inactive" || u.SubState == "auto-restart"
-}
-
 // gatherPortInUse looks, when the unit is down or restarting, for
 // processes outside it that hold the address it serves: the probed TCP
 // port (on any local address: bind(2) fails with EADDRINUSE when a wildcard
@@ -51,7 +45,7 @@ func unitDown(u *Unit) bool {
 // is socket activation holding the port for it.
 func (d *run) gatherPortInUse() {
 	u := d.in.Unit
-	if u == nil || !unitDown(u) {
+	if u == nil || !u.Down() {
 		return
 	}
 	var socks []Socket

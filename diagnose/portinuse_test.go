@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/medic-watchdog/medic/probe"
+	"github.com/medic-watchdog/medic/unit"
 )
 
 func TestAddrInUseLine(t *testing.T) {
@@ -55,8 +56,8 @@ func TestPortInUseUnixSocket(t *testing.T) {
 		t.Fatal(err)
 	}
 	res := p.Probe(t.Context(), 0)
-	unit := &Unit{Name: "app.service", ActiveState: "failed", SubState: "failed", Result: "exit-code", ExecMainCode: 1, ExecMainStatus: 1}
-	dg := Diagnose(t.Context(), Input{Spec: spec, Result: res, Unit: unit, ClientUser: "root",
+	u := &unit.State{Name: "app.service", ActiveState: "failed", SubState: "failed", Result: "exit-code", ExecMainCode: 1, ExecMainStatus: 1}
+	dg := Diagnose(t.Context(), Input{Spec: spec, Result: res, Unit: u, ClientUser: "root",
 		Journal: []string{"app[5]: bind unix " + path + ": address already in use"}})
 	if dg.Primary.Cause != PortInUse {
 		t.Fatalf("primary %+v, want %q", dg.Primary, PortInUse)
@@ -78,29 +79,9 @@ func TestPortInUseUnixSocket(t *testing.T) {
 
 	// The unit up again (its own listener would be in its cgroup): no
 	// conflict is claimed for an active unit.
-	unit = &Unit{Name: "app.service", ActiveState: "active", SubState: "running", Result: "success"}
-	dg = Diagnose(t.Context(), Input{Spec: spec, Result: res, Unit: unit, ClientUser: "root"})
+	u = &unit.State{Name: "app.service", ActiveState: "active", SubState: "running", Result: "success"}
+	dg = Diagnose(t.Context(), Input{Spec: spec, Result: res, Unit: u, ClientUser: "root"})
 	if dg.Primary.Cause == PortInUse {
 		t.Errorf("an active unit: primary %+v", dg.Primary)
-	}
-}
-
-func TestUnitServing(t *testing.T) {
-	for _, tc := range []struct {
-		u    Unit
-		want bool
-	}{
-		{Unit{ActiveState: "active", SubState: "running"}, true},
-		{Unit{ActiveState: "reloading"}, true},
-		{Unit{ActiveState: "activating", SubState: "auto-restart"}, false},
-		{Unit{ActiveState: "activating", SubState: "start"}, false},
-		{Unit{ActiveState: "inactive", SubState: "dead"}, false},
-		{Unit{ActiveState: "inactive", SubState: "dead", TriggeredBy: []string{"app.socket"}}, true},
-		{Unit{ActiveState: "failed", SubState: "failed", TriggeredBy: []string{"app.socket"}}, false},
-		{Unit{ActiveState: "inactive", SubState: "dead", TriggeredBy: []string{"app.timer"}}, false},
-	} {
-		if got := tc.u.Serving(); got != tc.want {
-			t.Errorf("%+v: Serving() = %v, want %v", tc.u, got, tc.want)
-		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/medic-watchdog/medic/diagnose"
 	"github.com/medic-watchdog/medic/internal/systemdtest"
 	"github.com/medic-watchdog/medic/probe"
+	"github.com/medic-watchdog/medic/unit"
 )
 
 // TestDiagnoseClientCannotConnect probes, as root, a root-owned 0600
@@ -52,7 +53,7 @@ func TestDiagnoseMissingSocket(t *testing.T) {
 
 	// The unit is active but the file is missing: the path is wrong (or
 	// the socket is not made yet), still not a permission problem.
-	u := &diagnose.Unit{Name: "app.service", LoadState: "loaded", ActiveState: "active", SubState: "running"}
+	u := &unit.State{Name: "app.service", LoadState: "loaded", ActiveState: "active", SubState: "running"}
 	dg = diagnoseNow(t, probe.Spec{Type: "unix", Path: path}, u)
 	wantCause(t, dg, diagnose.WrongPort, "nothing created the socket "+path+" although app.service is active/running")
 }

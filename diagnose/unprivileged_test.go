@@ -17,19 +17,20 @@ import (
 	"github.com/medic-watchdog/medic/internal/systemdtest"
 	"github.com/medic-watchdog/medic/internal/usermanager"
 	"github.com/medic-watchdog/medic/probe"
+	"github.com/medic-watchdog/medic/unit"
 )
 
 // diagnoseRequest is what the helper's "diagnose" mode diagnoses.
 type diagnoseRequest struct {
-	Spec probe.Spec `json:"spec"`
-	Unit *Unit      `json:"unit"`
+	Spec probe.Spec  `json:"spec"`
+	Unit *unit.State `json:"unit"`
 }
 
 // serveUnit runs a copy of this test binary (helper mode "serve") from
 // dir, which every user may search, as unit of m, listening on addrs (see
 // the helper), and returns the unit's state once the first address
 // answers. The process runs as root, in the unit's own cgroup.
-func serveUnit(t *testing.T, m *usermanager.Manager, dir, unit string, addrs ...string) *Unit {
+func serveUnit(t *testing.T, m *usermanager.Manager, dir, name string, addrs ...string) *unit.State {
 	t.Helper()
 	exe := filepath.Join(dir, "diagnose.test")
 	if _, err := os.Stat(exe); err != nil {
@@ -37,13 +38,13 @@ func serveUnit(t *testing.T, m *usermanager.Manager, dir, unit string, addrs ...
 			t.Fatal(err)
 		}
 	}
-	systemdtest.LinkUnit(t, m, unit, systemdtest.BackendUnit(exe, addrs[0],
+	systemdtest.LinkUnit(t, m, name, systemdtest.BackendUnit(exe, addrs[0],
 		"ExecStart=",
 		"ExecStart="+exe+" -test.run=^TestSockDiagHelperProcess$",
 		"Environment="+diagHelperEnv+"=serve",
 		fmt.Sprintf("Environment=\"%s=%s\"", diagHelperArg, strings.Join(addrs, " "))))
-	systemdtest.Systemctl(t, m, "start", unit)
-	t.Cleanup(func() { _, _ = m.Systemctl(context.Background(), "stop", unit) })
+	systemdtest.Systemctl(t, m, "start", name)
+	t.Cleanup(func() { _, _ = m.Systemctl(context.Background(), "stop", name) })
 	first, _, _ := strings.Cut(addrs[0], ",")
 	systemdtest.WaitFor(t, 10*time.Second, func() bool {
 		if strings.HasPrefix(first, "/") {
@@ -51,25 +52,25 @@ func serveUnit(t *testing.T, m *usermanager.Manager, dir, unit string, addrs ...
 			return err == nil
 		}
 		return systemdtest.Answers(first)
-	}, unit+" to listen on "+first)
-	mainPID, err := strconv.Atoi(systemdtest.Prop(t, m, unit, "MainPID"))
+	}, name+" to listen on "+first)
+	mainPID, err := strconv.Atoi(systemdtest.Prop(t, m, name, "MainPID"))
 	if err != nil || mainPID == 0 {
-		t.Fatalf("MainPID of %s: %v", unit, err)
+		t.Fatalf("MainPID of %s: %v", name, err)
 	}
-	u := &Unit{
-		Name:         unit,
-		LoadState:    systemdtest.Prop(t, m, unit, "LoadState"),
-		ActiveState:  systemdtest.Prop(t, m, unit, "ActiveState"),
-		SubState:     systemdtest.Prop(t, m, unit, "SubState"),
-		ControlGroup: systemdtest.Prop(t, m, unit, "ControlGroup"),
+	u := &unit.State{
+		Name:         name,
+		LoadState:    systemdtest.Prop(t, m, name, "LoadState"),
+		ActiveState:  systemdtest.Prop(t, m, name, "ActiveState"),
+		SubState:     systemdtest.Prop(t, m, name, "SubState"),
+		ControlGroup: systemdtest.Prop(t, m, name, "ControlGroup"),
 		MainPID:      uint32(mainPID),
 	}
-	t.Logf("%s: ControlGroup %s, MainPID %d", unit, u.ControlGroup, mainPID)
+	t.Logf("%s: ControlGroup %s, MainPID %d", name, u.ControlGroup, mainPID)
 	return u
 }
 
 // diagnoseBoth diagnoses spec for u as root and, in a helper, as uid 65534.
-func diagnoseBoth(t *testing.T, spec probe.Spec, u *Unit) (asRoot, asNobody Diagnosis) {
+func diagnoseBoth(t *testing.T, spec probe.Spec, u *unit.State) (asRoot, asNobody Diagnosis) {
 	t.Helper()
 	ForgetSocketSnapshot()
 	p, err := probe.New(spec)

@@ -34,6 +34,7 @@ import (
 
 	"github.com/coreos/go-systemd/v22/dbus"
 	godbus "github.com/godbus/dbus/v5"
+	"github.com/medic-watchdog/medic/unit"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 )
@@ -178,7 +179,7 @@ type Outcome struct {
 	Attempts int
 	// Before and After are the unit's state before acting and after the
 	// last job ended (After is zero when it could not be read).
-	Before, After UnitState
+	Before, After unit.State
 	// Duration is the time Remedy took, from the call to After.
 	Duration time.Duration
 }
@@ -429,31 +430,31 @@ const maxRedials = 3
 // State reads the unit's state. Reading is not restricted to allowed
 // units. Errors: the bus could not be reached ("connect to systemd ...")
 // or the properties could not be read ("read state of UNIT: ...").
-func (r *Remediator) State(ctx context.Context, unit string) (UnitState, error) {
+func (r *Remediator) State(ctx context.Context, name string) (unit.State, error) {
 	var lastErr error
 	for range maxRedials + 1 {
 		c, err := r.connect(ctx)
 		if err != nil {
-			return UnitState{}, err
+			return unit.State{}, err
 		}
-		s, err := readState(ctx, c, unit)
+		s, err := readState(ctx, c, name)
 		if err == nil {
 			return s, nil
 		}
 		lastErr = err
 		if !r.dropIfLost(c, err) {
-			return UnitState{}, err
+			return unit.State{}, err
 		}
 	}
-	return UnitState{}, lastErr
+	return unit.State{}, lastErr
 }
 
-func readState(ctx context.Context, c Systemd, unit string) (UnitState, error) {
-	props, err := c.GetAllPropertiesContext(ctx, unit)
+func readState(ctx context.Context, c Systemd, name string) (unit.State, error) {
+	props, err := c.GetAllPropertiesContext(ctx, name)
 	if err != nil {
-		return UnitState{}, fmt.Errorf("read state of %s: %w", unit, err)
+		return unit.State{}, fmt.Errorf("read state of %s: %w", name, err)
 	}
-	return unitStateFrom(unit, props), nil
+	return unitStateFrom(name, props), nil
 }
 
 // unitJob reads the id of the unit's pending job (0 if none).
@@ -569,7 +570,7 @@ func (r *Remediator) Remedy(ctx context.Context, unit string, action Action, job
 // SIGKILL) keeps Result "signal". A start that was refused before it began
 // leaves InactiveExitTimestamp (when the unit last left inactive/failed)
 // where it was, which no start that ran does.
-func startLimitHit(before, after UnitState) bool {
+func startLimitHit(before, after unit.State) bool {
 	if after.Result == "start-limit-hit" {
 		return true
 	}
@@ -675,7 +676,7 @@ func (r *Remediator) waitPending(ctx context.Context, c Systemd, unit string, jo
 }
 
 // inferResult judges a finished job by the state the unit is left in.
-func inferResult(jobType string, s UnitState) string {
+func inferResult(jobType string, s unit.State) string {
 	switch {
 	case s.ActiveState == "failed":
 		return JobFailed
@@ -683,7 +684,7 @@ func inferResult(jobType string, s UnitState) string {
 		if s.ActiveState == "inactive" {
 			return JobDone
 		}
-	case s.Active():
+	case s.Up():
 		return JobDone
 	}
 	return ""

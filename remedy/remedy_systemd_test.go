@@ -87,7 +87,7 @@ func TestSystemdRestartKilledBackend(t *testing.T) {
 	if b := out.Before; b.ActiveState != "failed" || b.Result != "signal" || b.ExecMainCode != 2 || b.ExecMainStatus != 9 || b.MainPID != 0 {
 		t.Errorf("Before = %v, want failed by signal 9 (CLD_KILLED)", b)
 	}
-	if a := out.After; !a.Active() || a.MainPID == 0 || a.MainPID == first.MainPID || a.Job != 0 {
+	if a := out.After; !a.Up() || a.MainPID == 0 || a.MainPID == first.MainPID || a.Job != 0 {
 		t.Errorf("After = %v, want active with a new main pid (old %d)", a, first.MainPID)
 	}
 	if !out.After.ActiveEnterTimestamp.After(first.ActiveEnterTimestamp) {
@@ -215,7 +215,7 @@ func TestSystemdWaitsForExistingJob(t *testing.T) {
 	if out.Before.Job == 0 || (out.Before.ActiveState != "activating" && out.Before.ActiveState != "inactive") {
 		t.Errorf("Before = %v, want a pending job, inactive or activating", out.Before)
 	}
-	if !out.After.Active() || out.After.Job != 0 {
+	if !out.After.Up() || out.After.Job != 0 {
 		t.Errorf("After = %v, want active, no job", out.After)
 	}
 	if d := time.Since(start); d < 500*time.Millisecond {
@@ -244,7 +244,7 @@ func TestSystemdStartLimitHitIsResetOnce(t *testing.T) {
 	if !out.ResetFailed || out.Attempts != 2 || out.JobResult != JobDone {
 		t.Errorf("outcome = %+v, want ResetFailed, 2 attempts, job done", out)
 	}
-	if !out.After.Active() {
+	if !out.After.Up() {
 		t.Errorf("After = %v, want active", out.After)
 	}
 	systemdtest.WaitFor(t, 5*time.Second, func() bool { return systemdtest.Answers(addr) }, "backend to answer after the retry")
@@ -312,7 +312,7 @@ func TestSystemdStartInactiveUnit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if out.JobResult != JobDone || out.Before.ActiveState != "inactive" || !out.After.Active() {
+	if out.JobResult != JobDone || out.Before.ActiveState != "inactive" || !out.After.Up() {
 		t.Errorf("outcome = %+v", out)
 	}
 	systemdtest.WaitFor(t, 5*time.Second, func() bool { return systemdtest.Answers(addr) }, "started backend to answer")

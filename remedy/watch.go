@@ -9,6 +9,7 @@ import (
 	"time"
 
 	godbus "github.com/godbus/dbus/v5"
+	"github.com/medic-watchdog/medic/unit"
 	"go.uber.org/zap"
 )
 
@@ -63,18 +64,7 @@ func (e UnitEvent) Died() bool {
 // Between reports whether the unit is between states (activating,
 // deactivating, reloading, or a job is under way): evidence read now
 // describes neither the old state nor the new one.
-func (e UnitEvent) Between() bool { return between(e.ActiveState, e.SubState, e.Job != "") }
-
-// Between reports whether the unit is between states, as UnitEvent.Between.
-func (s UnitState) Between() bool { return between(s.ActiveState, s.SubState, s.Job != 0) }
-
-func between(active, sub string, job bool) bool {
-	switch active {
-	case "activating", "deactivating", "reloading":
-		return !(active == "activating" && sub == "auto-restart")
-	}
-	return job
-}
+func (e UnitEvent) Between() bool { return unit.IsBetween(e.ActiveState, e.SubState, e.Job != "") }
 
 // SignalDialFunc connects to the bus for signals. ctx bounds the dial.
 type SignalDialFunc func(ctx context.Context) (*godbus.Conn, error)

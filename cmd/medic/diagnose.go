@@ -11,7 +11,6 @@ import (
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 
-	"github.com/medic-watchdog/medic/agent"
 	"github.com/medic-watchdog/medic/agent/config"
 	"github.com/medic-watchdog/medic/diagnose"
 	"github.com/medic-watchdog/medic/journal"
@@ -62,7 +61,7 @@ otherwise, also when the unit's state cannot be read.`,
 				if err != nil {
 					in.UnitName, in.UnitErr = unit, fmt.Errorf("read its state over the %s bus: %w", bus, err)
 				} else {
-					in.Unit = agent.DiagnoseUnit(&s)
+					in.Unit = &s
 					// The journal says why a unit failed ("address
 					// already in use"); unreadable, it is only missing.
 					in.Journal, _ = journal.Reader{User: bus == "user"}.Tail(ctx, unit, diagnoseJournalLines)

@@ -17,7 +17,6 @@ import (
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 
-	"github.com/medic-watchdog/medic/agent"
 	"github.com/medic-watchdog/medic/diagnose"
 	"github.com/medic-watchdog/medic/nginx"
 	"github.com/medic-watchdog/medic/probe"
@@ -321,7 +320,7 @@ func readUnits(ctx context.Context, bus string, targets []*nginxTarget) {
 			dialErr = err // the bus is likely unreachable: ask no more
 			continue
 		}
-		t.in.Unit = agent.DiagnoseUnit(&s)
+		t.in.Unit = &s
 	}
 }
 

@@ -67,8 +67,9 @@ remedy action is not "none" is remedied as the agent would (restart or
 start the unit over D-Bus), then probed until its probes pass successes
 times in a row or verify_timeout has passed; each is reported healed or
 not healed. The exit status then tells the state after the remedies: 0 when
-every check passes or was healed. Pauses (medic pause) and the restart
-budget of a running medic are not consulted.`,
+every check passes or was healed. A check paused with medic pause is not
+remedied (the report says until when it is paused); the restart budget of
+a running medic is not consulted.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if !once && (remediate || asJSON) {
