@@ -3,6 +3,8 @@ package probe
 import (
 	"context"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"testing"
 	"time"
@@ -118,5 +120,22 @@ func TestWithDeadline(t *testing.T) {
 				t.Errorf("cause %v after cancel, want context.Canceled", context.Cause(ctx))
 			}
 		})
+	}
+}
+
+// BenchmarkHTTPProbe probes a loopback HTTP server that answers 200: one
+// connection, one request, the status read.
+func BenchmarkHTTPProbe(b *testing.B) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	b.Cleanup(srv.Close)
+	p, err := NewHTTP(HTTPOptions{URL: srv.URL + "/health"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if r := p.Probe(context.Background(), 5*time.Second); !r.OK {
+			b.Fatal(r.Err)
+		}
 	}
 }

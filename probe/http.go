@@ -1,6 +1,7 @@
 package probe
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -53,7 +54,9 @@ type HTTP struct {
 	header http.Header
 	expect []StatusRange
 	body   []byte
-	client *http.Client
+	addr   string      // host:port to dial: the URL's, with its scheme's port when it names none
+	tls    *tls.Config // for https: ServerName filled in; nil for http
+	dialer net.Dialer
 }
 
 var _ Prober = (*HTTP)(nil)
@@ -136,20 +139,13 @@ func NewHTTP(o HTTPOptions) (*HTTP, error) {
 		}
 		tlsConfig.RootCAs = pool
 	}
-	dialer := noKeepAlive()
-	transport := &http.Transport{
-		Proxy:                  nil,
-		DialContext:            (&dialer).DialContext,
-		TLSClientConfig:        tlsConfig,
-		DisableKeepAlives:      true,
-		DisableCompression:     true,
-		MaxResponseHeaderBytes: MaxHeaderRead,
-	}
-	p.client = &http.Client{
-		Transport: transport,
-		CheckRedirect: func(*http.Request, []*http.Request) error {
-			return http.ErrUseLastResponse
-		},
+	p.dialer = noKeepAlive()
+	_, p.addr = httpEndpoint(Spec{HTTP: HTTPOptions{URL: o.URL}})
+	if u.Scheme == "https" {
+		if tlsConfig.ServerName == "" {
+			tlsConfig.ServerName = u.Hostname()
+		}
+		p.tls = tlsConfig
 	}
 	return p, nil
 }
@@ -165,7 +161,75 @@ func (p *HTTP) newRequest(ctx context.Context) (*http.Request, error) {
 	if p.host != "" {
 		req.Host = p.host
 	}
+	// As net/http's Client: credentials in the URL are sent as basic
+	// authentication (RFC 7617) unless a header says otherwise.
+	if u := p.url.User; u != nil && req.Header.Get("Authorization") == "" {
+		pw, _ := u.Password()
+		req.SetBasicAuth(u.Username(), pw)
+	}
+	req.Close = true // "Connection: close": one request per connection
 	return req, nil
+}
+
+// roundTrip sends req over a new connection and reads the response's
+// status line and headers, on this goroutine: what net/http's Transport
+// does for a request without keep-alive, without its connection pool and
+// the two goroutines it starts per connection. ctx bounds the dial, the TLS
+// handshake and every read and write. The caller reads the body and then
+// closes conn.
+func (p *HTTP) roundTrip(ctx context.Context, req *http.Request) (resp *http.Response, conn net.Conn, err error) {
+	conn, err = p.dialer.DialContext(ctx, "tcp", p.addr)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer func() {
+		if err != nil {
+			_ = conn.Close()
+			if ctx.Err() != nil {
+				err = ctx.Err() // as the Transport says it
+			}
+		}
+	}()
+	if dl, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(dl)
+	}
+	// A context cancelled (not timed out) interrupts the I/O too.
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	if p.tls != nil {
+		tc := tls.Client(conn, p.tls)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			// As net/http's Client: a plain HTTP answer to a TLS
+			// handshake (golang.org/issue/11111).
+			if rh, ok := errors.AsType[tls.RecordHeaderError](err); ok && string(rh.RecordHeader[:]) == "HTTP/" {
+				return nil, conn, http.ErrSchemeMismatch
+			}
+			return nil, conn, err
+		}
+		conn = tc
+	}
+	if err := req.Write(conn); err != nil {
+		return nil, conn, err
+	}
+	// Headers past MaxHeaderRead fail the probe; the body is read up to
+	// MaxBodyRead by the caller.
+	lr := &io.LimitedReader{R: conn, N: MaxHeaderRead}
+	br := bufio.NewReader(lr)
+	for {
+		resp, err = http.ReadResponse(br, req)
+		if err != nil {
+			if lr.N <= 0 {
+				err = fmt.Errorf("net/http: server response headers exceeded %d bytes; aborted", MaxHeaderRead)
+			}
+			return nil, conn, err
+		}
+		// 1xx answers come before the final one (RFC 9110 section 15.2).
+		if resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols {
+			break
+		}
+	}
+	lr.N = 2*MaxBodyRead + int64(br.Size())
+	return resp, conn, nil
 }
 
 // Probe sends one request under ctx bounded by timeout (a timeout of zero or
@@ -182,15 +246,13 @@ func (p *HTTP) Probe(ctx context.Context, timeout time.Duration) Result {
 	if err != nil {
 		return fail(ctx, p.target, start, ClassOther, fmt.Errorf("build request: %w", err))
 	}
-	resp, err := p.client.Do(req)
+	resp, conn, err := p.roundTrip(ctx, req)
 	if err != nil {
-		// The client names the URL with only its password hidden.
-		if ue, ok := errors.AsType[*url.Error](err); ok {
-			ue.URL = p.target
-		}
-		return fail(ctx, p.target, start, ClassNone, err)
+		// Worded as net/http's Client words it: `Get "URL": ...`, with
+		// the URL redacted.
+		return fail(ctx, p.target, start, ClassNone, &url.Error{Op: urlErrorOp(p.method), URL: p.target, Err: err})
 	}
-	defer func() { _ = resp.Body.Close() }()
+	defer func() { _ = conn.Close() }()
 
 	if !statusExpected(p.expect, resp.StatusCode) {
 		return fail(ctx, p.target, start, ClassHTTPStatus, &StatusError{
@@ -210,6 +272,15 @@ func (p *HTTP) Probe(ctx context.Context, timeout time.Duration) Result {
 			fmt.Errorf("%s %s: %w", p.method, p.target, &BodyMismatchError{Want: string(p.body), Read: len(body)}))
 	}
 	return pass(p.target, start)
+}
+
+// urlErrorOp is the Op of the url.Error net/http's Client returns for
+// method: "Get" for GET.
+func urlErrorOp(method string) string {
+	if method == "" {
+		return "Get"
+	}
+	return method[:1] + strings.ToLower(method[1:])
 }
 
 func statusExpected(want []StatusRange, code int) bool {

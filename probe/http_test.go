@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"io"
 	"log"
 	"net"
@@ -275,14 +276,70 @@ func TestHTTPFreshConnection(t *testing.T) {
 	}
 }
 
-// TestHTTPIgnoresProxy checks that the transport has no proxy function. A
-// behavioural test with HTTP_PROXY set proves nothing on loopback, since
-// http.ProxyFromEnvironment never proxies localhost and loopback addresses.
+// TestHTTPIgnoresProxy: with HTTP_PROXY and HTTPS_PROXY naming a
+// listener, the probe still connects to the URL's host itself. (The probe
+// has no proxy code at all: it dials the URL's host:port and writes the
+// request; this test keeps it so.)
 func TestHTTPIgnoresProxy(t *testing.T) {
-	p := newHTTP(t, HTTPOptions{URL: "http://backend.example/health"})
-	tr, ok := p.client.Transport.(*http.Transport)
-	if !ok || tr.Proxy != nil || !tr.DisableKeepAlives {
-		t.Errorf("transport %T: Proxy set or keep-alives on; want a direct, fresh connection per probe", p.client.Transport)
+	proxy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer proxy.Close()
+	var proxied atomic.Int32
+	go func() {
+		for {
+			c, err := proxy.Accept()
+			if err != nil {
+				return
+			}
+			proxied.Add(1)
+			_ = c.Close()
+		}
+	}()
+	t.Setenv("HTTP_PROXY", "http://"+proxy.Addr().String())
+	t.Setenv("HTTPS_PROXY", "http://"+proxy.Addr().String())
+	t.Setenv("NO_PROXY", "")
+	var served atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { served.Add(1) }))
+	t.Cleanup(srv.Close)
+	r := newHTTP(t, HTTPOptions{URL: srv.URL + "/health"}).Probe(context.Background(), 2*time.Second)
+	checkResult(t, r, srv.URL+"/health", true, ClassNone)
+	if served.Load() != 1 || proxied.Load() != 0 {
+		t.Errorf("the backend served %d requests and the proxy saw %d connections, want 1 and 0", served.Load(), proxied.Load())
+	}
+}
+
+// TestHTTPRequest checks what the probe sends: one request per connection
+// ("Connection: close"), the URL's credentials as basic authentication,
+// the configured headers and Host, no compression asked for.
+func TestHTTPRequest(t *testing.T) {
+	got := make(chan *http.Request, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got <- r.Clone(context.Background()) }))
+	t.Cleanup(srv.Close)
+	u := strings.Replace(srv.URL, "http://", "http://probe:s3cret@", 1) + "/health?full=1"
+	r := newHTTP(t, HTTPOptions{URL: u, Method: "HEAD", Headers: map[string]string{"Host": "app.example", "X-Probe": "medic"}}).Probe(context.Background(), 2*time.Second)
+	if !r.OK {
+		t.Fatalf("probe failed: %v", r.Err)
+	}
+	req := <-got
+	user, pw, ok := req.BasicAuth()
+	for _, c := range []struct {
+		what      string
+		got, want any
+	}{
+		{"method", req.Method, "HEAD"},
+		{"request URI", req.RequestURI, "/health?full=1"},
+		{"Host", req.Host, "app.example"},
+		{"X-Probe", req.Header.Get("X-Probe"), "medic"},
+		{"User-Agent", req.Header.Get("User-Agent"), "medic-probe"},
+		{"Connection: close", req.Close, true},
+		{"Accept-Encoding", req.Header.Get("Accept-Encoding"), ""},
+		{"basic auth", fmt.Sprint(ok, " ", user, " ", pw), "true probe s3cret"},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s = %v, want %v", c.what, c.got, c.want)
+		}
 	}
 }
 
