@@ -236,6 +236,8 @@ func TestClockJumpAgent(t *testing.T) {
 		{"wall/+1h", true, time.Hour, true},
 	} {
 		t.Run(v.name, func(t *testing.T) {
+			// Each variant has its own fake host, listeners and agent.
+			t.Parallel()
 			h, _ := newFakeHost(true)
 			var c agent.Clock = monotonicOn(h)
 			if v.wall {
@@ -266,7 +268,7 @@ func clockJumpAgent(t *testing.T, h *fakeHost, c agent.Clock, jump time.Duration
 	down := refused.Addr().String()
 	refused.Close()
 	upAddr, upProbes := countingListener(t)
-	slowAddr, _ := countingListener(t)
+	slowAddr, slowProbes := countingListener(t)
 	checks := fmt.Sprintf(`
 [[check]]
 name = "down"
@@ -301,7 +303,10 @@ grace = "0s"
 		s, _ := statusOf(a, "down")
 		return s.State == string(policy.GaveUp) && s.RestartsInWindow == 1
 	}, "check down gave up")
-	time.Sleep(1500 * time.Millisecond) // the slow check has probed once
+	waitFor(t, func() bool {
+		s, _ := statusOf(a, "slow")
+		return slowProbes.Load() > 0 && !s.LastProbe.IsZero()
+	}, "check slow probed once")
 	if n := rem.count(); n != 1 {
 		t.Fatalf("before the jump: %d remedies, want 1", n)
 	}

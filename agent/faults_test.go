@@ -3,7 +3,7 @@ package agent_test
 // The fault-injection suite: each TestFault... test injects one fault that
 // medic meets in production into a real systemd user manager (its bus
 // daemon killed, daemon-reexec and daemon-reload during a restart, the
-// manager frozen for 30 s) or into the checks (a crash loop, a flapping
+// manager frozen for 20 s) or into the checks (a crash loop, a flapping
 // unit, twenty units dying at once) and asserts what medic does about it.
 
 import (
@@ -287,7 +287,7 @@ func TestFaultManagerReloadDuringRestart(t *testing.T) {
 	}
 }
 
-// TestFaultManagerUnreachable freezes the user manager with SIGSTOP for 30 s
+// TestFaultManagerUnreachable freezes the user manager with SIGSTOP for 20 s
 // while a check's backend is dead: the probes go on, every remedy is
 // reported as not carried out with a timeout within job_timeout, nothing
 // panics and the goroutines stay bounded; after SIGCONT the backend is
@@ -313,7 +313,10 @@ func TestFaultManagerUnreachable(t *testing.T) {
 	}
 	baseGoroutines := runtime.NumGoroutine()
 
-	const frozenFor = 30 * time.Second
+	// Long enough for the first restart attempt (a few seconds after the
+	// freeze) to run into job_timeout and be reported while still frozen,
+	// with room for a loaded machine.
+	const frozenFor = 20 * time.Second
 	var contOnce sync.Once
 	cont := func() { contOnce.Do(func() { _ = syscall.Kill(m.PID, syscall.SIGCONT) }) }
 	t.Cleanup(cont)
@@ -521,7 +524,7 @@ func (r *inflightRemedier) counts() (maxInflight, total int) {
 }
 
 // TestFaultStormBoundedConcurrency kills twenty backends at once (a shared
-// dependency down), each of whose start takes a second: with
+// dependency down), each of whose start takes half a second: with
 // max_concurrent_remedies = 2, medic never runs more than two restarts at
 // once, heals all twenty, and each incident produces exactly one message
 // (notify_on_recovery makes each quick fix send one).
@@ -534,7 +537,7 @@ func TestFaultStormBoundedConcurrency(t *testing.T) {
 	for i := range n {
 		unit := fmt.Sprintf("medic-fault-storm-%02d.service", i)
 		addr := systemdtest.FreePort(t)
-		systemdtest.LinkUnit(t, m, unit, systemdtest.BackendUnit(bin, addr, "ExecStartPre=/bin/sleep 1"))
+		systemdtest.LinkUnit(t, m, unit, systemdtest.BackendUnit(bin, addr, "ExecStartPre=/bin/sleep 0.5"))
 		units, addrs = append(units, unit), append(addrs, addr)
 		checks.WriteString(faultCheck(fmt.Sprintf("storm-%02d", i), unit, addr, `  verify_timeout = "10s"
   max_restarts = 3

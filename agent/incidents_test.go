@@ -16,8 +16,20 @@ import (
 	"github.com/medic-watchdog/medic/agent/config"
 	"github.com/medic-watchdog/medic/history"
 	"github.com/medic-watchdog/medic/internal/systemdtest"
+	medicmetrics "github.com/medic-watchdog/medic/metrics"
 	"github.com/medic-watchdog/medic/remedy"
 )
+
+// nopObserver implements agent.Observer doing nothing.
+type nopObserver struct{}
+
+func (nopObserver) ForCheck(string, []string) *medicmetrics.CheckObserver { return nil }
+func (nopObserver) ObserveRemedy(string, string, string, string)          {}
+func (nopObserver) ObserveReload(bool, time.Time)                         {}
+func (nopObserver) ForgetCheck(string)                                    {}
+func (nopObserver) ObserveUpstreamError(string, int)                      {}
+func (nopObserver) ObserveLateness(time.Duration)                         {}
+func (nopObserver) ObserveIncident(string, string, time.Duration)         {}
 
 // incidentObserver records ObserveIncident calls; every other event is
 // dropped.

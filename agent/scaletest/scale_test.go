@@ -1,4 +1,10 @@
-package agent_test
+// Package scaletest holds TestScaleHangingProbes, a test of package agent
+// that runs for a minute and measures the whole process's goroutines and
+// memory. In a test binary of its own it runs alone in its process (no
+// other test's goroutines or heap in its numbers) and, under go test
+// ./..., at the same time as the agent package's other tests instead of
+// after them.
+package scaletest
 
 import (
 	"context"
@@ -18,7 +24,29 @@ import (
 	"github.com/medic-watchdog/medic/agent"
 	"github.com/medic-watchdog/medic/agent/config"
 	medicmetrics "github.com/medic-watchdog/medic/metrics"
+	"github.com/medic-watchdog/medic/notify"
+	"github.com/medic-watchdog/medic/remedy"
+	"github.com/medic-watchdog/medic/unit"
 )
+
+// noRemedy fails the test if the agent ever tries to act: the checks have
+// action "none".
+type noRemedy struct{ t *testing.T }
+
+func (n noRemedy) Remedy(context.Context, string, remedy.Action, time.Duration) (remedy.Outcome, error) {
+	n.t.Error("Remedy called for a check with action none")
+	return remedy.Outcome{}, nil
+}
+
+func (n noRemedy) State(_ context.Context, name string) (unit.State, error) {
+	return unit.State{Name: name}, nil
+}
+
+// nopOutbox drops the messages the agent queues (there are none: no check
+// has a notifier).
+type nopOutbox struct{}
+
+func (nopOutbox) Enqueue(string, *notify.Message) error { return nil }
 
 // Scale of TestScaleHangingProbes. Under the race detector, which makes
 // every goroutine switch and allocation several times dearer, it runs a
@@ -315,7 +343,7 @@ func TestScaleHangingProbes(t *testing.T) {
 		t.Fatal(err)
 	}
 	late := &lateness{samples: make([]time.Duration, 0, 2*checks*int(scaleRun/scaleInterval))}
-	a, err := agent.New(cfg, zap.NewNop(), noRemedy{t}, &memOutbox{}, agent.WithObserver(late))
+	a, err := agent.New(cfg, zap.NewNop(), noRemedy{t}, nopOutbox{}, agent.WithObserver(late))
 	if err != nil {
 		t.Fatal(err)
 	}
