@@ -53,6 +53,7 @@ func buildMedic(t *testing.T, dir string) string {
 // TestServiceSecurity wants `systemd-analyze security --offline=true` to rate
 // medic.service at maxExposure or better.
 func TestServiceSecurity(t *testing.T) {
+	t.Parallel() // reads medic.service here, writes nothing
 	sa := systemdAnalyze(t)
 	out, err := exec.Command(sa, "security", "--offline=true", "medic.service").CombinedOutput()
 	if err != nil {
@@ -77,6 +78,7 @@ func TestServiceSecurity(t *testing.T) {
 // Documentation= man pages resolve, so it runs on a copy pointing at a
 // freshly built medic, with MANPATH at the pages `medic gendocs` writes.
 func TestServiceVerify(t *testing.T) {
+	t.Parallel() // reads the files here, writes only its own TempDir
 	sa := systemdAnalyze(t)
 	dir := t.TempDir()
 	bin := buildMedic(t, dir)
@@ -109,6 +111,7 @@ func TestServiceVerify(t *testing.T) {
 // TestShippedConfig wants the /etc/medic/medic.toml the package installs to
 // pass check-config and to watch nothing: a fresh install acts on no unit.
 func TestShippedConfig(t *testing.T) {
+	t.Parallel() // reads the files here, writes only its own TempDir
 	bin := buildMedic(t, t.TempDir())
 	out, err := exec.Command(bin, "check-config", "-c", "medic.toml").CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "configuration valid, but there is nothing to check") {
@@ -175,6 +178,9 @@ const enabledLink = "/etc/systemd/system/multi-user.target.wants/medic.service"
 // removes it and purges it, checking files, owners, modes, the user, the
 // configuration and the unit at each step.
 func TestPackage(t *testing.T) {
+	// In parallel with the other tests, which only read the files here and
+	// write their own TempDir; it is the only one that installs anything.
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("builds packages; not with -short")
 	}
