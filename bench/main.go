@@ -78,7 +78,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.IntVar(&o.CronTrials, "cron-trials", 3, "MTTR trials of the cron loop (each takes up to -cron-period)")
 	fs.DurationVar(&o.CronPeriod, "cron-period", 60*time.Second, "period of the cron loop (the field's script runs every minute)")
 	skip := fs.String("skip", "", "comma-separated variants or parts to leave out: systemd, medic-polling, medic-events, monit, cron, mttr, scale-medic, scale-hang, scale-monit, scale")
-	scale := fs.String("scale", "1000,10000", "numbers of TCP checks for medic's scale runs (empty: none)")
+	scale := fs.String("scale", "10,1000,10000", "numbers of TCP checks for medic's scale runs (empty: none; 10 is medic at rest)")
 	monitScale := fs.String("monit-scale", "1000", "numbers of TCP checks for Monit's scale runs (empty: none)")
 	hangScale := fs.String("hang-scale", "10000", "numbers of checks for medic's hang runs, half of them against targets that never answer (empty: none)")
 	fs.DurationVar(&o.ScaleWarmup, "scale-warmup", 10*time.Second, "warm-up before measuring a scale run")
