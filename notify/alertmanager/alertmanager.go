@@ -222,10 +222,9 @@ func New(cfg Config, log *zap.Logger) (*Alertmanager, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("alertmanager notifier %q: %w", cfg.Name, err)
 	}
-	client := cfg.Client
-	if client == nil {
-		client = &http.Client{}
-	}
+	// A redirect is not followed: net/http would turn the POST into a GET
+	// and drop the alerts; the 3xx is an answer httpsend classifies.
+	client := httpsend.NoRedirects(cfg.Client)
 	return &Alertmanager{
 		cfg:     cfg,
 		targets: targets,

@@ -509,3 +509,25 @@ func TestTestMessage(t *testing.T) {
 		t.Errorf("test alert re-sent")
 	}
 }
+
+// TestRedirectNotFollowed: an Alertmanager URL that answers with a
+// redirect fails the send, and the Location is not fetched (net/http
+// would turn the POST into a GET and lose the alerts).
+func TestRedirectNotFollowed(t *testing.T) {
+	target := &recorder{}
+	targetURL := fake(t, target)
+	for _, code := range []int{301, 302, 307, 308} {
+		rc := &recorder{status: code, header: http.Header{"Location": {targetURL + "/api/v2/alerts"}}}
+		for _, client := range []*http.Client{nil, {}} {
+			a := newAM(t, Config{URLs: []string{fake(t, rc)}, Client: client})
+			if _, err := a.Notify(context.Background(), message(notify.Firing, notify.VerifyFailed)); err == nil {
+				t.Errorf("%d: Notify succeeded through a redirect", code)
+			}
+		}
+	}
+	target.mu.Lock()
+	defer target.mu.Unlock()
+	if n := len(target.posts); n != 0 {
+		t.Errorf("redirect target got %d requests, want 0", n)
+	}
+}
