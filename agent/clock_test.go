@@ -224,6 +224,7 @@ func TestClockJumpAgent(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs for several seconds")
 	}
+	t.Parallel() // its own fake hosts, agents and listeners
 	type variant struct {
 		name      string
 		wall      bool

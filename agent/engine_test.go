@@ -42,6 +42,7 @@ func (b *blockingRemedy) State(_ context.Context, name string) (unit.State, erro
 // runner cannot stop before its remedy returns): while the reload waits,
 // statuses and triggers of the other checks keep working.
 func TestReloadDoesNotHoldTheLock(t *testing.T) {
+	t.Parallel() // its own agent, listeners and state directory
 	upAddr, _ := countingListenerAnswering(t)
 	down := closedAddr(t)
 	checks := func(interval string) string {
@@ -138,6 +139,7 @@ func countingListenerAnswering(t *testing.T) (string, *atomic.Int64) {
 // the probe of the same target never runs twice at once, and the triggers
 // merge into one round after it.
 func TestOneRoundPerCheck(t *testing.T) {
+	t.Parallel() // its own agent, listener and state directory
 	hangAddr, accepted := countingListener(t)
 	a := newAgent(t, checkTOML("hangs", fmt.Sprintf("  type = \"http\"\n  url = \"http://%s/\"", hangAddr), "1h", "600ms"))
 	stop := startRun(t, a)
@@ -161,6 +163,7 @@ func TestOneRoundPerCheck(t *testing.T) {
 // TestFailureLogsRateLimited: a check that keeps failing writes its "probe
 // failed" line for the first failure, then at most one every 10 s.
 func TestFailureLogsRateLimited(t *testing.T) {
+	t.Parallel() // its own agent, logger and state directory
 	core, logs := observer.New(zapcore.DebugLevel)
 	cfg := parse(t, t.TempDir(), checkTOML("down", fmt.Sprintf("  type = \"tcp\"\n  address = %q", closedAddr(t)), "100ms", "50ms"))
 	a, err := agent.New(cfg, zap.New(core), noRemedy{t}, &memOutbox{})
