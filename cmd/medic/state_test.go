@@ -47,9 +47,11 @@ func TestSIGKILLDuringVerifyingContinuesIncident(t *testing.T) {
 	bin := systemdtest.Backend(t)
 	addr := systemdtest.FreePort(t)
 	unit := "medic-slow-listen.service"
-	// The backend listens 3 s after it starts: long enough to kill medic
-	// while it verifies.
-	systemdtest.LinkUnit(t, m, unit, systemdtest.BackendUnit(bin, addr, "ExecStart=", fmt.Sprintf("ExecStart=/bin/sh -c 'sleep 3; exec %s -listen %s'", bin, addr)))
+	// After its first start, the backend listens 3 s after it starts:
+	// long enough to kill medic while it verifies its restart.
+	started := filepath.Join(t.TempDir(), "started")
+	systemdtest.LinkUnit(t, m, unit, systemdtest.BackendUnit(bin, addr, "ExecStart=",
+		fmt.Sprintf("ExecStart=/bin/sh -c 'if [ -e %[3]s ]; then sleep 3; fi; touch %[3]s; exec %[1]s -listen %[2]s'", bin, addr, started)))
 	systemdtest.Systemctl(t, m, "start", unit)
 	systemdtest.WaitFor(t, 10*time.Second, func() bool { return systemdtest.Answers(addr) }, "the backend to answer")
 	for _, kv := range m.Env() {
