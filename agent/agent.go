@@ -145,6 +145,10 @@ type Agent struct {
 	// the probe rounds (see package sched). pool is made by Run.
 	sched *sched.Scheduler
 	pool  *sched.Pool
+	// starts are the rounds of checks with a probe.Starter that the
+	// Scheduler's current batch made due; startBatch starts them. Owned
+	// by the Scheduler's goroutine.
+	starts []pendingStart
 }
 
 // maxConcurrentDiagnoses bounds the diagnoses gathering evidence at once.
@@ -269,6 +273,52 @@ func New(cfg *config.Config, log *zap.Logger, rem Remedier, ob Outbox, opts ...O
 	return a, nil
 }
 
+// pendingStart is a round of a check whose probe is a probe.Starter,
+// counted in its runner's active and in flight, not yet started.
+type pendingStart struct {
+	r  *runner
+	rd round
+}
+
+// startChunk is how many rounds of Starter probes one task starts: a
+// batch up to this size starts on the Scheduler's goroutine, a larger one
+// in chunks of this size on the Pool's workers, so that the connects of
+// thousands of checks due together use every CPU. A chunk takes a
+// millisecond or two, well under the Pool's stall time.
+const startChunk = 32
+
+// startBatch starts the rounds the Scheduler's last batch collected (see
+// runner.scheduled). It runs on the Scheduler's goroutine.
+func (a *Agent) startBatch() {
+	batch := a.starts
+	if len(batch) == 0 {
+		return
+	}
+	if len(batch) <= startChunk {
+		for i, ps := range batch {
+			ps.r.startRound(ps.rd)
+			batch[i] = pendingStart{}
+		}
+		a.starts = batch[:0]
+		return
+	}
+	a.starts = nil // the chunks own the array now
+	for len(batch) > 0 {
+		chunk := batch[:min(startChunk, len(batch))]
+		batch = batch[len(chunk):]
+		if !a.pool.Submit(func() {
+			for _, ps := range chunk {
+				ps.r.startRound(ps.rd)
+			}
+		}) {
+			for _, ps := range chunk { // the agent is stopping
+				ps.r.inFlight.Store(false)
+				ps.r.active.Done()
+			}
+		}
+	}
+}
+
 // releaseMemory returns to the kernel the heap that loading a
 // configuration used and no longer uses (the parse of a file with 10,000
 // checks leaves tens of megabytes that the runtime would otherwise keep
@@ -332,6 +382,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	a.log.Info("medic started", zap.Int("checks", len(a.runners)), zap.String("bus", cfg.Agent.Bus), zap.Int("workers", workers))
 	a.pool = sched.NewPool(workers, sched.DefaultStall, 0)
+	a.sched.AfterBatch(a.startBatch)
 	schedCtx, stopSched := context.WithCancel(context.Background())
 	schedDone := make(chan struct{})
 	go func() { defer close(schedDone); a.sched.Run(schedCtx) }()

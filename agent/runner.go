@@ -366,7 +366,17 @@ func (r *runner) scheduled(due time.Time) {
 	if !r.inFlight.CompareAndSwap(false, true) {
 		return
 	}
-	r.submit(round{scheduled: true, due: due})
+	rd := round{scheduled: true, due: due}
+	if r.starter != nil {
+		// Started with the rest of the batch (Agent.startBatch).
+		if !r.begin() {
+			r.inFlight.Store(false)
+			return
+		}
+		r.agent.starts = append(r.agent.starts, pendingStart{r, rd})
+		return
+	}
+	r.submit(rd)
 }
 
 // submit hands round rd to the Pool; inFlight is set.

@@ -116,14 +116,22 @@ func (p *TCP) Start(ctx context.Context, timeout time.Duration, done func(Result
 	}
 	switch err {
 	case nil:
-		unix.Close(fd)
+		closeRaw(fd)
 		done(pass(p.address, start))
 	case unix.EALREADY, unix.EINPROGRESS, unix.EINTR:
 		sharedPoller().add(ctx, p, fd, start, timeout, done)
 	default:
-		unix.Close(fd)
+		closeRaw(fd)
 		done(p.failed(start, p.opError(os.NewSyscallError("connect", err))))
 	}
+}
+
+// closeRaw closes fd with a raw close(2): on a socket without SO_LINGER
+// it does not block, and a raw call keeps the caller's P (a Syscall that
+// runs long may lose it to another goroutine and wait in the run queue
+// before it goes on: the Scheduler's goroutine must not).
+func closeRaw(fd int) {
+	_, _, _ = unix.RawSyscall(unix.SYS_CLOSE, uintptr(fd), 0, 0)
 }
 
 // opError wraps err as the net package's dialer does, so the text reads

@@ -65,6 +65,8 @@ type Scheduler struct {
 	batch   []*Entry      // reused by the loop
 	running bool
 
+	afterBatch func() // see AfterBatch; set before Run
+
 	loops   atomic.Int64 // unix nanoseconds of the loop's last round
 	started atomic.Int64 // entries started
 	wakeUps atomic.Int64 // rounds of the loop
@@ -89,6 +91,11 @@ func (s *Scheduler) SetCoalesce(d time.Duration) {
 	}
 	s.coalesce.Store(int64(d))
 }
+
+// AfterBatch sets f to run on the loop's goroutine after the callbacks of
+// each batch that started any: callbacks that only collect work can hand
+// it out once per batch. Call it before Run.
+func (s *Scheduler) AfterBatch(f func()) { s.afterBatch = f }
 
 // Schedule (re)schedules e to run at at (on the monotonic clock: pass
 // time.Now().Add(d)). An entry already scheduled is moved.
@@ -177,6 +184,9 @@ func (s *Scheduler) Run(ctx context.Context) {
 		for i, e := range batch {
 			e.fn(e.at)
 			batch[i] = nil
+		}
+		if len(batch) > 0 && s.afterBatch != nil {
+			s.afterBatch()
 		}
 		s.mu.Lock()
 		s.batch = batch[:0]

@@ -2,6 +2,7 @@ package sched
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strconv"
 	"sync"
@@ -416,4 +417,38 @@ func (p *Pool) idleWorkers() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.idle
+}
+
+// TestAfterBatch checks that the hook runs once after each batch that
+// started entries, after their callbacks, on the loop's goroutine.
+func TestAfterBatch(t *testing.T) {
+	s := New(50 * time.Millisecond)
+	var (
+		mu      sync.Mutex
+		ran     []string
+		batches = make(chan []string, 4)
+	)
+	s.AfterBatch(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		batches <- ran
+		ran = nil
+	})
+	now := time.Now()
+	for i, at := range []time.Duration{20 * time.Millisecond, 30 * time.Millisecond, 300 * time.Millisecond} {
+		name := fmt.Sprint("e", i)
+		s.Schedule(NewEntry(func(time.Time) { mu.Lock(); ran = append(ran, name); mu.Unlock() }), now.Add(at))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go s.Run(ctx)
+	first, second := <-batches, <-batches
+	if len(first) != 2 || len(second) != 1 {
+		t.Errorf("batches %v then %v, want the two entries 10ms apart together, then the third", first, second)
+	}
+	select {
+	case b := <-batches:
+		t.Errorf("a third batch %v with nothing due", b)
+	case <-time.After(100 * time.Millisecond):
+	}
 }
