@@ -294,8 +294,9 @@ func peak(ss []runtimeSample, from, to time.Duration, f func(runtimeSample) uint
 //     round as the agent reports it (ObserveLateness, all checks: it has no
 //     check name to tell them apart);
 //   - the goroutines never exceed the test's own, plus one per check, plus
-//     four per hanging probe in flight (the probe, the HTTP transport's
-//     reader and writer, and the test's listener holding the connection),
+//     four per hanging probe in flight (a generous bound: an HTTP probe
+//     holds its own goroutine and the test's listener one for the
+//     connection; a TCP probe waiting in the connect poller holds none),
 //     plus a small constant, and their peak in the last 20 s is not above
 //     their peak in the first 20 s;
 //   - memory does not grow: the peak of the runtime's mapped memory and of
