@@ -859,9 +859,13 @@ func (r *runner) decide(results []probe.Result, unitDown bool, unitState string)
 		// Bounded like the job question below: a manager that does not
 		// answer must not hold the probes up.
 		// A unit that cannot be read in time is taken at systemd's last
-		// word, which said it is down.
-		if s := r.unitWithin(jobCheckTimeout); s == nil || (s.Down() && s.Job == 0) {
-			if s != nil && (remedy.UnitEvent{ActiveState: s.ActiveState, SubState: s.SubState, Result: s.Result}).Died() &&
+		// word, which said it is down. A unit on its way back up
+		// (activating, a start job queued after auto-restart) is not up
+		// yet either: what answers now is not proven to be it, and a
+		// unit that crash-loops because another process holds its port
+		// is in that state half of the time.
+		if s := r.unitWithin(jobCheckTimeout); s == nil || (s.Down() && s.Job == 0) || !s.Serving() {
+			if s != nil && s.Down() && s.Job == 0 && (remedy.UnitEvent{ActiveState: s.ActiveState, SubState: s.SubState, Result: s.Result}).Died() &&
 				!r.m.JobInFlight() && !s.StateChangeTimestamp.Equal(r.lastDeath) {
 				// A death whose signal medic missed (it came while
 				// medic's own restart ran): acted on once, as the
