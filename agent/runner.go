@@ -101,7 +101,8 @@ type runner struct {
 	pending *round
 	// quiet is set while the check is healthy, its last round passed and
 	// no incident is open: a round that passes then changes nothing but
-	// counters and is handled on its worker.
+	// counters and is handled where its result arrives (a worker, the
+	// Scheduler's goroutine or the connect poller's).
 	quiet atomic.Bool
 	// starter is the check's one probe when it can start without blocking
 	// (probe.StarterOf): its rounds need no worker of the Pool.
