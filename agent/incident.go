@@ -134,6 +134,14 @@ func (k *tracker) healthy(t policy.Transition) []*notify.Message {
 		}
 	}
 	switch {
+	case in.escalated && fixed:
+		// A restart fixed an incident that was escalated: it resolves
+		// once the check has passed for settlePeriod, so that a unit that
+		// answers for a moment and dies again (a crash loop) continues
+		// this incident instead of a RESOLVED and a new FIRING.
+		in.recovering = true
+		in.lastFix = t.At
+		return nil
 	case in.escalated:
 		return k.close(t.At, notify.Resolved, notify.EventResolved)
 	case fixed:
@@ -157,6 +165,13 @@ func (k *tracker) stablePeriod() time.Duration {
 	return min(k.check.Remedy.Window.Duration, 2*time.Minute)
 }
 
+// settlePeriod is how long a check must pass after a restart fixed an
+// escalated incident before the incident resolves: two intervals, at least
+// a second, at most the stable period.
+func (k *tracker) settlePeriod() time.Duration {
+	return min(max(2*k.check.Interval.Duration, time.Second), k.stablePeriod())
+}
+
 // tick is called after every probe round: it sends a reminder when one is
 // due and resolves a flapping incident once the check was stable for a whole
 // remedy window.
@@ -169,7 +184,11 @@ func (k *tracker) tick(now time.Time, state policy.State) []*notify.Message {
 		k.add(now, "stable", fmt.Sprintf("no failure for %s", k.check.Remedy.Window))
 		return k.close(now, notify.Resolved, notify.EventResolved)
 	}
-	if in.recovering && state == policy.Healthy && !now.Before(in.lastFix.Add(k.stablePeriod())) {
+	if in.recovering && in.escalated && state == policy.Healthy && !now.Before(in.lastFix.Add(k.settlePeriod())) {
+		k.add(now, "stable", fmt.Sprintf("no failure for %s after the restart", k.settlePeriod()))
+		return k.close(now, notify.Resolved, notify.EventResolved)
+	}
+	if in.recovering && !in.escalated && state == policy.Healthy && !now.Before(in.lastFix.Add(k.stablePeriod())) {
 		k.close(now, "", "")
 		return nil
 	}

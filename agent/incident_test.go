@@ -192,3 +192,51 @@ func TestTrackerSelfRecoveryIsQuiet(t *testing.T) {
 		t.Errorf("restart entry = %q", d)
 	}
 }
+
+// TestTrackerEscalatedFixSettles: after a restart fixes an incident that
+// was escalated (a first restart did not help), RESOLVED waits until the
+// check has passed for the settle period; a death before that continues
+// the incident without a second FIRING (a crash loop whose backend
+// answered a probe in its short life).
+func TestTrackerEscalatedFixSettles(t *testing.T) {
+	k := newTracker(func(c *config.Check) {
+		c.Escalate.FlapThreshold = 0
+		c.Interval = config.Duration{Duration: 10 * time.Second}
+	})
+	var got []*notify.Message
+	feed := func(m []*notify.Message) { got = append(got, m...) }
+	feed(k.transition(tr(policy.Healthy, policy.Failing, at(1), time.Second, false), refused))
+	feed(k.transition(tr(policy.Failing, policy.Restarting, at(1), 0, false), refused))
+	k.job(at(2), 1, remedy.Outcome{JobResult: "done"}, nil)
+	feed(k.transition(tr(policy.Restarting, policy.Verifying, at(2), 0, false), refused))
+	feed(k.transition(tr(policy.Verifying, policy.Restarting, at(32), 0, true), refused)) // verify failed: firing
+	k.job(at(33), 2, remedy.Outcome{JobResult: "done"}, nil)
+	feed(k.transition(tr(policy.Restarting, policy.Verifying, at(33), 0, false), refused))
+	feed(k.transition(tr(policy.Verifying, policy.Healthy, at(34), 0, false), refused)) // fixed: held
+	id := k.open.ID
+	feed(k.tick(at(40), policy.Healthy)) // within 2 intervals: still held
+	if s := summary(got); s != "firing/verify_failed#1" {
+		t.Fatalf("messages right after the fix = %s, want only the firing", s)
+	}
+	// Dies again before the settle period: the same incident, no new firing.
+	feed(k.transition(tr(policy.Healthy, policy.Failing, at(45), time.Second, false), refused))
+	if k.open == nil || k.open.ID != id {
+		t.Fatalf("a death 11 s after the fix opened another incident: %+v", k.open)
+	}
+	feed(k.transition(tr(policy.Failing, policy.Restarting, at(45), 0, false), refused))
+	k.job(at(46), 3, remedy.Outcome{JobResult: "done"}, nil)
+	feed(k.transition(tr(policy.Restarting, policy.Verifying, at(46), 0, false), refused))
+	feed(k.transition(tr(policy.Verifying, policy.Healthy, at(47), 0, false), refused))
+	feed(k.tick(at(60), policy.Healthy))  // 13 s: not yet
+	feed(k.tick(at(67), policy.Healthy))  // 20 s = 2 intervals: resolved
+	feed(k.tick(at(100), policy.Healthy)) // once
+	if s := summary(got); s != "firing/verify_failed#1,resolved/resolved#2" {
+		t.Fatalf("messages = %s, want one firing and one resolved after the settle period", s)
+	}
+	if r := got[1].Incident; r.ID != id || !r.ResolvedAt.Equal(at(67)) || r.Restarts != 3 {
+		t.Errorf("resolved incident %s at %s with %d restarts, want %s at %s with 3", r.ID, r.ResolvedAt, r.Restarts, id, at(67))
+	}
+	if k.open != nil {
+		t.Errorf("incident still open after RESOLVED: %+v", k.open)
+	}
+}
