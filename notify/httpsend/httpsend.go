@@ -206,15 +206,20 @@ func StripURL(err error) error {
 	return err
 }
 
-// NoRedirects returns a copy of c (of a client like http.DefaultClient,
-// with a transport of its own, when c is nil) that does not follow
-// redirects: a 3xx answer is then the answer Send classifies.
+// NoRedirects returns a copy of c that does not follow redirects: a 3xx
+// answer is then the answer Send classifies. When c is nil it is a client
+// like http.DefaultClient with a transport of its own that opens a new
+// connection per request: a notifier sends rarely, and a kept-alive
+// connection to a receiver that restarted meanwhile fails the next POST
+// with EOF (net/http does not retry a POST on a reused connection).
 func NoRedirects(c *http.Client) *http.Client {
 	var nc http.Client
 	if c != nil {
 		nc = *c
 	} else if t, ok := http.DefaultTransport.(*http.Transport); ok {
-		nc.Transport = t.Clone()
+		t = t.Clone()
+		t.DisableKeepAlives = true
+		nc.Transport = t
 	}
 	nc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	return &nc

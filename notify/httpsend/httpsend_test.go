@@ -231,3 +231,30 @@ func TestNoRedirects(t *testing.T) {
 		t.Errorf("Send = %v, %v (followed %v); want the 307 answer, not retried", retry, err, followed.Load())
 	}
 }
+
+// TestNoRedirectsNewConnectionPerRequest: the default client opens a new
+// connection for every request, so a receiver that restarted between two
+// sends is never reached over a dead kept-alive connection.
+func TestNoRedirectsNewConnectionPerRequest(t *testing.T) {
+	var conns atomic.Int32
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	c := httpsend.NoRedirects(nil)
+	for range 3 {
+		resp, err := c.Post(srv.URL, "text/plain", strings.NewReader("x"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	if n := conns.Load(); n != 3 {
+		t.Errorf("3 requests over %d connections, want one each", n)
+	}
+}
