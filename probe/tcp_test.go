@@ -48,7 +48,7 @@ func TestTCP(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			if tt.name == "ok localhost name" && !resolvesLocalhost() {
-				t.Skip("localhost does not resolve to a loopback address here")
+				skipOrFail(t, "localhost does not resolve to a loopback address here")
 			}
 			start := time.Now()
 			r := NewTCP(tt.address).Probe(context.Background(), tt.timeout)

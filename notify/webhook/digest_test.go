@@ -166,7 +166,7 @@ func TestExampleDigest(t *testing.T) {
 func TestDocsShowDigestExamples(t *testing.T) {
 	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "webhook.md"))
 	if err != nil {
-		t.Skipf("no docs: %v", err)
+		t.Fatalf("read docs/webhook.md: %v", err)
 	}
 	for _, file := range []string{"example-digest.json", "example-digest-slack.json"} {
 		example, err := os.ReadFile(filepath.Join("testdata", file))
