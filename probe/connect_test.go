@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/medic-watchdog/medic/internal/systemdtest"
 )
 
 func TestStarterOf(t *testing.T) {
@@ -66,7 +68,7 @@ func startWait(t *testing.T, p Starter, ctx context.Context, timeout time.Durati
 func TestStart(t *testing.T) {
 	open := listenTCP(t)
 	closed := closedTCP(t)
-	full := fullBacklogTCP(t)
+	full := systemdtest.SYNDropListener(t)
 	for _, tt := range []struct {
 		name      string
 		address   string
@@ -99,7 +101,7 @@ func TestStart(t *testing.T) {
 // different timeouts and some cancelled, and checks that each ends once,
 // in the order of its deadline, and that no socket is left open.
 func TestStartPollerMany(t *testing.T) {
-	full := fullBacklogTCP(t)
+	full := systemdtest.SYNDropListener(t)
 	p := StarterOf(NewTCP(full))
 	before := openFDs(t)
 

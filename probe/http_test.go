@@ -17,6 +17,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/medic-watchdog/medic/internal/systemdtest"
 )
 
 // Loopback cannot produce ClassUnreachable or ClassPermission for HTTP (see
@@ -198,7 +200,7 @@ func TestHTTPTimeout(t *testing.T) {
 			wantErrHas: []string{"probe timed out after 200ms", "GET " + slowBody + ": read body"}},
 		{name: "no TLS handshake", opts: HTTPOptions{URL: tlsNoAnswer},
 			wantErrHas: []string{"probe timed out after 200ms", `Get "` + tlsNoAnswer + `"`}},
-		{name: "tcp accept queue full", opts: HTTPOptions{URL: "http://" + fullBacklogTCP(t) + "/"},
+		{name: "tcp accept queue full", opts: HTTPOptions{URL: "http://" + systemdtest.SYNDropListener(t) + "/"},
 			wantErrHas: []string{"probe timed out after 200ms"}},
 	}
 	for _, tt := range tests {

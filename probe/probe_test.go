@@ -1,15 +1,12 @@
 package probe
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"os"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
-	"time"
 )
 
 // checkResult asserts the parts every Result must have: the target, a
@@ -100,49 +97,6 @@ func acceptingListener(t *testing.T) net.Listener {
 		}
 	})
 	return ln
-}
-
-// fullBacklogTCP returns a loopback address whose listener never accepts and
-// whose accept queue is full, so that a new SYN is dropped and a dial hangs
-// until its deadline: the way a firewall that drops packets looks from the
-// client. The listener is made with listen(2) and a backlog of 0 (Go's
-// net.Listen uses somaxconn), then filled with connections until one times
-// out. With net.ipv4.tcp_abort_on_overflow=1 the kernel would reset instead;
-// the test then cannot produce a timeout and says so.
-func fullBacklogTCP(t *testing.T) string {
-	t.Helper()
-	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = syscall.Close(fd) })
-	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Listen(fd, 0); err != nil {
-		t.Fatal(err)
-	}
-	sa, err := syscall.Getsockname(fd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := fmt.Sprintf("127.0.0.1:%d", sa.(*syscall.SockaddrInet4).Port)
-	var d net.Dialer
-	for range 16 {
-		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-		c, err := d.DialContext(ctx, "tcp", addr)
-		cancel()
-		if err == nil {
-			t.Cleanup(func() { _ = c.Close() })
-			continue
-		}
-		if Classify(err) == ClassTimeout {
-			return addr
-		}
-		skipOrFail(t, "fill the accept queue of %s: %v (tcp_abort_on_overflow set?)", addr, err)
-	}
-	skipOrFail(t, "accept queue of %s did not fill after 16 connections", addr)
-	return ""
 }
 
 func TestParseStatusRange(t *testing.T) {

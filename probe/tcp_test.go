@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/medic-watchdog/medic/internal/systemdtest"
 )
 
 // Loopback cannot produce ClassUnreachable (EHOSTUNREACH/ENETUNREACH need a
@@ -25,7 +27,7 @@ func TestTCP(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = backlogOnly.Close() })
 	closed := closedTCPAddr(t)
-	full := fullBacklogTCP(t)
+	full := systemdtest.SYNDropListener(t)
 
 	tests := []struct {
 		name       string
@@ -81,7 +83,7 @@ func TestTCPDNS(t *testing.T) {
 // TestTCPContextDeadline checks that the earlier of ctx's deadline and the
 // probe timeout bounds the probe, and that the error then carries ctx's cause.
 func TestTCPContextDeadline(t *testing.T) {
-	full := fullBacklogTCP(t)
+	full := systemdtest.SYNDropListener(t)
 	cause := errors.New("check my-app stopping")
 	ctx, cancel := context.WithTimeoutCause(context.Background(), 150*time.Millisecond, cause)
 	defer cancel()
@@ -95,7 +97,7 @@ func TestTCPContextDeadline(t *testing.T) {
 }
 
 func TestTCPCancel(t *testing.T) {
-	full := fullBacklogTCP(t)
+	full := systemdtest.SYNDropListener(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(100*time.Millisecond, cancel)
 	start := time.Now()

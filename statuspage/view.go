@@ -113,7 +113,7 @@ const timeLayout = "2006-01-02 15:04:05"
 func build(src Sources, now time.Time) view {
 	r := src.Report()
 	v := view{
-		Host: clean(r.Host), Version: clean(r.Version), Started: stamp(r.Started), Uptime: compact(now.Sub(r.Started)),
+		Host: clean(r.Host), Version: clean(r.Version), Started: stamp(r.Started), Uptime: CompactDuration(now.Sub(r.Started)),
 		Now: stamp(now), Zone: now.Local().Format("MST -0700"), Refresh: RefreshSeconds,
 		ReloadError: clean(r.ReloadError), BusError: clean(r.BusError), HistoryDays: int(HistoryWindow / (24 * time.Hour)),
 	}
@@ -163,7 +163,7 @@ func rowOf(c agent.Status, started, now time.Time) checkRow {
 	}
 	row := checkRow{
 		Name: clean(c.Check), Unit: clean(orDash(c.Unit)), State: clean(c.State), Class: stateClass(c.State),
-		Since: compact(now.Sub(since)), SinceTitle: stamp(since),
+		Since: CompactDuration(now.Sub(since)), SinceTitle: stamp(since),
 		Restarts: c.Restarts, Budget: c.BudgetLeft, Incident: clean(c.Incident), Note: clean(c.StateNote),
 	}
 	switch {
@@ -207,7 +207,7 @@ func openOf(src Sources, c agent.Status, row checkRow, now time.Time) openIncide
 	} else if in == nil || in.ID != c.Incident {
 		o.TimelineNote = "timeline not saved yet"
 	} else {
-		o.Since, o.Age = stamp(in.Since), compact(now.Sub(in.Since))
+		o.Since, o.Age = stamp(in.Since), CompactDuration(now.Sub(in.Since))
 		o.Restarts = in.Restarts
 		if in.Problem != "" {
 			o.Problem = clean(in.Problem)
@@ -308,8 +308,10 @@ func stampMilli(t time.Time) string {
 	return t.Local().Format(timeLayout + ".000")
 }
 
-// compact is d as "3d4h", "2h5m", "4m10s", "12s".
-func compact(d time.Duration) string {
+// CompactDuration prints d in its two largest units, e.g. "3d4h", "2h5m",
+// "4m10s", "12s"; "0s" for less than a second or a negative d (clocks of
+// two hosts). The page and `medic status` show ages with it.
+func CompactDuration(d time.Duration) string {
 	if d < time.Second {
 		return "0s"
 	}
@@ -335,5 +337,5 @@ func ttr(d time.Duration) string {
 	if d < time.Minute {
 		return d.Round(100 * time.Millisecond).String()
 	}
-	return compact(d)
+	return CompactDuration(d)
 }

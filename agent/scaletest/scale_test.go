@@ -15,7 +15,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -23,6 +22,7 @@ import (
 
 	"github.com/medic-watchdog/medic/agent"
 	"github.com/medic-watchdog/medic/agent/config"
+	"github.com/medic-watchdog/medic/internal/systemdtest"
 	medicmetrics "github.com/medic-watchdog/medic/metrics"
 	"github.com/medic-watchdog/medic/notify"
 	"github.com/medic-watchdog/medic/remedy"
@@ -212,46 +212,6 @@ func holdListener(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-// synDropListener returns the address of a TCP listener that never
-// accepts and whose accept queue is full: the kernel drops further SYNs,
-// so a connect never completes (the "firewall DROP" case without a
-// firewall). As in probe/probe_test.go.
-func synDropListener(t *testing.T) string {
-	t.Helper()
-	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = syscall.Close(fd) })
-	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Listen(fd, 0); err != nil {
-		t.Fatal(err)
-	}
-	sa, err := syscall.Getsockname(fd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := fmt.Sprintf("127.0.0.1:%d", sa.(*syscall.SockaddrInet4).Port)
-	var d net.Dialer
-	for range 16 {
-		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-		c, err := d.DialContext(ctx, "tcp", addr)
-		cancel()
-		if err == nil {
-			t.Cleanup(func() { _ = c.Close() })
-			continue
-		}
-		if ctx.Err() != nil || strings.Contains(err.Error(), "timeout") {
-			return addr
-		}
-		t.Fatalf("fill the accept queue of %s: %v (net.ipv4.tcp_abort_on_overflow set?)", addr, err)
-	}
-	t.Fatalf("the accept queue of %s did not fill after 16 connections", addr)
-	return ""
-}
-
 // runtimeSample is one reading of the runtime's metrics.
 type runtimeSample struct {
 	at         time.Duration // since the agent started
@@ -331,7 +291,7 @@ func TestScaleHangingProbes(t *testing.T) {
 	var holds, drops []string
 	for range 8 {
 		holds = append(holds, holdListener(t))
-		drops = append(drops, synDropListener(t))
+		drops = append(drops, systemdtest.SYNDropListener(t))
 	}
 	for i := range hangHTTP {
 		check(fmt.Sprintf("hang-http-%04d", i), fmt.Sprintf("type = \"http\"\n  url = \"http://%s/health\"", holds[i%len(holds)]))

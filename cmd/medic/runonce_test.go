@@ -37,21 +37,8 @@ func TestRunOnce(t *testing.T) {
 
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "medic.toml")
-	check := func(name, unit, addr string) string {
-		return fmt.Sprintf(`
-[[check]]
-name = %q
-unit = %q
-timeout = "1s"
-  [[check.probe]]
-  type = "tcp"
-  address = %q
-  [check.remedy]
-  verify_timeout = "10s"
-`, name, unit, addr)
-	}
 	text := fmt.Sprintf("[agent]\nbus = \"user\"\nstate_dir = %q\nstatus_socket = %q\n", filepath.Join(dir, "state"), filepath.Join(dir, "medic.sock")) +
-		check("up", up, upAddr) + check("down", down, downAddr)
+		runOnceCheck("up", up, upAddr) + runOnceCheck("down", down, downAddr)
 	if err := os.WriteFile(cfg, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -220,21 +207,8 @@ func TestRunOncePaused(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := filepath.Join(dir, "medic.toml")
-	check := func(name, unit, addr string) string {
-		return fmt.Sprintf(`
-[[check]]
-name = %q
-unit = %q
-timeout = "1s"
-  [[check.probe]]
-  type = "tcp"
-  address = %q
-  [check.remedy]
-  verify_timeout = "10s"
-`, name, unit, addr)
-	}
 	text := fmt.Sprintf("[agent]\nbus = \"user\"\nstate_dir = %q\nstatus_socket = %q\n", state, filepath.Join(dir, "medic.sock")) +
-		check("held", held, heldAddr) + check("ended", ended, endedAddr)
+		runOnceCheck("held", held, heldAddr) + runOnceCheck("ended", ended, endedAddr)
 	if err := os.WriteFile(cfg, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -309,4 +283,20 @@ func TestReadPauses(t *testing.T) {
 	if _, err := os.Stat(path); err != nil {
 		t.Errorf("the torn file was moved: %v", err)
 	}
+}
+
+// runOnceCheck is a [[check]] table of unit with a TCP probe of addr, as
+// the run --once tests use it.
+func runOnceCheck(name, unit, addr string) string {
+	return fmt.Sprintf(`
+[[check]]
+name = %q
+unit = %q
+timeout = "1s"
+  [[check.probe]]
+  type = "tcp"
+  address = %q
+  [check.remedy]
+  verify_timeout = "10s"
+`, name, unit, addr)
 }

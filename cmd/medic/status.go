@@ -17,6 +17,7 @@ import (
 	"github.com/medic-watchdog/medic/diagnose"
 	"github.com/medic-watchdog/medic/internal/termsafe"
 	"github.com/medic-watchdog/medic/probe"
+	"github.com/medic-watchdog/medic/statuspage"
 )
 
 func newStatusCmd() *cobra.Command {
@@ -92,7 +93,7 @@ func printStatus(out io.Writer, r *agent.Report) bool {
 // problems): a backend's reason phrase or a pause reason cannot act on the
 // terminal.
 func printStatusWith(out io.Writer, r *agent.Report, opts statusOptions) bool {
-	fmt.Fprintf(out, "medic %s on %s, up %s\n\n", esc(r.Version), esc(r.Host), compactDuration(opts.now.Sub(r.Started)))
+	fmt.Fprintf(out, "medic %s on %s, up %s\n\n", esc(r.Version), esc(r.Host), statuspage.CompactDuration(opts.now.Sub(r.Started)))
 	rows := make([][]string, len(r.Checks))
 	states := make([]string, len(r.Checks))
 	healthy := true
@@ -119,7 +120,7 @@ func printStatusWith(out io.Writer, r *agent.Report, opts statusOptions) bool {
 		if c.Incident != "" {
 			incident = c.Incident
 		}
-		rows[i] = []string{esc(c.Check), esc(orDash(c.Unit)), esc(state), compactDuration(opts.now.Sub(since)), esc(lastProbe(c)),
+		rows[i] = []string{esc(c.Check), esc(orDash(c.Unit)), esc(state), statuspage.CompactDuration(opts.now.Sub(since)), esc(lastProbe(c)),
 			c.LastLatency.Round(100 * time.Microsecond).String(), strconv.Itoa(c.Failures), strconv.Itoa(c.RestartsInWindow),
 			strconv.Itoa(c.BudgetLeft), esc(incident), esc(cause)}
 	}

@@ -219,23 +219,3 @@ func stateColor(state string) string {
 	}
 	return ""
 }
-
-// compactDuration prints d in its two largest units, e.g. "3d4h", "2h5m",
-// "4m10s", "12s"; "0s" for less than a second or a negative d (clocks of
-// two hosts).
-func compactDuration(d time.Duration) string {
-	if d < time.Second {
-		return "0s"
-	}
-	s := int64(d / time.Second)
-	days, hours, mins, secs := s/86400, s/3600%24, s/60%60, s%60
-	switch {
-	case days > 0:
-		return fmt.Sprintf("%dd%dh", days, hours)
-	case hours > 0:
-		return fmt.Sprintf("%dh%dm", hours, mins)
-	case mins > 0:
-		return fmt.Sprintf("%dm%ds", mins, secs)
-	}
-	return fmt.Sprintf("%ds", secs)
-}

@@ -14,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/medic-watchdog/medic/internal/systemdtest"
+	"github.com/medic-watchdog/medic/statuspage"
 
 	"golang.org/x/sys/unix"
 
@@ -137,8 +138,8 @@ func TestCompactDuration(t *testing.T) {
 		-time.Second: "0s", 400 * time.Millisecond: "0s", 12 * time.Second: "12s", 250 * time.Second: "4m10s",
 		2*time.Hour + 5*time.Minute + 9*time.Second: "2h5m", 76 * time.Hour: "3d4h",
 	} {
-		if got := compactDuration(d); got != want {
-			t.Errorf("compactDuration(%s) = %q, want %q", d, got, want)
+		if got := statuspage.CompactDuration(d); got != want {
+			t.Errorf("statuspage.CompactDuration(%s) = %q, want %q", d, got, want)
 		}
 	}
 }

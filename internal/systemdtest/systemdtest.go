@@ -10,6 +10,7 @@ package systemdtest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -19,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -307,4 +309,48 @@ func Answers(addr string) bool {
 	}
 	c.Close()
 	return true
+}
+
+// SYNDropListener returns a loopback address whose listener never accepts
+// and whose accept queue is full, so that the kernel drops a new SYN and a
+// connect hangs until its deadline: what a firewall's DROP rule looks like
+// from the client. The listener is made with listen(2) and a backlog of 0
+// (Go's net.Listen uses somaxconn), then filled with connections until one
+// times out. With net.ipv4.tcp_abort_on_overflow=1 the kernel resets
+// instead; the test then cannot have its timeout (Missing).
+func SYNDropListener(t testing.TB) string {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = syscall.Close(fd) })
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Listen(fd, 0); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", sa.(*syscall.SockaddrInet4).Port)
+	var d net.Dialer
+	for range 16 {
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		c, err := d.DialContext(ctx, "tcp", addr)
+		cancel()
+		if err == nil {
+			t.Cleanup(func() { _ = c.Close() })
+			continue
+		}
+		if ctx.Err() != nil || errors.Is(err, os.ErrDeadlineExceeded) {
+			return addr
+		}
+		Missing(t, "a full accept queue on %s: %v (net.ipv4.tcp_abort_on_overflow set?)", addr, err)
+		return ""
+	}
+	Missing(t, "a full accept queue: %s did not fill after 16 connections", addr)
+	return ""
 }
