@@ -119,14 +119,17 @@ func TestNginxLineTriggersProbe(t *testing.T) {
 	if resp.StatusCode != http.StatusBadGateway {
 		t.Fatalf("through nginx: %d, want 502", resp.StatusCode)
 	}
-	systemdtest.WaitFor(t, 5*time.Second, func() bool { return h.agent.Statuses()[0].LastProbe.After(first) }, "a probe triggered by nginx's error line")
-	found := false
-	for _, e := range h.logs.FilterField(zap.String(logging.EventField, "probing now")).All() {
-		if tr := fmt.Sprint(e.ContextMap()["trigger"]); strings.Contains(tr, "connect() failed (111: Connection refused)") && strings.Contains(tr, addr) {
-			found = true
+	// The failing check also probes at its retry interval, so a newer
+	// LastProbe alone does not prove the trigger: wait for the triggered
+	// round's "probing now" line, then for its probe.
+	triggered := func() bool {
+		for _, e := range h.logs.FilterField(zap.String(logging.EventField, "probing now")).All() {
+			if tr := fmt.Sprint(e.ContextMap()["trigger"]); strings.Contains(tr, "connect() failed (111: Connection refused)") && strings.Contains(tr, addr) {
+				return true
+			}
 		}
+		return false
 	}
-	if !found {
-		t.Error("no probe triggered by the nginx line in the log")
-	}
+	systemdtest.WaitFor(t, 5*time.Second, triggered, "a probe triggered by nginx's error line in the log")
+	systemdtest.WaitFor(t, 5*time.Second, func() bool { return h.agent.Statuses()[0].LastProbe.After(first) }, "the triggered probe")
 }
